@@ -1,0 +1,127 @@
+"""One typed config for every command.
+
+Precedence, lowest first: the defaults below < the command's own defaults (``finetune`` trains with
+alpha 1) < the YAML file's top level < the file's section for the command (``finetune:``,
+``distill:``, ...) < flags on the command line. Relative paths are taken from the working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from distill_cli.errors import UsageError
+
+COMMANDS = ("prepare", "finetune", "distill", "evaluate", "push")
+COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"finetune": {"alpha": 1.0}}
+
+
+class Config(BaseModel):
+    """Every setting of a run. Unknown keys are errors; numbers given as strings are coerced."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # Data
+    dataset: str | None = Field(None, description="prepared folder, local file(s), built-in name or Hub name[:config]")
+    text_column: str | None = Field(None, description="text column; detected when unset")
+    label_column: str | None = Field(None, description="label column; detected when unset")
+    oos_label: str = Field("oos", description="name of the out-of-scope label")
+    max_length: PositiveInt = 128
+    validation_size: float = Field(0.1, gt=0, lt=1, description="fraction carved from train when no validation split")
+
+    # Models
+    student: str = "distilbert-base-uncased"
+    student_layers: PositiveInt | None = Field(None, description="keep N layers of the student, spread evenly")
+    teacher: str | None = None
+    teacher_mode: Literal["cached", "online"] = "cached"
+    aliases: dict[str, str] = Field(default_factory=dict, description="name -> checkpoint")
+    trust_remote_code: bool = False
+
+    # Training
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the cross-entropy on labels; 1 = no teacher")
+    temperature: float = Field(2.0, gt=0)
+    epochs: PositiveInt = 5
+    learning_rate: float = Field(2e-5, gt=0)
+    batch_size: PositiveInt = 48
+    eval_batch_size: PositiveInt = 64
+    weight_decay: float = Field(0.01, ge=0)
+    warmup: float = Field(0.0, ge=0, lt=1, description="fraction of the steps spent warming up")
+    gradient_accumulation_steps: PositiveInt = 1
+    seed: int = 42
+    group_by_length: bool = Field(True, description="batch queries of similar length: far less padding")
+
+    # Outputs
+    runs_dir: Path = Path("runs")
+    name: str | None = None
+    output: Path | None = None
+    cache_dir: Path | None = Field(None, description="prepared datasets and teacher logits")
+
+    def cache_root(self) -> Path:
+        """Where prepared datasets and teacher logits are cached."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        if os.environ.get("DISTILL_CACHE"):
+            return Path(os.environ["DISTILL_CACHE"])
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        return (Path(xdg) if xdg else Path.home() / ".cache") / "distill"
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning every failure into one line naming the file."""
+    if not path.is_file():
+        raise UsageError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UsageError(f"config {path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"config {path}: expected a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: Path | None = None, command: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Merge defaults, the YAML file and flag overrides (``None`` values are 'not given') into a Config."""
+    merged: dict[str, Any] = dict(COMMAND_DEFAULTS.get(command or "", {}))
+    where = "flags"
+    if path is not None:
+        data = read_yaml(path)
+        where = f"config {path}"
+        sections = {k: data.pop(k) for k in COMMANDS if k in data}
+        merged.update(data)
+        section = sections.get(command) if command else None
+        if section is not None:
+            if not isinstance(section, dict):
+                raise UsageError(f"{where}: section '{command}' must be a mapping of keys to values")
+            merged.update(section)
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Config(**merged)
+    except ValidationError as err:
+        raise UsageError(f"{where}: {describe_validation_error(err)}") from None
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """One line naming each bad key and what it allows."""
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "config"
+        if e["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(e["loc"][0]), Config.model_fields, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            parts.append(f"unknown key '{key}'{hint}")
+        else:
+            parts.append(f"'{key}': {e['msg'].lower()} (got {e.get('input')!r})")
+    return "; ".join(parts)

