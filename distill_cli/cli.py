@@ -8,8 +8,12 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
+
+try:  # typer >= 0.2x ships its own copy of click
+    from typer._click.exceptions import UsageError as ClickUsageError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import UsageError as ClickUsageError
 
 from distill_cli import __version__
 from distill_cli.config import load_config
@@ -92,14 +96,19 @@ def quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also DISTILL_DEBUG=1).")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit()
+    """Global options; --debug may also follow any command."""
 
 
 @app.command()
@@ -275,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     try:
         code = typer.main.get_command(app).main(args=args, prog_name="distill", standalone_mode=False)
-    except click.exceptions.UsageError as err:
+    except ClickUsageError as err:
         message = err.format_message()
         where = f" ({err.ctx.command_path})" if err.ctx is not None else ""
         console.print(f"[red]error:[/]{escape(where)} {escape(message)}".replace("\n", " "), soft_wrap=True)
@@ -285,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         code = err.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         console.print("[red]interrupted[/]")
         code = 130
     except Exception as err:  # noqa: BLE001 - the last line of defence: one line, not a traceback

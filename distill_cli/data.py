@@ -346,19 +346,16 @@ def prepare(
     }
     key = _sha(json.dumps(settings, sort_keys=True))[:16]
     path = output or cfg.cache_root() / "prepared" / key
+    splits, text_col, label_col = normalise(source, cfg)  # bad data is reported before anything else
+    found = {label for table in splits.values() for label in table["label"]}
+    if label_names is not None:
+        check_labels(found, label_names, f"the teacher {teacher_name}")
+    names = list(label_names) if label_names is not None else sorted(found)
     existing = read_manifest(path)
     if existing is not None and existing.get("key") == key and not overwrite:
         return Prepared(path, existing, load_prepared(path)[1], reused=True)
     if path.exists() and not overwrite and (existing is not None or any(path.iterdir())):
         raise UsageError(f"{path} already holds other data; pass --overwrite or choose another --output")
-
-    splits, text_col, label_col = normalise(source, cfg)
-    found = {label for table in splits.values() for label in table["label"]}
-    if label_names is not None:
-        check_labels(found, label_names, f"the teacher {teacher_name}")
-        names = list(label_names)
-    else:
-        names = sorted(found)
     if "validation" not in splits:
         splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_size, cfg.seed)
 

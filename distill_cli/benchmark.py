@@ -1,0 +1,240 @@
+"""``distill evaluate``: the book's performance benchmark, models side by side.
+
+Every model is measured under the same conditions (same texts, same thread count) on three axes:
+accuracy (and macro-F1, in-scope accuracy, out-of-scope recall), latency of one query on the CPU and
+batched throughput, and size on disk. Each model reads the text with its own tokenizer, so one dataset
+serves models with different vocabularies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill_cli import data, modeling
+from distill_cli.config import Config
+from distill_cli.errors import UsageError
+from distill_cli.metrics import classification_metrics
+from distill_cli.ui import Bar, console
+
+WARMUP_RUNS = 10
+ACCURACY_KEYS = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_recall")
+
+
+def require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'distill-cli[plot]'") from None
+
+
+def evaluation_data(cfg: Config, refs: list[modeling.ModelRef], split: str):
+    """Texts and gold label names of ``split``. Without --dataset, the first run's own dataset."""
+    if not cfg.dataset:
+        run = refs[0].run_dir
+        if run is None:
+            raise UsageError("no dataset: pass --dataset (the first model is not a run that names one)")
+        recorded = json.loads((run / "run.json").read_text())
+        prepared = Path(recorded["dataset"]["path"])
+        cfg = cfg.model_copy(update={"dataset": str(prepared) if prepared.is_dir() else recorded["config"]["dataset"]})
+    tokenizer = modeling.load_tokenizer(refs[0], cfg)
+    prepared = data.load_for_training(cfg, tokenizer, refs[0].location)
+    if split not in prepared.datasets:
+        raise UsageError(f"dataset {prepared.path} has no '{split}' split (splits: {', '.join(prepared.datasets)})")
+    ds = prepared.datasets[split]
+    names = prepared.label_names
+    return list(ds["text"]), [names[i] for i in ds["label"]], prepared
+
+
+def measure(cfg: Config, ref: modeling.ModelRef, texts: list[str], gold: list[str], latency_runs: int,
+            batch_size: int, extra_metrics: list[str]) -> dict:
+    tokenizer = modeling.load_tokenizer(ref, cfg)
+    model = modeling.load_for_inference(ref, cfg)
+    labels = modeling.label_names(model.config)
+    if labels is None:
+        raise UsageError(f"model '{ref.spec}' has no label names: is it a fine-tuned classifier?")
+    data.check_labels(set(gold), labels, f"model '{ref.spec}'")
+    index = {n: i for i, n in enumerate(labels)}
+    y_true = [index[g] for g in gold]
+    oos_id = index.get(cfg.oos_label) if cfg.oos_label in gold else None
+
+    def encode(batch):
+        return tokenizer(batch, padding=True, truncation=True, max_length=cfg.max_length, return_tensors="pt")
+
+    steps = -(-len(texts) // batch_size) + WARMUP_RUNS + latency_runs
+    preds: list[int] = []
+    with Bar(f"evaluate {ref.spec}", steps) as bar, torch.inference_mode():
+        start = time.perf_counter()
+        for i in range(0, len(texts), batch_size):
+            preds.extend(model(**encode(texts[i:i + batch_size])).logits.argmax(-1).tolist())
+            bar.advance()
+        batched_s = time.perf_counter() - start
+        timings = []
+        for run in range(WARMUP_RUNS + latency_runs):
+            query = texts[run % len(texts)]
+            start = time.perf_counter()
+            model(**encode([query]))
+            elapsed = time.perf_counter() - start
+            if run >= WARMUP_RUNS:
+                timings.append(elapsed * 1000)
+            bar.advance()
+
+    result = {"model": ref.spec, "path": ref.location, **classification_metrics(y_true, preds, oos_id),
+              "latency_ms_mean": statistics.fmean(timings),
+              "latency_ms_std": statistics.stdev(timings) if len(timings) > 1 else 0.0,
+              "latency_ms_p95": float(np.percentile(timings, 95)),
+              "throughput_qps": len(texts) / batched_s,
+              "size_mb": model_size_mb(ref, model),
+              "parameters": sum(p.numel() for p in model.parameters())}
+    if extra_metrics:
+        result["extra_metrics"] = {name: load_metric(name).compute(predictions=preds, references=y_true)
+                                   for name in extra_metrics}
+    return result
+
+
+def model_size_mb(ref: modeling.ModelRef, model) -> float:
+    """Size of the weights on disk; a Hub model is saved to a temporary folder to measure it."""
+    size = modeling.weights_size_mb(Path(ref.location)) if ref.is_local else None
+    if size is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save_pretrained(tmp)
+            size = modeling.weights_size_mb(Path(tmp))
+    return size
+
+
+def load_metric(name: str):
+    """An extra metric from the `evaluate` library: a Hub name, or a local metric script that works offline."""
+    try:
+        import evaluate
+    except ImportError:
+        raise UsageError("--metric needs the evaluate library: pip install 'distill-cli[metrics]'") from None
+    try:
+        return evaluate.load(name)
+    except Exception as err:  # evaluate raises FileNotFoundError for an unreachable Hub, among others
+        raise UsageError(f"cannot load metric '{name}': {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                         " (offline, pass the path of a local metric script)") from None
+
+
+def evaluate_models(cfg: Config, specs: list[str], split: str = "test", threads: int | None = None,
+                    latency_runs: int = 100, batch_size: int = 32, extra_metrics: list[str] | None = None) -> dict:
+    """Measure every model on ``split``; results also go into each run folder's ``eval_results.json``."""
+    refs = [modeling.resolve_model(s, cfg) for s in specs]  # every name checked before any compute
+    if extra_metrics:
+        for name in extra_metrics:
+            load_metric(name)
+    if threads:
+        torch.set_num_threads(threads)
+    texts, gold, prepared = evaluation_data(cfg, refs, split)
+    report = {"split": split, "dataset": prepared.manifest["source"], "examples": len(texts),
+              "threads": torch.get_num_threads(), "latency_runs": latency_runs, "batch_size": batch_size,
+              "models": [measure(cfg, ref, texts, gold, latency_runs, batch_size, extra_metrics or [])
+                         for ref in refs]}
+    for ref, result in zip(refs, report["models"]):
+        if ref.run_dir is not None:
+            write_json({**report, "result": result}, ref.run_dir / "eval_results.json")
+    return report
+
+
+def write_json(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------- rendering
+
+
+def relative(key: str, value, base) -> str:
+    """A metric's change against the first model: points for accuracies, a ratio for the rest."""
+    if value is None or base is None:
+        return ""
+    if key in ACCURACY_KEYS:
+        delta = (value - base) * 100
+        return f" ({'+' if delta >= 0 else '−'}{abs(delta):.1f} pt)"
+    return f" ({value / base:.2f}×)" if base else ""
+
+
+ROWS = [
+    ("accuracy", "accuracy", "{:.4f}"),
+    ("macro_f1", "macro-F1", "{:.4f}"),
+    ("in_scope_accuracy", "in-scope accuracy", "{:.4f}"),
+    ("oos_recall", "out-of-scope recall", "{:.4f}"),
+    ("latency_ms_mean", "latency ms (mean)", "{:.2f}"),
+    ("latency_ms_p95", "latency ms (p95)", "{:.2f}"),
+    ("throughput_qps", "throughput q/s", "{:.0f}"),
+    ("size_mb", "size MB", "{:.1f}"),
+    ("parameters", "parameters", "{:,}"),
+]
+
+
+def render(report: dict) -> None:
+    from rich.table import Table
+
+    models = report["models"]
+    table = Table(title=f"{report['dataset']} · {report['split']} ({report['examples']:,} queries) · "
+                        f"{report['threads']} threads", title_justify="left")
+    table.add_column("metric")
+    for m in models:
+        table.add_column(m["model"], justify="right")
+    for key, label, fmt in ROWS:
+        base = models[0][key]
+        cells = []
+        for i, m in enumerate(models):
+            value = m[key]
+            text = "—" if value is None else fmt.format(value)
+            if key == "latency_ms_mean" and value is not None:
+                text += f" ± {m['latency_ms_std']:.2f}"
+            cells.append(text + (relative(key, value, base) if i else ""))
+        table.add_row(label, *cells)
+    console.print(table)
+
+
+def check_gates(report: dict, min_accuracy: float | None, max_latency_ms: float | None,
+                max_accuracy_drop: float | None) -> list[str]:
+    """One line per model that fails a quality gate, saying by how much."""
+    failures = []
+    first = report["models"][0]
+    for m in report["models"]:
+        if min_accuracy is not None and m["accuracy"] < min_accuracy:
+            failures.append(f"{m['model']}: accuracy {m['accuracy']:.4f} < --min-accuracy {min_accuracy} "
+                            f"(short by {(min_accuracy - m['accuracy']) * 100:.1f} pt)")
+        if max_latency_ms is not None and m["latency_ms_mean"] > max_latency_ms:
+            failures.append(f"{m['model']}: latency {m['latency_ms_mean']:.2f} ms > --max-latency-ms {max_latency_ms} "
+                            f"(over by {m['latency_ms_mean'] - max_latency_ms:.2f} ms)")
+        drop = (first["accuracy"] - m["accuracy"]) * 100
+        if max_accuracy_drop is not None and m is not first and drop > max_accuracy_drop:
+            failures.append(f"{m['model']}: accuracy {drop:.1f} pt below {first['model']} > --max-accuracy-drop "
+                            f"{max_accuracy_drop} (over by {drop - max_accuracy_drop:.1f} pt)")
+    return failures
+
+
+def plot(report: dict, path: Path) -> None:
+    """Accuracy against latency, marker area proportional to size, one labelled point per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for m in report["models"]:
+        ax.scatter(m["latency_ms_mean"], m["accuracy"] * 100, s=max(m["size_mb"], 1) * 4, alpha=0.5, label=m["model"])
+        ax.annotate(m["model"], (m["latency_ms_mean"], m["accuracy"] * 100), textcoords="offset points",
+                    xytext=(6, 6), fontsize=9)
+    ax.set_xlabel("Average latency (ms)")
+    ax.set_ylabel("Accuracy (%)")
+    ax.set_title(f"{report['dataset']} · {report['split']}")
+    ax.legend(loc="lower right", markerscale=0.3)
+    ax.margins(0.25)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,140 @@
+"""Shared fixtures: tiny random BERT-family models with real WordPiece tokenizers, trained tiny runs,
+and a runner that calls the real CLI in-process and captures what it prints."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CLINC = REPO.parent / "shared" / "datasets" / "clinc150" / "data_oos_plus.json"
+DEMO = Path(str(resources.files("distill_cli") / "data" / "demo_intents.json"))
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+def run_cli(*args: str) -> Result:
+    """Run `distill ARGS` in this process; returns the exit code and what went to stdout and stderr."""
+    from distill_cli.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
+    assert result.code == code, (result.code, result.stderr)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:"), lines[0]
+    assert "Traceback" not in result.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def demo_words() -> list[str]:
+    data = json.loads(DEMO.read_text())
+    words = {w for pairs in data.values() for text, _ in pairs for w in re.findall(r"\w+|[^\w\s]", text.lower())}
+    return sorted(words)
+
+
+def build_tiny(path: Path, words: list[str], model_type: str = "bert", layers: int = 2, seed: int = 0) -> Path:
+    """A random 32-wide encoder and a WordPiece tokenizer over ``words``, saved as a model directory."""
+    import torch
+    from transformers import (BertConfig, BertForSequenceClassification, BertTokenizerFast, DistilBertConfig,
+                              DistilBertForSequenceClassification, DistilBertTokenizerFast)
+
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = path / "vocab.txt"
+    vocab.write_text("\n".join(SPECIAL + words) + "\n")
+    torch.manual_seed(seed)
+    if model_type == "bert":
+        tok = BertTokenizerFast(vocab_file=str(vocab))
+        config = BertConfig(vocab_size=len(SPECIAL) + len(words), hidden_size=32, num_hidden_layers=layers,
+                            num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+        model = BertForSequenceClassification(config)
+    else:
+        tok = DistilBertTokenizerFast(vocab_file=str(vocab))
+        config = DistilBertConfig(vocab_size=len(SPECIAL) + len(words), dim=32, n_layers=layers, n_heads=2,
+                                  hidden_dim=64, max_position_embeddings=64)
+        model = DistilBertForSequenceClassification(config)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return build_tiny(tmp_path_factory.mktemp("models") / "tiny-bert", demo_words(), layers=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_distilbert(tmp_path_factory) -> Path:
+    """Another model type with another vocabulary (every other word): a student unlike the teacher."""
+    return build_tiny(tmp_path_factory.mktemp("models") / "tiny-distilbert", demo_words()[::2], "distilbert")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test runs in its own folder with its own cache, offline, with no Hub token around."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    from distill_cli.hub import hub_unreachable_reason
+
+    hub_unreachable_reason.cache_clear()
+    yield
+    hub_unreachable_reason.cache_clear()
+
+
+TRAIN_FLAGS = ("--dataset", "demo-intents", "--batch-size", "16", "--learning-rate", "5e-3", "--max-length", "24")
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory, tiny_bert) -> Path:
+    """A runs folder holding a tiny fine-tuned teacher ('teacher') and a distilled 2-layer student ('student')."""
+    root = tmp_path_factory.mktemp("runs-home")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    mp.setenv("DISTILL_CACHE", str(root / "cache"))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        r = run_cli("finetune", *TRAIN_FLAGS, "--student", tiny_bert, "--epochs", "6", "--name", "teacher")
+        assert r.code == 0, r.stderr
+        r = run_cli("distill", *TRAIN_FLAGS, "--teacher", "teacher", "--student", "teacher", "--student-layers", "2",
+                    "--alpha", "0.5", "--temperature", "2", "--epochs", "4", "--name", "student")
+        assert r.code == 0, r.stderr
+    finally:
+        mp.undo()
+    return root / "runs"
+
+
+@pytest.fixture
+def runs(tiny_runs, tmp_path) -> Path:
+    """A private copy of the tiny runs in this test's folder (tests may write into it)."""
+    shutil.copytree(tiny_runs, tmp_path / "runs")
+    return tmp_path / "runs"

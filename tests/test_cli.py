@@ -1,0 +1,42 @@
+"""The command line as a whole: fast help, one-line errors, tracebacks only with --debug."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import run_cli
+
+COMMANDS = [[], ["prepare"], ["finetune"], ["distill"], ["evaluate"], ["push"], ["config", "show"]]
+HEAVY = ("torch", "transformers", "datasets")
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "distill")
+def test_help_imports_no_heavy_library(command):
+    code = (
+        "import sys\nfrom distill_cli.cli import main\n"
+        f"try:\n    main({command + ['--help']!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\nassert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout
+
+
+def test_console_script_and_module_entry_points():
+    proc = subprocess.run([sys.executable, "-m", "distill_cli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "0.1.0"
+    bindir = __import__("pathlib").Path(sys.executable).parent
+    proc = subprocess.run([str(bindir / "distill"), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "finetune" in proc.stdout and "distill" in proc.stdout
+
+
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    bad = tmp_path / "data.csv"
+    bad.write_text("text,label\nhello,a\nbye,b\n")
+    # A directory where a file is expected on output: a failure the CLI does not anticipate.
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    args = ["prepare", "--dataset", bad, "--student", "/nonexistent-model-dir"]
+    plain = run_cli(*args)
+    assert plain.code == 2 and "Traceback" not in plain.stderr
+    debug = run_cli("--debug", *args)
+    assert debug.code == 2 and "Traceback" in debug.stderr

@@ -1,0 +1,98 @@
+"""The typed config: precedence, validation errors (exit 2, one line), and `config show`."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import assert_one_line_error, run_cli
+
+from distill_cli.config import Config, load_config
+from distill_cli.errors import UsageError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_precedence_defaults_file_section_flags(tmp_path):
+    cfg_file = write(tmp_path / "c.yaml", "epochs: 3\nalpha: 0.3\nbatch_size: 8\ndistill:\n  alpha: 0.2\n  epochs: 4\n")
+    assert load_config().epochs == Config().epochs == 5
+    assert load_config(cfg_file).epochs == 3  # file beats defaults
+    distill = load_config(cfg_file, "distill")
+    assert (distill.alpha, distill.epochs, distill.batch_size) == (0.2, 4, 8)  # section beats top level
+    flagged = load_config(cfg_file, "distill", {"epochs": 7, "alpha": None})
+    assert (flagged.epochs, flagged.alpha) == (7, 0.2)  # a flag beats the file; an absent flag does not
+    assert load_config(None, "finetune").alpha == 1.0  # finetune's own default
+    assert load_config(None, "distill").alpha == 0.5
+
+
+def test_numbers_written_as_strings_are_coerced(tmp_path):
+    # PyYAML reads 1e-4 (no dot) as a string.
+    cfg = load_config(write(tmp_path / "c.yaml", "learning_rate: 1e-4\n"))
+    assert cfg.learning_rate == pytest.approx(1e-4)
+    assert isinstance(yaml.safe_load("learning_rate: 1e-4")["learning_rate"], str)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("alfa: 0.5\n", "unknown key 'alfa' (did you mean 'alpha'?)"),
+    ("epochs: five\n", "'epochs'"),
+    ("alpha: 1.5\n", "'alpha': input should be less than or equal to 1"),
+    ("alpha: -0.1\n", "'alpha': input should be greater than or equal to 0"),
+    ("temperature: 0\n", "'temperature': input should be greater than 0"),
+    ("epochs: 0\n", "'epochs': input should be greater than 0"),
+    ("learning_rate: -1e-5\n", "'learning_rate': input should be greater than 0"),
+    ("distill:\n  alpha: 2\n", "'alpha'"),
+    ("- just\n- a list\n", "expected a mapping"),
+    ("epochs: [1, 2\n", "invalid YAML at line"),
+])
+def test_bad_config_exits_2_with_one_line(tmp_path, text, needle):
+    cfg = write(tmp_path / "bad.yaml", text)
+    result = run_cli("config", "show", "--config", cfg, "--command", "distill")
+    assert_one_line_error(result, 2, needle, str(cfg))
+
+
+def test_bad_flag_value_exits_2(tmp_path):
+    assert_one_line_error(run_cli("config", "show", "--alpha", "3"), 2, "'alpha'")
+    assert_one_line_error(run_cli("config", "show", "--epochs", "x"), 2, "--epochs")
+    assert_one_line_error(run_cli("finetune", "--no-such-flag"), 2, "--no-such-flag")
+
+
+def test_missing_config_file_exits_2():
+    assert_one_line_error(run_cli("config", "show", "--config", "nope.yaml"), 2, "config file not found: nope.yaml")
+
+
+def test_config_show_round_trips_and_applies_flags(tmp_path):
+    cfg_file = write(tmp_path / "c.yaml", "epochs: 3\naliases:\n  big: some/model\ndistill:\n  temperature: 7\n")
+    result = run_cli("config", "show", "--config", cfg_file, "--command", "distill", "--lr", "3e-5", "--seed", "7")
+    assert result.code == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["epochs"] == 3 and shown["temperature"] == 7 and shown["seed"] == 7
+    assert shown["learning_rate"] == pytest.approx(3e-5)
+    assert shown["aliases"] == {"big": "some/model"}
+    # What it prints is a valid config that means the same thing.
+    again = load_config(write(tmp_path / "shown.yaml", result.stdout))
+    assert again == load_config(cfg_file, "distill", {"learning_rate": 3e-5, "seed": 7})
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "clinc-minilm-offline.yaml", "clinc-bert-distilbert.yaml"])
+def test_shipped_configs_are_valid(name):
+    for command in ("prepare", "finetune", "distill", "evaluate"):
+        cfg = load_config(REPO / "configs" / name, command)
+        assert cfg.dataset
+    assert load_config(REPO / "configs" / name, "finetune").alpha == 1.0
+
+
+def test_book_config_holds_the_book_recipe():
+    cfg = load_config(REPO / "configs" / "clinc-bert-distilbert.yaml", "finetune")
+    assert cfg.aliases["bert-clinc"] == "transformersbook/bert-base-uncased-finetuned-clinc"
+    assert (cfg.student, cfg.teacher, cfg.dataset) == ("distilbert-base-uncased", "bert-clinc", "clinc_oos:plus")
+    assert (cfg.batch_size, cfg.learning_rate, cfg.epochs, cfg.weight_decay) == (48, 2e-5, 5, 0.01)
+
+
+def test_usage_error_is_exit_code_2():
+    with pytest.raises(UsageError) as info:
+        load_config(None, None, {"alpha": 9})
+    assert info.value.exit_code == 2
