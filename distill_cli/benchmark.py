@@ -53,8 +53,15 @@ def evaluation_data(cfg: Config, refs: list[modeling.ModelRef], split: str):
     return list(ds["text"]), [names[i] for i in ds["label"]], prepared
 
 
-def measure(cfg: Config, ref: modeling.ModelRef, texts: list[str], gold: list[str], latency_runs: int,
-            batch_size: int, extra_metrics: list[str]) -> dict:
+def measure(
+    cfg: Config,
+    ref: modeling.ModelRef,
+    texts: list[str],
+    gold: list[str],
+    latency_runs: int,
+    batch_size: int,
+    extra_metrics: list[str],
+) -> dict:
     tokenizer = modeling.load_tokenizer(ref, cfg)
     model = modeling.load_for_inference(ref, cfg)
     labels = modeling.label_names(model.config)
@@ -73,7 +80,7 @@ def measure(cfg: Config, ref: modeling.ModelRef, texts: list[str], gold: list[st
     with Bar(f"evaluate {ref.spec}", steps) as bar, torch.inference_mode():
         start = time.perf_counter()
         for i in range(0, len(texts), batch_size):
-            preds.extend(model(**encode(texts[i:i + batch_size])).logits.argmax(-1).tolist())
+            preds.extend(model(**encode(texts[i : i + batch_size])).logits.argmax(-1).tolist())
             bar.advance()
         batched_s = time.perf_counter() - start
         timings = []
@@ -86,16 +93,21 @@ def measure(cfg: Config, ref: modeling.ModelRef, texts: list[str], gold: list[st
                 timings.append(elapsed * 1000)
             bar.advance()
 
-    result = {"model": ref.spec, "path": ref.location, **classification_metrics(y_true, preds, oos_id),
-              "latency_ms_mean": statistics.fmean(timings),
-              "latency_ms_std": statistics.stdev(timings) if len(timings) > 1 else 0.0,
-              "latency_ms_p95": float(np.percentile(timings, 95)),
-              "throughput_qps": len(texts) / batched_s,
-              "size_mb": model_size_mb(ref, model),
-              "parameters": sum(p.numel() for p in model.parameters())}
+    result = {
+        "model": ref.spec,
+        "path": ref.location,
+        **classification_metrics(y_true, preds, oos_id),
+        "latency_ms_mean": statistics.fmean(timings),
+        "latency_ms_std": statistics.stdev(timings) if len(timings) > 1 else 0.0,
+        "latency_ms_p95": float(np.percentile(timings, 95)),
+        "throughput_qps": len(texts) / batched_s,
+        "size_mb": model_size_mb(ref, model),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     if extra_metrics:
-        result["extra_metrics"] = {name: load_metric(name).compute(predictions=preds, references=y_true)
-                                   for name in extra_metrics}
+        result["extra_metrics"] = {
+            name: load_metric(name).compute(predictions=preds, references=y_true) for name in extra_metrics
+        }
     return result
 
 
@@ -118,12 +130,21 @@ def load_metric(name: str):
     try:
         return evaluate.load(name)
     except Exception as err:  # evaluate raises FileNotFoundError for an unreachable Hub, among others
-        raise UsageError(f"cannot load metric '{name}': {str(err).splitlines()[0] if str(err) else type(err).__name__}"
-                         " (offline, pass the path of a local metric script)") from None
+        raise UsageError(
+            f"cannot load metric '{name}': {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            " (offline, pass the path of a local metric script)"
+        ) from None
 
 
-def evaluate_models(cfg: Config, specs: list[str], split: str = "test", threads: int | None = None,
-                    latency_runs: int = 100, batch_size: int = 32, extra_metrics: list[str] | None = None) -> dict:
+def evaluate_models(
+    cfg: Config,
+    specs: list[str],
+    split: str = "test",
+    threads: int | None = None,
+    latency_runs: int = 100,
+    batch_size: int = 32,
+    extra_metrics: list[str] | None = None,
+) -> dict:
     """Measure every model on ``split``; results also go into each run folder's ``eval_results.json``."""
     refs = [modeling.resolve_model(s, cfg) for s in specs]  # every name checked before any compute
     if extra_metrics:
@@ -132,10 +153,15 @@ def evaluate_models(cfg: Config, specs: list[str], split: str = "test", threads:
     if threads:
         torch.set_num_threads(threads)
     texts, gold, prepared = evaluation_data(cfg, refs, split)
-    report = {"split": split, "dataset": prepared.manifest["source"], "examples": len(texts),
-              "threads": torch.get_num_threads(), "latency_runs": latency_runs, "batch_size": batch_size,
-              "models": [measure(cfg, ref, texts, gold, latency_runs, batch_size, extra_metrics or [])
-                         for ref in refs]}
+    report = {
+        "split": split,
+        "dataset": prepared.manifest["source"],
+        "examples": len(texts),
+        "threads": torch.get_num_threads(),
+        "latency_runs": latency_runs,
+        "batch_size": batch_size,
+        "models": [measure(cfg, ref, texts, gold, latency_runs, batch_size, extra_metrics or []) for ref in refs],
+    }
     for ref, result in zip(refs, report["models"]):
         if ref.run_dir is not None:
             write_json({**report, "result": result}, ref.run_dir / "eval_results.json")
@@ -179,8 +205,10 @@ def render(report: dict) -> None:
     from rich.table import Table
 
     models = report["models"]
-    table = Table(title=f"{report['dataset']} · {report['split']} ({report['examples']:,} queries) · "
-                        f"{report['threads']} threads", title_justify="left")
+    table = Table(
+        title=f"{report['dataset']} · {report['split']} ({report['examples']:,} queries) · {report['threads']} threads",
+        title_justify="left",
+    )
     table.add_column("metric")
     for m in models:
         table.add_column(m["model"], justify="right")
@@ -197,22 +225,29 @@ def render(report: dict) -> None:
     console.print(table)
 
 
-def check_gates(report: dict, min_accuracy: float | None, max_latency_ms: float | None,
-                max_accuracy_drop: float | None) -> list[str]:
+def check_gates(
+    report: dict, min_accuracy: float | None, max_latency_ms: float | None, max_accuracy_drop: float | None
+) -> list[str]:
     """One line per model that fails a quality gate, saying by how much."""
     failures = []
     first = report["models"][0]
     for m in report["models"]:
         if min_accuracy is not None and m["accuracy"] < min_accuracy:
-            failures.append(f"{m['model']}: accuracy {m['accuracy']:.4f} < --min-accuracy {min_accuracy} "
-                            f"(short by {(min_accuracy - m['accuracy']) * 100:.1f} pt)")
+            failures.append(
+                f"{m['model']}: accuracy {m['accuracy']:.4f} < --min-accuracy {min_accuracy} "
+                f"(short by {(min_accuracy - m['accuracy']) * 100:.1f} pt)"
+            )
         if max_latency_ms is not None and m["latency_ms_mean"] > max_latency_ms:
-            failures.append(f"{m['model']}: latency {m['latency_ms_mean']:.2f} ms > --max-latency-ms {max_latency_ms} "
-                            f"(over by {m['latency_ms_mean'] - max_latency_ms:.2f} ms)")
+            failures.append(
+                f"{m['model']}: latency {m['latency_ms_mean']:.2f} ms > --max-latency-ms {max_latency_ms} "
+                f"(over by {m['latency_ms_mean'] - max_latency_ms:.2f} ms)"
+            )
         drop = (first["accuracy"] - m["accuracy"]) * 100
         if max_accuracy_drop is not None and m is not first and drop > max_accuracy_drop:
-            failures.append(f"{m['model']}: accuracy {drop:.1f} pt below {first['model']} > --max-accuracy-drop "
-                            f"{max_accuracy_drop} (over by {drop - max_accuracy_drop:.1f} pt)")
+            failures.append(
+                f"{m['model']}: accuracy {drop:.1f} pt below {first['model']} > --max-accuracy-drop "
+                f"{max_accuracy_drop} (over by {drop - max_accuracy_drop:.1f} pt)"
+            )
     return failures
 
 
@@ -226,8 +261,13 @@ def plot(report: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 5))
     for m in report["models"]:
         ax.scatter(m["latency_ms_mean"], m["accuracy"] * 100, s=max(m["size_mb"], 1) * 4, alpha=0.5, label=m["model"])
-        ax.annotate(m["model"], (m["latency_ms_mean"], m["accuracy"] * 100), textcoords="offset points",
-                    xytext=(6, 6), fontsize=9)
+        ax.annotate(
+            m["model"],
+            (m["latency_ms_mean"], m["accuracy"] * 100),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=9,
+        )
     ax.set_xlabel("Average latency (ms)")
     ax.set_ylabel("Accuracy (%)")
     ax.set_title(f"{report['dataset']} · {report['split']}")

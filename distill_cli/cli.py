@@ -15,11 +15,11 @@ try:  # typer >= 0.2x ships its own copy of click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import UsageError as ClickUsageError
 
+from rich.markup import escape
+
 from distill_cli import __version__
 from distill_cli.config import load_config
 from distill_cli.errors import DistillError, UsageError
-from rich.markup import escape
-
 from distill_cli.ui import console, emit_json, info
 
 app = typer.Typer(
@@ -58,10 +58,30 @@ FLAGS: dict[str, tuple[Any, tuple[str, ...], str]] = {
     "name": (str, ("--name",), "Run name under the runs folder."),
     "cache_dir": (Path, ("--cache-dir",), "Cache of prepared datasets and teacher logits."),
 }
-DATA = ("dataset", "text_column", "label_column", "oos_label", "max_length", "validation_size", "seed", "cache_dir",
-        "runs_dir")
-TRAIN = DATA + ("student", "student_layers", "alpha", "epochs", "learning_rate", "batch_size", "weight_decay",
-                "warmup", "gradient_accumulation_steps", "group_by_length", "name")
+DATA = (
+    "dataset",
+    "text_column",
+    "label_column",
+    "oos_label",
+    "max_length",
+    "validation_size",
+    "seed",
+    "cache_dir",
+    "runs_dir",
+)
+TRAIN = DATA + (
+    "student",
+    "student_layers",
+    "alpha",
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "weight_decay",
+    "warmup",
+    "gradient_accumulation_steps",
+    "group_by_length",
+    "name",
+)
 DISTILL = TRAIN + ("teacher", "teacher_mode", "temperature")
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; flags override it.")]
@@ -105,8 +125,9 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also DISTILL_DEBUG=1).")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Global options; --debug may also follow any command."""
 
@@ -128,20 +149,37 @@ def prepare(
     result = data.prepare_command(cfg, output or cfg.output, overwrite)
     m = result.manifest
     verb = "reused" if result.reused else "prepared"
-    info(f"{verb} {result.path}: " + ", ".join(f"{k} {v:,}" for k, v in m["splits"].items())
-         + f"; {len(m['labels'])} labels")
+    info(
+        f"{verb} {result.path}: "
+        + ", ".join(f"{k} {v:,}" for k, v in m["splits"].items())
+        + f"; {len(m['labels'])} labels"
+    )
     if json_out:
-        emit_json({"output": str(result.path), "splits": {s: m["splits"].get(s, 0) for s in ("train", "validation", "test")},
-                   "num_labels": len(m["labels"]), "labels": m["labels"], "reused": result.reused})
+        emit_json(
+            {
+                "output": str(result.path),
+                "splits": {s: m["splits"].get(s, 0) for s in ("train", "validation", "test")},
+                "num_labels": len(m["labels"]),
+                "labels": m["labels"],
+                "reused": result.reused,
+            }
+        )
 
 
-def _train(command: str, config: Optional[Path], output: Optional[Path], resume: bool, overwrite: bool,
-           json_out: bool, overrides: dict) -> None:
+def _train(
+    command: str,
+    config: Optional[Path],
+    output: Optional[Path],
+    resume: bool,
+    overwrite: bool,
+    json_out: bool,
+    overrides: dict,
+) -> None:
     cfg = load_config(config, command, {**overrides, "output": output})
     quiet_libraries()
     from distill_cli import trainer
 
-    summary = trainer.train(cfg, command, resume=resume, overwrite=overwrite)
+    summary = trainer.train(cfg, command, resume=resume, overwrite=overwrite, argv=_ARGV)
     if summary["world_size"] > 1 and not _is_rank_zero():
         return
     render_run(summary)
@@ -171,20 +209,28 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an exis
 RunOutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder (instead of --name).")]
 
 
-@app.command()
-@config_flags(*TRAIN)
-def finetune(config: ConfigOpt = None, output: RunOutputOpt = None, resume: ResumeOpt = False,
-             overwrite: OverwriteOpt = False, json_out: JsonOpt = False, **overrides) -> None:
-    """Fine-tune a model on the labels alone (alpha 1): a teacher, or a student baseline."""
-    _train("finetune", config, output, resume, overwrite, json_out, overrides)
+def _training_command(command: str, keys: tuple[str, ...], doc: str) -> None:
+    """Register ``finetune`` or ``distill``: the same options, the same core call."""
+
+    @config_flags(*keys)
+    def run(
+        config: ConfigOpt = None,
+        output: RunOutputOpt = None,
+        resume: ResumeOpt = False,
+        overwrite: OverwriteOpt = False,
+        json_out: JsonOpt = False,
+        **overrides,
+    ) -> None:
+        _train(command, config, output, resume, overwrite, json_out, overrides)
+
+    run.__doc__ = doc
+    app.command(command)(run)
 
 
-@app.command()
-@config_flags(*DISTILL)
-def distill(config: ConfigOpt = None, output: RunOutputOpt = None, resume: ResumeOpt = False,
-            overwrite: OverwriteOpt = False, json_out: JsonOpt = False, **overrides) -> None:
-    """Train a student to match a teacher's predictions and the labels."""
-    _train("distill", config, output, resume, overwrite, json_out, overrides)
+_training_command(
+    "finetune", TRAIN, "Fine-tune a model on the labels alone (alpha 1): a teacher, or a student baseline."
+)
+_training_command("distill", DISTILL, "Train a student to match a teacher's predictions and the labels.")
 
 
 @app.command()
@@ -199,11 +245,14 @@ def evaluate(
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads for every model.")] = None,
     latency_runs: Annotated[int, typer.Option("--latency-runs", min=1, help="Timed single-query runs.")] = 100,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size for throughput.")] = 32,
-    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Extra `evaluate` metric (name or path).")] = None,
+    metric: Annotated[
+        Optional[list[str]], typer.Option("--metric", help="Extra `evaluate` metric (name or path).")
+    ] = None,
     min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", help="Gate: fail below this.")] = None,
     max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", help="Gate: fail above this.")] = None,
     max_accuracy_drop: Annotated[
-        Optional[float], typer.Option("--max-accuracy-drop", help="Gate: points below the first model.")] = None,
+        Optional[float], typer.Option("--max-accuracy-drop", help="Gate: points below the first model.")
+    ] = None,
     **overrides,
 ) -> None:
     """Compare models side by side: accuracy, latency, throughput and size."""
@@ -215,8 +264,15 @@ def evaluate(
     quiet_libraries()
     from distill_cli import benchmark
 
-    report = benchmark.evaluate_models(cfg, models, split=split, threads=threads, latency_runs=latency_runs,
-                                       batch_size=batch_size, extra_metrics=metric or [])
+    report = benchmark.evaluate_models(
+        cfg,
+        models,
+        split=split,
+        threads=threads,
+        latency_runs=latency_runs,
+        batch_size=batch_size,
+        extra_metrics=metric or [],
+    )
     benchmark.render(report)
     if output is not None:
         benchmark.write_json(report, output)
@@ -277,11 +333,16 @@ def config_show(
     typer.echo(load_config(config, command, overrides).to_yaml(), nl=False)
 
 
+_ARGV: list[str] = []  # the command line as typed, for the hint that resumes an interrupted run
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line per error on stderr, exit 2 for bad usage, 1 for failures."""
+    global _ARGV
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("DISTILL_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
+    _ARGV = args
     try:
         code = typer.main.get_command(app).main(args=args, prog_name="distill", standalone_mode=False)
     except ClickUsageError as err:
@@ -300,7 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as err:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if debug:
             traceback.print_exc()
-        console.print(f"[red]error:[/] {type(err).__name__}: {escape(str(err))} (run with --debug for the traceback)",
-                      soft_wrap=True)
+        console.print(
+            f"[red]error:[/] {type(err).__name__}: {escape(str(err))} (run with --debug for the traceback)",
+            soft_wrap=True,
+        )
         code = 1
     sys.exit(code or 0)

@@ -92,7 +92,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: Path | None = None, command: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+def load_config(
+    path: Path | None = None, command: str | None = None, overrides: dict[str, Any] | None = None
+) -> Config:
     """Merge defaults, the YAML file and flag overrides (``None`` values are 'not given') into a Config."""
     merged: dict[str, Any] = dict(COMMAND_DEFAULTS.get(command or "", {}))
     where = "flags"

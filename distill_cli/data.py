@@ -31,8 +31,14 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 BUILTIN = {"demo-intents": "demo_intents.json"}
 EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet")
-SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
-               "dev": "validation", "test": "test"}
+SPLIT_NAMES = {
+    "train": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+}
 TEXT_COLUMNS = ("text", "query", "utterance", "sentence")
 LABEL_COLUMNS = ("label", "labels", "intent", "category")
 
@@ -134,8 +140,10 @@ def _rows_to_table(rows: list, path: Path) -> Table:
 
 
 def _is_clinc(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("train"), list) and all(
-        isinstance(v, list) and all(isinstance(r, list) and len(r) == 2 for r in v) for v in data.values()
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("train"), list)
+        and all(isinstance(v, list) and all(isinstance(r, list) and len(r) == 2 for r in v) for v in data.values())
     )
 
 
@@ -340,9 +348,15 @@ def prepare(
     source = read_source(cfg.dataset)
     tok_print = tokenizer_fingerprint(tokenizer)
     settings = {
-        "source": source.fingerprint, "text_column": cfg.text_column, "label_column": cfg.label_column,
-        "validation_size": cfg.validation_size, "seed": cfg.seed, "labels": label_names,
-        "tokenizer": tok_print, "max_length": cfg.max_length, "format": 1,
+        "source": source.fingerprint,
+        "text_column": cfg.text_column,
+        "label_column": cfg.label_column,
+        "validation_size": cfg.validation_size,
+        "seed": cfg.seed,
+        "labels": label_names,
+        "tokenizer": tok_print,
+        "max_length": cfg.max_length,
+        "format": 1,
     }
     key = _sha(json.dumps(settings, sort_keys=True))[:16]
     path = output or cfg.cache_root() / "prepared" / key
@@ -364,11 +378,14 @@ def prepare(
     features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
     index = {n: i for i, n in enumerate(names)}
     order = [s for s in ("train", "validation", "test") if s in splits]
-    dsd = DatasetDict({
-        s: Dataset.from_dict({"text": splits[s]["text"], "label": [index[x] for x in splits[s]["label"]]},
-                             features=features)
-        for s in order
-    })
+    dsd = DatasetDict(
+        {
+            s: Dataset.from_dict(
+                {"text": splits[s]["text"], "label": [index[x] for x in splits[s]["label"]]}, features=features
+            )
+            for s in order
+        }
+    )
     dsd = tokenize(dsd, tokenizer, cfg.max_length)
     manifest = {
         "key": key,
@@ -423,7 +440,10 @@ def load_prepared(path: Path) -> tuple[dict, DatasetDict]:
 
 
 def load_for_training(
-    cfg: Config, tokenizer, tokenizer_name: str, label_names: list[str] | None = None,
+    cfg: Config,
+    tokenizer,
+    tokenizer_name: str,
+    label_names: list[str] | None = None,
     teacher_name: str | None = None,
 ) -> Prepared:
     """The dataset a command trains or evaluates on: a prepared folder as it is, or any source prepared

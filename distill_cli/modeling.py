@@ -91,7 +91,9 @@ def _from_pretrained(loader, ref: ModelRef, cfg: Config, **kwargs):
     offline = None if ref.is_local else hub_unreachable_reason()
     try:
         return loader.from_pretrained(
-            ref.location, trust_remote_code=cfg.trust_remote_code, local_files_only=bool(offline) or ref.is_local,
+            ref.location,
+            trust_remote_code=cfg.trust_remote_code,
+            local_files_only=bool(offline) or ref.is_local,
             **kwargs,
         )
     except OSError as err:
@@ -141,7 +143,9 @@ def load_classifier(ref: ModelRef, cfg: Config, labels: list[str]) -> PreTrained
     from transformers import AutoModelForSequenceClassification
 
     return _from_pretrained(
-        AutoModelForSequenceClassification, ref, cfg,
+        AutoModelForSequenceClassification,
+        ref,
+        cfg,
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={n: i for i, n in enumerate(labels)},

@@ -32,12 +32,13 @@ import torch
 import torch.nn.functional as F
 import transformers
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from distill_cli import __version__, checkpoint, data, modeling
 from distill_cli.config import Config
 from distill_cli.errors import DistillError, UsageError
 from distill_cli.metrics import classification_metrics
-from distill_cli.ui import Bar, console, warn
+from distill_cli.ui import Bar, warn
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TEACHER_LOGITS = "teacher_logits"
@@ -118,6 +119,16 @@ class DistillationTrainer(Trainer):
             loss = F.cross_entropy(outputs.logits, labels)
         return (loss, outputs) if return_outputs else loss
 
+    def _get_train_sampler(self, train_dataset=None):
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_train_sampler(train_dataset)
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return EpochLengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            lengths=list(dataset[self.args.length_column_name]),
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
+
     # Pickle-free checkpoints (see distill_cli/checkpoint.py).
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         if self.args.should_save:
@@ -138,6 +149,23 @@ class DistillationTrainer(Trainer):
             path = checkpoint.rng_file(Path(ckpt), self.args.process_index, self.args.world_size)
             if path.is_file():
                 checkpoint.load_rng(path)
+
+
+class EpochLengthGroupedSampler(LengthGroupedSampler):
+    """Batches of similar length (far less padding), in an order that depends only on the seed and the
+    epoch: a run resumed mid-epoch replays exactly the batches the interrupted run would have seen.
+    (``LengthGroupedSampler`` draws from the global RNG when an epoch starts, which a resume cannot replay.)"""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
 class DistillCollator:
@@ -168,14 +196,16 @@ def model_fingerprint(ref: modeling.ModelRef, model_config) -> str:
     """Identifies a teacher's weights: file contents for a local model, the commit for a Hub model."""
     if ref.is_local:
         root = Path(ref.location)
-        files = sorted(root.glob("*.safetensors")) + sorted(root.glob("pytorch_model*.bin")) + [root / "config.json"]
+        files = sorted(root.glob("*.safetensors")) + sorted(root.glob("pytorch_model*.bin"))
+        files += [root / n for n in ("config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json")]
         return hashlib.sha256("".join(f.name + _file_digest(f) for f in files if f.is_file()).encode()).hexdigest()
     return f"{ref.location}@{getattr(model_config, '_commit_hash', None)}"
 
 
 @torch.inference_mode()
-def compute_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64,
-                   description: str = "teacher logits") -> torch.Tensor:
+def compute_logits(
+    model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, description: str = "teacher logits"
+) -> torch.Tensor:
     """Logits of ``model`` for ``texts`` in their order, batched by length (little padding)."""
     model.eval()
     enc = tokenizer(texts, truncation=True, max_length=max_length)
@@ -185,7 +215,7 @@ def compute_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
     device = next(model.parameters()).device
     with Bar(description, len(texts)) as bar:
         for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in keys}, return_tensors="pt")
             out[torch.as_tensor(idx)] = model(**batch.to(device)).logits.float().cpu()
             bar.advance(len(idx))
@@ -196,9 +226,15 @@ def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: lis
     """The teacher's logits over ``texts``, from the cache when the same teacher saw the same texts."""
     from safetensors.torch import load_file, save_file
 
-    key = hashlib.sha256(json.dumps(
-        [model_fingerprint(ref, model_config), cfg.max_length, hashlib.sha256("\n".join(texts).encode()).hexdigest()]
-    ).encode()).hexdigest()[:24]
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                model_fingerprint(ref, model_config),
+                cfg.max_length,
+                hashlib.sha256("\n".join(texts).encode()).hexdigest(),
+            ]
+        ).encode()
+    ).hexdigest()[:24]
     path = cfg.cache_root() / "teacher-logits" / f"{key}.safetensors"
     if path.is_file():
         return load_file(str(path))["logits"], True
@@ -229,8 +265,13 @@ class RichProgress(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:
             elapsed = time.perf_counter() - self.start
-            rate = (state.global_step - self.start_step) * args.train_batch_size * args.gradient_accumulation_steps \
-                * args.world_size / max(elapsed, 1e-9)
+            rate = (
+                (state.global_step - self.start_step)
+                * args.train_batch_size
+                * args.gradient_accumulation_steps
+                * args.world_size
+                / max(elapsed, 1e-9)
+            )
             loss = f" loss {self.loss:.4f}" if self.loss is not None else ""
             self.bar.update(state.global_step, f"epoch {state.epoch:.2f}{loss} {rate:.0f} samples/s")
 
@@ -270,9 +311,21 @@ class StopOnSignal(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
 
+    def on_epoch_end(self, args, state, control, **kwargs):
+        # The checkpoint is already saved: no half-epoch evaluation in the history, and no second save
+        # whose RNG state (advanced by the evaluation) would make the resumed run diverge.
+        if self.signum is not None:
+            control.should_evaluate = False
+            control.should_save = False
+
 
 def format_metrics(metrics: dict, prefix: str = "") -> str:
-    names = {"accuracy": "accuracy", "in_scope_accuracy": "in-scope", "oos_recall": "oos recall", "macro_f1": "macro-F1"}
+    names = {
+        "accuracy": "accuracy",
+        "in_scope_accuracy": "in-scope",
+        "oos_recall": "oos recall",
+        "macro_f1": "macro-F1",
+    }
     parts = [f"{label} {metrics[prefix + k]:.4f}" for k, label in names.items() if metrics.get(prefix + k) is not None]
     return "validation " + ", ".join(parts)
 
@@ -288,14 +341,18 @@ class Interrupted(DistillError):
         self.exit_code = 128 + signum
 
 
-def _same_on_all_ranks(value):
+def _same_on_all_ranks(text: str) -> str:
+    """Rank 0's value of ``text`` on every rank (a generated run name holds a timestamp).
+    Sent as a byte tensor: ``broadcast_object_list`` would pickle."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-    return value
+    if not (dist.is_available() and dist.is_initialized()):
+        return text
+    buf = torch.zeros(1024, dtype=torch.uint8)
+    raw = text.encode()[:1024]
+    buf[: len(raw)] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    dist.broadcast(buf, src=0)
+    return bytes(buf.tolist()).rstrip(b"\0").decode()
 
 
 def _slug(spec: str) -> str:
@@ -328,8 +385,30 @@ def check_command(cfg: Config, command: str) -> None:
         raise UsageError("distill needs a teacher: pass --teacher NAME or set 'teacher' in the config")
 
 
-def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = False) -> dict:
-    """Run ``finetune`` or ``distill`` end to end and return the run summary (also in ``run.json``)."""
+def recipe_arguments(cfg: Config) -> dict:
+    """The ``TrainingArguments`` a config sets: the recipe shared by every trainer that follows it."""
+    return dict(
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup,
+        seed=cfg.seed,
+        eval_strategy="epoch",
+        report_to="none",
+        disable_tqdm=True,
+        temperature=cfg.temperature,
+    )
+
+
+def train(
+    cfg: Config, command: str, resume: bool = False, overwrite: bool = False, argv: list[str] | None = None
+) -> dict:
+    """Run ``finetune`` or ``distill`` end to end and return the run summary (also in ``run.json``).
+
+    ``argv`` is the command line as typed, to print the exact command that resumes an interrupted run.
+    """
     check_command(cfg, command)
     use_teacher = command == "distill"
     student_ref = modeling.resolve_model(cfg.student, cfg)
@@ -337,29 +416,19 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
 
     args = DistillationTrainingArguments(
         output_dir=str(cfg.runs_dir / ".pending"),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size,
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup,
+        **recipe_arguments(cfg),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        seed=cfg.seed,
         data_seed=cfg.seed,
-        eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=1,
         logging_strategy="steps",
         logging_steps=10,
-        report_to="none",
-        disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         ddp_find_unused_parameters=False,
         dataloader_pin_memory=False,
         alpha=cfg.alpha if use_teacher else 1.0,
-        temperature=cfg.temperature,
     )
     is_main = args.process_index == 0
     final, generated = run_paths(cfg, command)
@@ -388,6 +457,13 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
     student_config = modeling.load_model_config(student_ref, cfg)
     modeling.check_family(student_config, "student", cfg.student)
     tokenizer = modeling.load_tokenizer(student_ref, cfg)
+    if use_teacher and cfg.teacher_mode == "online":
+        teacher_tok = modeling.load_tokenizer(teacher_ref, cfg)
+        if data.tokenizer_fingerprint(teacher_tok) != data.tokenizer_fingerprint(tokenizer):
+            raise UsageError(
+                "--teacher-mode online needs teacher and student to share a tokenizer; "
+                "the default cached mode works with different tokenizers"
+            )
     with args.main_process_first(local=False, desc="prepare dataset"):
         prepared = data.load_for_training(cfg, tokenizer, student_ref.location, teacher_labels, cfg.teacher)
     dsd, labels = prepared.datasets, prepared.label_names
@@ -400,18 +476,16 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
     teacher_model, teacher_cache_s, cache_reused = None, 0.0, None
     if teacher_ref is not None:
         if teacher_config.model_type != student_config.model_type and is_main:
-            warn(f"teacher is {teacher_config.model_type}, student is {student_config.model_type}: "
-                 "distillation works best within one model type")
+            warn(
+                f"teacher is {teacher_config.model_type}, student is {student_config.model_type}: "
+                "distillation works best within one model type"
+            )
         start = time.perf_counter()
         if cfg.teacher_mode == "cached" and args.alpha < 1.0:
             with args.main_process_first(local=False, desc="teacher logits"):
                 logits, cache_reused = teacher_logits(cfg, teacher_ref, teacher_config, list(train_ds["text"]))
             train_ds = train_ds.add_column(TEACHER_LOGITS, logits.numpy().tolist())
         elif cfg.teacher_mode == "online":
-            teacher_tok = modeling.load_tokenizer(teacher_ref, cfg)
-            if data.tokenizer_fingerprint(teacher_tok) != data.tokenizer_fingerprint(tokenizer):
-                raise UsageError("--teacher-mode online needs teacher and student to share a tokenizer; "
-                                 "the default cached mode works with different tokenizers")
             teacher_model = modeling.load_for_inference(teacher_ref, cfg)
         teacher_cache_s = time.perf_counter() - start
     train_ds = train_ds.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True)
@@ -438,7 +512,7 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
         stopper.uninstall()
     train_s = time.perf_counter() - start
     if stopper.signum is not None:
-        again = sys.argv[1:] + (["--name", final.name] if generated else [])
+        again = list(argv if argv is not None else sys.argv[1:]) + (["--name", final.name] if generated else [])
         again = [a for a in again if a not in ("--resume", "--overwrite")] + ["--resume"]
         raise Interrupted(
             f"interrupted: checkpoint saved under {partial}; resume with: distill {shlex.join(again)}",
@@ -452,19 +526,36 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
         "output": str(final),
         "name": final.name,
         "config": cfg.model_dump(mode="json"),
-        "student": {"spec": cfg.student, "location": student_ref.location, "layers_kept": layers_kept,
-                    "parameters": sum(p.numel() for p in model.parameters())},
-        "teacher": None if teacher_ref is None else {
-            "spec": cfg.teacher, "location": teacher_ref.location, "mode": cfg.teacher_mode,
-            "cache_reused": cache_reused},
-        "dataset": {"path": str(prepared.path), "source": prepared.manifest["source"],
-                    "manifest_hash": prepared.manifest["content_hash"], "splits": prepared.manifest["splits"],
-                    "oos_label": prepared.manifest.get("oos_label")},
+        "student": {
+            "spec": cfg.student,
+            "location": student_ref.location,
+            "layers_kept": layers_kept,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
+        "teacher": None
+        if teacher_ref is None
+        else {
+            "spec": cfg.teacher,
+            "location": teacher_ref.location,
+            "mode": cfg.teacher_mode,
+            "cache_reused": cache_reused,
+        },
+        "dataset": {
+            "path": str(prepared.path),
+            "source": prepared.manifest["source"],
+            "manifest_hash": prepared.manifest["content_hash"],
+            "splits": prepared.manifest["splits"],
+            "oos_label": prepared.manifest.get("oos_label"),
+        },
         "labels": labels,
         "seed": cfg.seed,
         "world_size": args.world_size,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "distill": __version__},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "distill": __version__,
+        },
         "train_s": round(train_s, 2),
         "teacher_cache_s": round(teacher_cache_s, 2),
         "epochs": epochs,

@@ -64,8 +64,14 @@ def demo_words() -> list[str]:
 def build_tiny(path: Path, words: list[str], model_type: str = "bert", layers: int = 2, seed: int = 0) -> Path:
     """A random 32-wide encoder and a WordPiece tokenizer over ``words``, saved as a model directory."""
     import torch
-    from transformers import (BertConfig, BertForSequenceClassification, BertTokenizerFast, DistilBertConfig,
-                              DistilBertForSequenceClassification, DistilBertTokenizerFast)
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertTokenizerFast,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        DistilBertTokenizerFast,
+    )
 
     path.mkdir(parents=True, exist_ok=True)
     vocab = path / "vocab.txt"
@@ -73,17 +79,35 @@ def build_tiny(path: Path, words: list[str], model_type: str = "bert", layers: i
     torch.manual_seed(seed)
     if model_type == "bert":
         tok = BertTokenizerFast(vocab_file=str(vocab))
-        config = BertConfig(vocab_size=len(SPECIAL) + len(words), hidden_size=32, num_hidden_layers=layers,
-                            num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+        config = BertConfig(
+            vocab_size=len(SPECIAL) + len(words),
+            hidden_size=32,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
         model = BertForSequenceClassification(config)
     else:
         tok = DistilBertTokenizerFast(vocab_file=str(vocab))
-        config = DistilBertConfig(vocab_size=len(SPECIAL) + len(words), dim=32, n_layers=layers, n_heads=2,
-                                  hidden_dim=64, max_position_embeddings=64)
+        config = DistilBertConfig(
+            vocab_size=len(SPECIAL) + len(words),
+            dim=32,
+            n_layers=layers,
+            n_heads=2,
+            hidden_dim=64,
+            max_position_embeddings=64,
+        )
         model = DistilBertForSequenceClassification(config)
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(1)  # tiny models gain nothing from more threads; spare the other core
 
 
 @pytest.fixture(scope="session")
@@ -125,8 +149,24 @@ def tiny_runs(tmp_path_factory, tiny_bert) -> Path:
     try:
         r = run_cli("finetune", *TRAIN_FLAGS, "--student", tiny_bert, "--epochs", "6", "--name", "teacher")
         assert r.code == 0, r.stderr
-        r = run_cli("distill", *TRAIN_FLAGS, "--teacher", "teacher", "--student", "teacher", "--student-layers", "2",
-                    "--alpha", "0.5", "--temperature", "2", "--epochs", "4", "--name", "student")
+        r = run_cli(
+            "distill",
+            *TRAIN_FLAGS,
+            "--teacher",
+            "teacher",
+            "--student",
+            "teacher",
+            "--student-layers",
+            "2",
+            "--alpha",
+            "0.5",
+            "--temperature",
+            "2",
+            "--epochs",
+            "4",
+            "--name",
+            "student",
+        )
         assert r.code == 0, r.stderr
     finally:
         mp.undo()

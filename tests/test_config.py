@@ -36,18 +36,21 @@ def test_numbers_written_as_strings_are_coerced(tmp_path):
     assert isinstance(yaml.safe_load("learning_rate: 1e-4")["learning_rate"], str)
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("alfa: 0.5\n", "unknown key 'alfa' (did you mean 'alpha'?)"),
-    ("epochs: five\n", "'epochs'"),
-    ("alpha: 1.5\n", "'alpha': input should be less than or equal to 1"),
-    ("alpha: -0.1\n", "'alpha': input should be greater than or equal to 0"),
-    ("temperature: 0\n", "'temperature': input should be greater than 0"),
-    ("epochs: 0\n", "'epochs': input should be greater than 0"),
-    ("learning_rate: -1e-5\n", "'learning_rate': input should be greater than 0"),
-    ("distill:\n  alpha: 2\n", "'alpha'"),
-    ("- just\n- a list\n", "expected a mapping"),
-    ("epochs: [1, 2\n", "invalid YAML at line"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("alfa: 0.5\n", "unknown key 'alfa' (did you mean 'alpha'?)"),
+        ("epochs: five\n", "'epochs'"),
+        ("alpha: 1.5\n", "'alpha': input should be less than or equal to 1"),
+        ("alpha: -0.1\n", "'alpha': input should be greater than or equal to 0"),
+        ("temperature: 0\n", "'temperature': input should be greater than 0"),
+        ("epochs: 0\n", "'epochs': input should be greater than 0"),
+        ("learning_rate: -1e-5\n", "'learning_rate': input should be greater than 0"),
+        ("distill:\n  alpha: 2\n", "'alpha'"),
+        ("- just\n- a list\n", "expected a mapping"),
+        ("epochs: [1, 2\n", "invalid YAML at line"),
+    ],
+)
 def test_bad_config_exits_2_with_one_line(tmp_path, text, needle):
     cfg = write(tmp_path / "bad.yaml", text)
     result = run_cli("config", "show", "--config", cfg, "--command", "distill")

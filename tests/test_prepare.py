@@ -9,9 +9,18 @@ from pathlib import Path
 import pytest
 from conftest import CLINC, DEMO, assert_one_line_error, run_cli
 
-ROWS = [("wake me at 7", "alarm"), ("set an alarm for 6", "alarm"), ("alarm at noon", "alarm"),
-        ("is it raining", "weather"), ("forecast for today", "weather"), ("will it snow", "weather"),
-        ("what is love", "oos"), ("who are you", "oos"), ("sing a song", "oos"), ("cheap flights", "oos")]
+ROWS = [
+    ("wake me at 7", "alarm"),
+    ("set an alarm for 6", "alarm"),
+    ("alarm at noon", "alarm"),
+    ("is it raining", "weather"),
+    ("forecast for today", "weather"),
+    ("will it snow", "weather"),
+    ("what is love", "oos"),
+    ("who are you", "oos"),
+    ("sing a song", "oos"),
+    ("cheap flights", "oos"),
+]
 
 
 def prepare(tiny_bert, dataset, *extra):
@@ -71,9 +80,14 @@ def test_folder_of_split_files_and_named_columns(tiny_bert, tmp_path):
 
 
 def test_raw_clinc_layout_and_the_embedded_dataset(tiny_bert, tmp_path):
-    clinc = {"train": [[t, lab] for t, lab in ROWS if lab != "oos"], "val": [["wake me up", "alarm"]],
-             "test": [["rain later?", "weather"]], "oos_train": [["what is love", "oos"]],
-             "oos_val": [["who are you", "oos"]], "oos_test": [["sing", "oos"]]}
+    clinc = {
+        "train": [[t, lab] for t, lab in ROWS if lab != "oos"],
+        "val": [["wake me up", "alarm"]],
+        "test": [["rain later?", "weather"]],
+        "oos_train": [["what is love", "oos"]],
+        "oos_val": [["who are you", "oos"]],
+        "oos_test": [["sing", "oos"]],
+    }
     (tmp_path / "clinc.json").write_text(json.dumps(clinc))
     result = prepare(tiny_bert, tmp_path / "clinc.json")
     assert result.code == 0, result.stderr
@@ -82,9 +96,11 @@ def test_raw_clinc_layout_and_the_embedded_dataset(tiny_bert, tmp_path):
     demo = prepare(tiny_bert, "demo-intents")
     assert demo.code == 0, demo.stderr
     raw = json.loads(DEMO.read_text())
-    assert demo.json["splits"] == {"train": len(raw["train"]) + len(raw["oos_train"]),
-                                   "validation": len(raw["val"]) + len(raw["oos_val"]),
-                                   "test": len(raw["test"]) + len(raw["oos_test"])}
+    assert demo.json["splits"] == {
+        "train": len(raw["train"]) + len(raw["oos_train"]),
+        "validation": len(raw["val"]) + len(raw["oos_val"]),
+        "test": len(raw["test"]) + len(raw["oos_test"]),
+    }
     assert 9 <= demo.json["num_labels"] - 1 <= 12 and "oos" in demo.json["labels"]
 
 

@@ -1,0 +1,69 @@
+"""Helpers shared by the benchmark scripts: run the real CLI, describe the machine, write results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLINC = REPO.parent / "shared" / "datasets" / "clinc150" / "data_oos_plus.json"
+OUT = REPO / "benchmarks" / "out"
+DISTILL = [sys.executable, "-m", "distill_cli"]
+
+
+def require_clinc() -> Path:
+    if not CLINC.is_file():
+        sys.exit(f"CLINC150 not found at {CLINC}: the benchmarks need ../shared/datasets/clinc150")
+    return CLINC
+
+
+def distill(*args: str, env: dict | None = None) -> dict:
+    """Run `distill ARGS --json`; progress streams to our stderr, the JSON object is returned."""
+    cmd = [*DISTILL, *map(str, args), "--json"]
+    print("$ distill " + " ".join(map(str, args)), file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        cmd, stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    )
+    if proc.returncode != 0:
+        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
+    result = json.loads(proc.stdout)
+    result["wall_s"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+def machine() -> dict:
+    import torch
+    import transformers
+
+    cpu = "unknown"
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def save(name: str, payload: dict) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    print(f"results written to {path}", file=sys.stderr)
+    return path

@@ -1,0 +1,376 @@
+"""The core trainer: the loss, gradient accumulation, the teacher-logit cache, student initialisation,
+run folders, interruption and resume, determinism, and several processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
+
+from distill_cli import trainer as core
+from distill_cli.trainer import DistillationTrainer, DistillationTrainingArguments, distillation_loss
+
+# --------------------------------------------------------------------------------------------- the loss
+
+
+def test_loss_matches_the_formula():
+    torch.manual_seed(0)
+    s, t, y = torch.randn(6, 5), torch.randn(6, 5), torch.tensor([0, 1, 2, 3, 4, 0])
+    alpha, temp = 0.3, 4.0
+    ce = -torch.log_softmax(s, -1)[torch.arange(6), y].mean()
+    p_t, log_p_s = torch.softmax(t / temp, -1), torch.log_softmax(s / temp, -1)
+    kl = (p_t * (p_t.log() - log_p_s)).sum(-1).mean()  # KL(teacher || student), averaged over the batch
+    expected = alpha * ce + (1 - alpha) * temp**2 * kl
+    assert torch.allclose(distillation_loss(s, y, t, alpha, temp), expected, atol=1e-6)
+    assert torch.allclose(distillation_loss(s, y, None, 1.0, temp), ce, atol=1e-6)  # alpha 1 = fine-tuning
+    assert distillation_loss(s, y, s.clone(), 0.0, temp).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def _tiny_setup(tiny_bert, tmp_path, **arg_overrides):
+    """A tiny no-dropout student, the demo data tokenized for it, and teacher logits from another tiny model."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from distill_cli import data
+    from distill_cli.config import Config
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    prepared = data.prepare(Config(dataset="demo-intents", max_length=24), tok, str(tiny_bert))
+    labels = prepared.label_names
+    torch.manual_seed(1)
+    teacher = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert, num_labels=len(labels), ignore_mismatched_sizes=True
+    )
+    train = prepared.datasets["train"].select(range(32))
+    logits = core.compute_logits(teacher, tok, list(train["text"]), 24)
+    train = train.add_column(core.TEACHER_LOGITS, logits.numpy().tolist())
+
+    def student():
+        torch.manual_seed(2)
+        return AutoModelForSequenceClassification.from_pretrained(
+            tiny_bert,
+            num_labels=len(labels),
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+            ignore_mismatched_sizes=True,
+        )
+
+    def args(**kw):
+        base = dict(
+            output_dir=str(tmp_path / "out"),
+            report_to="none",
+            use_cpu=True,
+            disable_tqdm=True,
+            remove_unused_columns=False,
+            train_sampling_strategy="sequential",
+            learning_rate=0.1,
+            optim="sgd",
+            weight_decay=0.0,
+            lr_scheduler_type="constant",
+            alpha=0.4,
+            temperature=3.0,
+            save_strategy="no",
+            logging_steps=1,
+            max_grad_norm=0.0,
+        )  # no clipping: see raw updates
+        return DistillationTrainingArguments(**{**base, **arg_overrides, **kw})
+
+    return tok, train, teacher, student, args
+
+
+def _one_step(trainer_cls, tok, train, student, args):
+    model = student()
+    t = trainer_cls(model=model, args=args, train_dataset=train, data_collator=core.DistillCollator(tok))
+    t.train()
+    return torch.cat([p.detach().flatten() for p in model.parameters()]), t.state.log_history[0]["loss"]
+
+
+def test_gradient_accumulation_gives_the_same_update(tiny_bert, tmp_path):
+    tok, train, _, student, args = _tiny_setup(tiny_bert, tmp_path)
+    one = args(per_device_train_batch_size=8, gradient_accumulation_steps=1, max_steps=1)
+    four = args(per_device_train_batch_size=2, gradient_accumulation_steps=4, max_steps=1)
+    w1, loss1 = _one_step(DistillationTrainer, tok, train, student, one)
+    w4, loss4 = _one_step(DistillationTrainer, tok, train, student, four)
+    assert loss1 == pytest.approx(loss4, rel=1e-5)
+    assert torch.allclose(w1, w4, atol=1e-6)
+
+    # The pitfall this guards against: without loss_is_scaled_for_ga = False, GA=4 steps 4x too far.
+    class Unscaled(DistillationTrainer):
+        loss_is_scaled_for_ga = None
+
+    w4_bad, _ = _one_step(Unscaled, tok, train, student, four)
+    w0 = torch.cat([p.detach().flatten() for p in student().parameters()])
+    assert torch.allclose(w4_bad - w0, 4 * (w1 - w0), atol=1e-5)
+
+
+def test_cached_and_online_teacher_give_the_same_loss(tiny_bert, tmp_path):
+    tok, train, teacher, student, args = _tiny_setup(tiny_bert, tmp_path)
+    batch = core.DistillCollator(tok)([train[i] for i in range(16)])
+    model = student().train()
+    cached = DistillationTrainer(model=model, args=args(), data_collator=core.DistillCollator(tok))
+    online = DistillationTrainer(model=model, args=args(), teacher_model=teacher)
+    loss_cached = cached.compute_loss(model, batch)
+    loss_online = online.compute_loss(model, {k: v for k, v in batch.items() if k != core.TEACHER_LOGITS})
+    assert loss_cached.item() == pytest.approx(loss_online.item(), abs=1e-5)
+
+
+# ------------------------------------------------------------------------------------ commands and runs
+
+
+def _finetune(student, name, *extra):
+    return run_cli("finetune", *TRAIN_FLAGS, "--student", student, "--epochs", "2", "--name", name, "--json", *extra)
+
+
+def test_run_folder_contents_and_json(runs):
+    run = runs / "student"
+    names = sorted(p.name for p in run.iterdir())
+    assert "model.safetensors" in names and "config.json" in names and "tokenizer.json" in names
+    assert not [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl")) or n.startswith("checkpoint")]
+    summary = json.loads((run / "run.json").read_text())
+    assert summary["command"] == "distill" and summary["teacher"]["spec"] == "teacher"
+    assert summary["student"]["layers_kept"] == [0, 3]
+    assert summary["dataset"]["manifest_hash"] and summary["seed"] == 42
+    assert set(summary["versions"]) == {"python", "torch", "transformers", "distill"}
+    assert summary["train_s"] > 0 and summary["teacher_cache_s"] > 0
+    assert [e["epoch"] for e in summary["epochs"]] == [1, 2, 3, 4]
+    assert {"accuracy", "in_scope_accuracy", "oos_recall", "macro_f1"} <= set(summary["metrics"])
+    # The student carries the teacher's labels, in the teacher's order.
+    teacher_cfg = json.loads((runs / "teacher" / "config.json").read_text())
+    student_cfg = json.loads((run / "config.json").read_text())
+    assert student_cfg["id2label"] == teacher_cfg["id2label"] and student_cfg["num_hidden_layers"] == 2
+    assert summary["labels"] == [teacher_cfg["id2label"][str(i)] for i in range(len(summary["labels"]))]
+
+
+def test_finetune_json_progress_and_no_library_noise(tiny_bert):
+    result = _finetune(tiny_bert, "ft")
+    assert result.code == 0, result.stderr
+    out = result.json
+    assert set(out) == {"output", "train_s", "teacher_cache_s", "epochs", "metrics"}
+    assert out["teacher_cache_s"] == 0 and len(out["epochs"]) == 2 and 0 <= out["metrics"]["accuracy"] <= 1
+    assert "epoch 1: validation accuracy" in result.stderr and "samples/s" in result.stderr
+    for noise in ("it/s]", "%|", "\x1b[", "Some weights", "{'loss'"):
+        assert noise not in result.stderr, noise
+
+
+def test_alpha_below_one_without_teacher_exits_2(tiny_bert):
+    assert_one_line_error(_finetune(tiny_bert, "x", "--alpha", "0.5"), 2, "alpha=0.5 needs a teacher")
+    r = run_cli("distill", *TRAIN_FLAGS, "--student", tiny_bert)
+    assert_one_line_error(r, 2, "distill needs a teacher")
+    assert not Path("runs").exists()
+
+
+def test_existing_run_is_never_overwritten_without_flag(tiny_bert):
+    assert _finetune(tiny_bert, "same").code == 0
+    stamp = Path("runs/same/model.safetensors").stat().st_mtime_ns
+    again = _finetune(tiny_bert, "same")
+    assert_one_line_error(again, 2, "runs/same already exists", "--overwrite")
+    assert Path("runs/same/model.safetensors").stat().st_mtime_ns == stamp
+    assert _finetune(tiny_bert, "same", "--overwrite").code == 0
+    assert Path("runs/same/model.safetensors").stat().st_mtime_ns != stamp
+    assert sorted(p.name for p in Path("runs").iterdir()) == ["same"]
+
+
+def test_same_seed_same_metrics(tiny_bert):
+    a, b = _finetune(tiny_bert, "a"), _finetune(tiny_bert, "b")
+    assert a.json["epochs"] == b.json["epochs"]
+    c = _finetune(tiny_bert, "c", "--seed", "7")
+    assert c.json["epochs"] != a.json["epochs"]
+
+
+def test_interrupt_saves_a_checkpoint_and_resume_ends_like_an_uninterrupted_run(tiny_bert, monkeypatch):
+    flags = ("--epochs", "3", "--gradient-accumulation-steps", "1")
+    reference = _finetune(tiny_bert, "whole", *flags)
+    assert reference.code == 0
+
+    original = core.RichProgress.on_step_end
+
+    def interrupt_at_step_20(self, args, state, control, **kw):
+        if state.global_step == 20:
+            os.kill(os.getpid(), signal.SIGINT)  # the real signal, through the real handler
+        return original(self, args, state, control, **kw)
+
+    monkeypatch.setattr(core.RichProgress, "on_step_end", interrupt_at_step_20)
+    stopped = _finetune(tiny_bert, "cut", *flags)
+    assert stopped.code == 130, stopped.stderr
+    assert "resume with: distill finetune" in stopped.stderr and "--resume" in stopped.stderr
+    assert (Path("runs/cut.partial") / "checkpoint-20" / "optimizer.safetensors").is_file()
+    assert not list(Path("runs/cut.partial").rglob("*.pt")) and not Path("runs/cut").exists()
+
+    monkeypatch.setattr(core.RichProgress, "on_step_end", original)
+    refused = _finetune(tiny_bert, "cut", *flags)
+    assert_one_line_error(refused, 2, "interrupted run", "--resume")
+    resumed = _finetune(tiny_bert, "cut", *flags, "--resume")
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json["metrics"] == reference.json["metrics"]
+    assert not Path("runs/cut.partial").exists() and Path("runs/cut/run.json").is_file()
+
+    # Pickles are never loaded on resume: torch.load is not called.
+    assert_one_line_error(_finetune(tiny_bert, "none", "--resume"), 2, "nothing to resume")
+
+
+def test_student_layers_come_from_the_checkpoint(tiny_bert):
+    from transformers import AutoModelForSequenceClassification
+
+    from distill_cli.modeling import keep_layers, spread_layers
+
+    assert spread_layers(12, 6) == [0, 2, 4, 7, 9, 11] and spread_layers(6, 3) == [0, 2, 5]
+    assert spread_layers(4, 2) == [0, 3] and spread_layers(4, 4) == [0, 1, 2, 3] and spread_layers(4, 1) == [0]
+    full = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=3, ignore_mismatched_sizes=True)
+    cut = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=3, ignore_mismatched_sizes=True)
+    assert keep_layers(cut, 2) == [0, 3]
+    kept, orig = cut.bert.encoder.layer, full.bert.encoder.layer
+    assert len(kept) == 2 and cut.config.num_hidden_layers == 2
+    for k, o in zip(kept, (orig[0], orig[3])):
+        assert all(torch.equal(a, b) for a, b in zip(k.state_dict().values(), o.state_dict().values()))
+
+
+def test_distilbert_student_of_a_bert_teacher_with_another_vocabulary(runs, tiny_distilbert, tmp_path):
+    r = run_cli(
+        "distill",
+        *TRAIN_FLAGS,
+        "--runs-dir",
+        runs,
+        "--teacher",
+        "teacher",
+        "--student",
+        tiny_distilbert,
+        "--student-layers",
+        "1",
+        "--epochs",
+        "2",
+        "--name",
+        "cross",
+        "--json",
+    )
+    assert r.code == 0, r.stderr
+    assert "warning: teacher is bert, student is distilbert" in r.stderr
+    cfg = json.loads((runs / "cross" / "config.json").read_text())
+    assert cfg["model_type"] == "distilbert" and cfg["n_layers"] == 1
+    # Online mode cannot feed one tokenization to both: refused with a pointer to the cache.
+    online = run_cli(
+        "distill",
+        *TRAIN_FLAGS,
+        "--runs-dir",
+        runs,
+        "--teacher",
+        "teacher",
+        "--student",
+        tiny_distilbert,
+        "--teacher-mode",
+        "online",
+        "--epochs",
+        "1",
+        "--name",
+        "cross2",
+    )
+    assert_one_line_error(online, 2, "share a tokenizer")
+
+
+def test_label_mismatch_with_the_teacher_exits_2(runs, tmp_path):
+    data = tmp_path / "extra.csv"
+    data.write_text(
+        "text,label\nplay jazz,play_music\nbook a flight,book_flight\nwhat time is it,clock\nset alarm,set_alarm\n"
+    )
+    r = run_cli("distill", "--dataset", data, "--runs-dir", runs, "--teacher", "teacher", "--student", "teacher")
+    assert_one_line_error(r, 2, "unknown to the teacher teacher", "book_flight, clock")
+
+
+def test_unsupported_architecture_exits_2(tmp_path):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(
+        tmp_path / "gpt"
+    )
+    (tmp_path / "gpt" / "vocab.json").write_text("{}")
+    r = run_cli("finetune", *TRAIN_FLAGS, "--student", tmp_path / "gpt", "--name", "g")
+    assert_one_line_error(r, 2, "is a gpt2 model", "BERT-family")
+
+
+def test_teacher_cache_is_reused_across_runs(runs):
+    r = run_cli(
+        "distill",
+        *TRAIN_FLAGS,
+        "--runs-dir",
+        runs,
+        "--teacher",
+        "teacher",
+        "--student",
+        "teacher",
+        "--student-layers",
+        "1",
+        "--epochs",
+        "1",
+        "--name",
+        "again",
+        "--cache-dir",
+        "c",
+        "--json",
+    )
+    r2 = run_cli(
+        "distill",
+        *TRAIN_FLAGS,
+        "--runs-dir",
+        runs,
+        "--teacher",
+        "teacher",
+        "--student",
+        "teacher",
+        "--student-layers",
+        "1",
+        "--epochs",
+        "1",
+        "--name",
+        "again2",
+        "--cache-dir",
+        "c",
+        "--json",
+    )
+    assert r.code == r2.code == 0
+    first = json.loads((runs / "again" / "run.json").read_text())["teacher"]
+    second = json.loads((runs / "again2" / "run.json").read_text())["teacher"]
+    assert first["cache_reused"] is False and second["cache_reused"] is True
+    assert len(list(Path("c/teacher-logits").glob("*.safetensors"))) == 1
+
+
+def test_two_processes_with_torchrun(runs, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "distill_cli",
+        "distill",
+        *TRAIN_FLAGS,
+        "--runs-dir",
+        str(runs),
+        "--teacher",
+        "teacher",
+        "--student",
+        "teacher",
+        "--student-layers",
+        "2",
+        "--epochs",
+        "2",
+        "--name",
+        "ddp",
+        "--json",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(out) == 1 and out[0]["output"].endswith("ddp")  # one summary, from rank 0
+    summary = json.loads((runs / "ddp" / "run.json").read_text())
+    assert summary["world_size"] == 2 and len(summary["epochs"]) == 2
+    assert sorted(p.name for p in runs.iterdir() if p.name.startswith("ddp")) == ["ddp"]
+    assert proc.stderr.count("teacher logits 220/220") == 1  # built once, by rank 0
