@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+from transformers.trainer_callback import PrinterCallback
 
 from distill_cli import data, modeling
 from distill_cli.config import Config
@@ -85,6 +86,7 @@ def train_textbook(cfg: Config, output: Path) -> dict:
         compute_metrics=metrics_fn(labels, prepared.manifest.get("oos_label")),
         teacher_model=teacher,
     )
+    trainer.remove_callback(PrinterCallback)  # its raw dicts would go to stdout
     start = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - start

@@ -62,7 +62,7 @@ CARD = """---
 # {{ model_name }}
 
 An intent classifier {{ 'distilled from [' + teacher + '](' + teacher_link + ')' if teacher else 'fine-tuned' }}
-with [distill](https://github.com/) on {{ dataset }}{{ ', starting from ' + base_model if base_model else '' }}.
+with `distill` on {{ dataset }}{{ ', starting from ' + base_model if base_model else '' }}.
 
 ## Results
 

@@ -42,6 +42,7 @@ from distill_cli.ui import Bar, warn
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TEACHER_LOGITS = "teacher_logits"
+ROW = "row"
 
 
 # ------------------------------------------------------------------------------------------ the trainer
@@ -169,16 +170,26 @@ class EpochLengthGroupedSampler(LengthGroupedSampler):
 
 
 class DistillCollator:
-    """Pads the model inputs of a batch and stacks its cached teacher logits, dropping other columns."""
+    """Pads the model inputs of a batch, dropping other columns. With ``teacher_logits`` (one row per
+    training example), it also gathers the batch's cached logits by the examples' ``row`` index: a tensor
+    lookup, not 151 floats per example converted out of Arrow."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, teacher_logits: torch.Tensor | None = None):
         self.pad = DataCollatorWithPadding(tokenizer)
+        self.teacher_logits = teacher_logits
 
     def __call__(self, features: list[dict]) -> dict:
         batch = self.pad([{k: f[k] for k in (*MODEL_INPUTS, "label") if k in f} for f in features])
-        if TEACHER_LOGITS in features[0]:
-            batch[TEACHER_LOGITS] = torch.tensor(np.array([f[TEACHER_LOGITS] for f in features]), dtype=torch.float32)
+        if self.teacher_logits is not None and ROW in features[0]:
+            batch[TEACHER_LOGITS] = self.teacher_logits[torch.tensor([f[ROW] for f in features])]
         return batch
+
+
+def add_row_and_length(ds):
+    """``row`` (to find an example's cached teacher logits) and ``length`` (to group batches by length)."""
+    return ds.map(
+        lambda b, idx: {ROW: idx, "length": [len(x) for x in b["input_ids"]]}, batched=True, with_indices=True
+    )
 
 
 # ----------------------------------------------------------------------------------- the teacher cache
@@ -368,6 +379,26 @@ def run_paths(cfg: Config, command: str) -> tuple[Path, bool]:
     return cfg.runs_dir / f"{command}-{_slug(cfg.student)}-{time.strftime('%Y%m%d-%H%M%S')}", True
 
 
+def open_run_folder(final: Path, partial: Path, resume: bool, overwrite: bool, is_main: bool) -> Path | None:
+    """Check the run folder before any compute; returns the checkpoint to resume from, if asked.
+    A finished run is never replaced without ``overwrite``, nor an interrupted one without ``resume``."""
+    if final.exists() and not overwrite:
+        raise UsageError(f"run folder {final} already exists; pass --overwrite to replace it, or another --name")
+    if resume:
+        resume_from = last_checkpoint(partial)
+        if resume_from is None:
+            raise UsageError(f"nothing to resume: no checkpoint under {partial}")
+        return resume_from
+    if partial.exists():
+        if not overwrite:
+            raise UsageError(
+                f"{partial} holds an interrupted run; pass --resume to continue it or --overwrite to start over"
+            )
+        if is_main:
+            shutil.rmtree(partial)
+    return None
+
+
 def last_checkpoint(partial: Path) -> Path | None:
     ckpts = sorted(partial.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     ckpts = [c for c in ckpts if (c / "trainer_state.json").is_file()]
@@ -435,20 +466,7 @@ def train(
     final = Path(_same_on_all_ranks(str(final)))
     partial = final.with_name(final.name + ".partial")
     args.output_dir = str(partial)
-    resume_from = None
-    if final.exists() and not overwrite:
-        raise UsageError(f"run folder {final} already exists; pass --overwrite to replace it, or another --name")
-    if resume:
-        resume_from = last_checkpoint(partial)
-        if resume_from is None:
-            raise UsageError(f"nothing to resume: no checkpoint under {partial}")
-    elif partial.exists():
-        if not overwrite:
-            raise UsageError(
-                f"{partial} holds an interrupted run; pass --resume to continue it or --overwrite to start over"
-            )
-        if is_main:
-            shutil.rmtree(partial)
+    resume_from = open_run_folder(final, partial, resume, overwrite, is_main)
 
     # Labels come from the teacher when there is one; the student takes them over.
     teacher_labels = teacher_config = None
@@ -473,7 +491,7 @@ def train(
     layers_kept = modeling.keep_layers(model, cfg.student_layers) if cfg.student_layers else None
 
     train_ds = dsd["train"]
-    teacher_model, teacher_cache_s, cache_reused = None, 0.0, None
+    teacher_model, cached_logits, teacher_cache_s, cache_reused = None, None, 0.0, None
     if teacher_ref is not None:
         if teacher_config.model_type != student_config.model_type and is_main:
             warn(
@@ -483,12 +501,11 @@ def train(
         start = time.perf_counter()
         if cfg.teacher_mode == "cached" and args.alpha < 1.0:
             with args.main_process_first(local=False, desc="teacher logits"):
-                logits, cache_reused = teacher_logits(cfg, teacher_ref, teacher_config, list(train_ds["text"]))
-            train_ds = train_ds.add_column(TEACHER_LOGITS, logits.numpy().tolist())
+                cached_logits, cache_reused = teacher_logits(cfg, teacher_ref, teacher_config, list(train_ds["text"]))
         elif cfg.teacher_mode == "online":
             teacher_model = modeling.load_for_inference(teacher_ref, cfg)
         teacher_cache_s = time.perf_counter() - start
-    train_ds = train_ds.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True)
+    train_ds = add_row_and_length(train_ds)
 
     progress, stopper = RichProgress(f"{command} {final.name}"), StopOnSignal()
     trainer = DistillationTrainer(
@@ -497,7 +514,7 @@ def train(
         train_dataset=train_ds,
         eval_dataset=dsd["validation"],
         processing_class=tokenizer,
-        data_collator=DistillCollator(tokenizer),
+        data_collator=DistillCollator(tokenizer, cached_logits),
         compute_metrics=metrics_fn(labels, prepared.manifest.get("oos_label")),
         teacher_model=teacher_model,
         callbacks=[progress, stopper],
@@ -558,6 +575,8 @@ def train(
         },
         "train_s": round(train_s, 2),
         "teacher_cache_s": round(teacher_cache_s, 2),
+        # Of train_s, the time spent evaluating after each epoch: benchmarks subtract it.
+        "eval_s": round(sum(h.get("eval_runtime", 0.0) for h in history if "eval_accuracy" in h), 2),
         "epochs": epochs,
         "metrics": epochs[-1] if epochs else {},
     }

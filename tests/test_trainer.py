@@ -47,9 +47,8 @@ def _tiny_setup(tiny_bert, tmp_path, **arg_overrides):
     teacher = AutoModelForSequenceClassification.from_pretrained(
         tiny_bert, num_labels=len(labels), ignore_mismatched_sizes=True
     )
-    train = prepared.datasets["train"].select(range(32))
+    train = core.add_row_and_length(prepared.datasets["train"].select(range(32)))
     logits = core.compute_logits(teacher, tok, list(train["text"]), 24)
-    train = train.add_column(core.TEACHER_LOGITS, logits.numpy().tolist())
 
     def student():
         torch.manual_seed(2)
@@ -81,22 +80,22 @@ def _tiny_setup(tiny_bert, tmp_path, **arg_overrides):
         )  # no clipping: see raw updates
         return DistillationTrainingArguments(**{**base, **arg_overrides, **kw})
 
-    return tok, train, teacher, student, args
+    return core.DistillCollator(tok, logits), train, teacher, student, args
 
 
-def _one_step(trainer_cls, tok, train, student, args):
+def _one_step(trainer_cls, collator, train, student, args):
     model = student()
-    t = trainer_cls(model=model, args=args, train_dataset=train, data_collator=core.DistillCollator(tok))
+    t = trainer_cls(model=model, args=args, train_dataset=train, data_collator=collator)
     t.train()
     return torch.cat([p.detach().flatten() for p in model.parameters()]), t.state.log_history[0]["loss"]
 
 
 def test_gradient_accumulation_gives_the_same_update(tiny_bert, tmp_path):
-    tok, train, _, student, args = _tiny_setup(tiny_bert, tmp_path)
+    collator, train, _, student, args = _tiny_setup(tiny_bert, tmp_path)
     one = args(per_device_train_batch_size=8, gradient_accumulation_steps=1, max_steps=1)
     four = args(per_device_train_batch_size=2, gradient_accumulation_steps=4, max_steps=1)
-    w1, loss1 = _one_step(DistillationTrainer, tok, train, student, one)
-    w4, loss4 = _one_step(DistillationTrainer, tok, train, student, four)
+    w1, loss1 = _one_step(DistillationTrainer, collator, train, student, one)
+    w4, loss4 = _one_step(DistillationTrainer, collator, train, student, four)
     assert loss1 == pytest.approx(loss4, rel=1e-5)
     assert torch.allclose(w1, w4, atol=1e-6)
 
@@ -104,16 +103,17 @@ def test_gradient_accumulation_gives_the_same_update(tiny_bert, tmp_path):
     class Unscaled(DistillationTrainer):
         loss_is_scaled_for_ga = None
 
-    w4_bad, _ = _one_step(Unscaled, tok, train, student, four)
+    w4_bad, _ = _one_step(Unscaled, collator, train, student, four)
     w0 = torch.cat([p.detach().flatten() for p in student().parameters()])
     assert torch.allclose(w4_bad - w0, 4 * (w1 - w0), atol=1e-5)
 
 
 def test_cached_and_online_teacher_give_the_same_loss(tiny_bert, tmp_path):
-    tok, train, teacher, student, args = _tiny_setup(tiny_bert, tmp_path)
-    batch = core.DistillCollator(tok)([train[i] for i in range(16)])
+    collator, train, teacher, student, args = _tiny_setup(tiny_bert, tmp_path)
+    batch = collator([train[i] for i in range(16)])
+    assert batch[core.TEACHER_LOGITS].shape == (16, teacher.config.num_labels)
     model = student().train()
-    cached = DistillationTrainer(model=model, args=args(), data_collator=core.DistillCollator(tok))
+    cached = DistillationTrainer(model=model, args=args(), data_collator=collator)
     online = DistillationTrainer(model=model, args=args(), teacher_model=teacher)
     loss_cached = cached.compute_loss(model, batch)
     loss_online = online.compute_loss(model, {k: v for k, v in batch.items() if k != core.TEACHER_LOGITS})
