@@ -138,6 +138,11 @@ def isolated(tmp_path, monkeypatch):
 TRAIN_FLAGS = ("--dataset", "demo-intents", "--batch-size", "16", "--learning-rate", "5e-3", "--max-length", "24")
 
 
+def distill_from_teacher(runs, student, *extra: str) -> Result:
+    """`distill distill` on the demo data from the tiny teacher run in ``runs``."""
+    return run_cli("distill", *TRAIN_FLAGS, "--runs-dir", runs, "--teacher", "teacher", "--student", student, *extra)
+
+
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory, tiny_bert) -> Path:
     """A runs folder holding a tiny fine-tuned teacher ('teacher') and a distilled 2-layer student ('student')."""
@@ -149,24 +154,8 @@ def tiny_runs(tmp_path_factory, tiny_bert) -> Path:
     try:
         r = run_cli("finetune", *TRAIN_FLAGS, "--student", tiny_bert, "--epochs", "6", "--name", "teacher")
         assert r.code == 0, r.stderr
-        r = run_cli(
-            "distill",
-            *TRAIN_FLAGS,
-            "--teacher",
-            "teacher",
-            "--student",
-            "teacher",
-            "--student-layers",
-            "2",
-            "--alpha",
-            "0.5",
-            "--temperature",
-            "2",
-            "--epochs",
-            "4",
-            "--name",
-            "student",
-        )
+        flags = ("--student-layers", "2", "--alpha", "0.5", "--temperature", "2", "--epochs", "4")
+        r = distill_from_teacher(root / "runs", "teacher", *flags, "--name", "student")
         assert r.code == 0, r.stderr
     finally:
         mp.undo()

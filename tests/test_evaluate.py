@@ -6,7 +6,7 @@ import json
 import textwrap
 
 import pytest
-from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
+from conftest import assert_one_line_error, distill_from_teacher, run_cli
 
 from distill_cli.metrics import classification_metrics
 
@@ -147,20 +147,7 @@ def test_plot_without_matplotlib_exits_2_before_any_work(runs, monkeypatch):
 
 def test_two_tokenizers_on_one_prepared_dataset(runs, tiny_distilbert, tmp_path):
     # A student with another model type and another vocabulary, distilled from the BERT teacher.
-    r = run_cli(
-        "distill",
-        *TRAIN_FLAGS,
-        "--runs-dir",
-        runs,
-        "--teacher",
-        "teacher",
-        "--student",
-        tiny_distilbert,
-        "--epochs",
-        "2",
-        "--name",
-        "other-vocab",
-    )
+    r = distill_from_teacher(runs, tiny_distilbert, "--epochs", "2", "--name", "other-vocab")
     assert r.code == 0, r.stderr
     prepared = tmp_path / "prepared"
     assert (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
+from conftest import TRAIN_FLAGS, assert_one_line_error, distill_from_teacher, run_cli
 
 from distill_cli import trainer as core
 from distill_cli.trainer import DistillationTrainer, DistillationTrainingArguments, distillation_loss
@@ -231,44 +231,13 @@ def test_student_layers_come_from_the_checkpoint(tiny_bert):
 
 
 def test_distilbert_student_of_a_bert_teacher_with_another_vocabulary(runs, tiny_distilbert, tmp_path):
-    r = run_cli(
-        "distill",
-        *TRAIN_FLAGS,
-        "--runs-dir",
-        runs,
-        "--teacher",
-        "teacher",
-        "--student",
-        tiny_distilbert,
-        "--student-layers",
-        "1",
-        "--epochs",
-        "2",
-        "--name",
-        "cross",
-        "--json",
-    )
+    r = distill_from_teacher(runs, tiny_distilbert, "--student-layers", "1", "--epochs", "2", "--name", "cross")
     assert r.code == 0, r.stderr
     assert "warning: teacher is bert, student is distilbert" in r.stderr
     cfg = json.loads((runs / "cross" / "config.json").read_text())
     assert cfg["model_type"] == "distilbert" and cfg["n_layers"] == 1
     # Online mode cannot feed one tokenization to both: refused with a pointer to the cache.
-    online = run_cli(
-        "distill",
-        *TRAIN_FLAGS,
-        "--runs-dir",
-        runs,
-        "--teacher",
-        "teacher",
-        "--student",
-        tiny_distilbert,
-        "--teacher-mode",
-        "online",
-        "--epochs",
-        "1",
-        "--name",
-        "cross2",
-    )
+    online = distill_from_teacher(runs, tiny_distilbert, "--teacher-mode", "online", "--epochs", "1", "--name", "x")
     assert_one_line_error(online, 2, "share a tokenizer")
 
 
@@ -293,44 +262,9 @@ def test_unsupported_architecture_exits_2(tmp_path):
 
 
 def test_teacher_cache_is_reused_across_runs(runs):
-    r = run_cli(
-        "distill",
-        *TRAIN_FLAGS,
-        "--runs-dir",
-        runs,
-        "--teacher",
-        "teacher",
-        "--student",
-        "teacher",
-        "--student-layers",
-        "1",
-        "--epochs",
-        "1",
-        "--name",
-        "again",
-        "--cache-dir",
-        "c",
-        "--json",
-    )
-    r2 = run_cli(
-        "distill",
-        *TRAIN_FLAGS,
-        "--runs-dir",
-        runs,
-        "--teacher",
-        "teacher",
-        "--student",
-        "teacher",
-        "--student-layers",
-        "1",
-        "--epochs",
-        "1",
-        "--name",
-        "again2",
-        "--cache-dir",
-        "c",
-        "--json",
-    )
+    flags = ("--student-layers", "1", "--epochs", "1", "--cache-dir", "c", "--json")
+    r = distill_from_teacher(runs, "teacher", *flags, "--name", "again")
+    r2 = distill_from_teacher(runs, "teacher", *flags, "--name", "again2")
     assert r.code == r2.code == 0
     first = json.loads((runs / "again" / "run.json").read_text())["teacher"]
     second = json.loads((runs / "again2" / "run.json").read_text())["teacher"]
