@@ -313,7 +313,7 @@ def push(
         for f in result["files"]:
             table.add_row(f["path"], f"{f['bytes']:,}")
         console.print(table)
-        console.print(result["card"], markup=False)
+        console.print(result["card"], markup=False, soft_wrap=True)
     else:
         info(f"pushed {len(result['files'])} files to {result['url']}")
     if json_out:

@@ -61,7 +61,7 @@ CARD = """---
 
 # {{ model_name }}
 
-An intent classifier {{ 'distilled from [' + teacher + '](' + teacher_link + ')' if teacher else 'fine-tuned' }}
+An intent classifier {{ 'distilled from ' + teacher if teacher else 'fine-tuned' }}
 with `distill` on {{ dataset }}{{ ', starting from ' + base_model if base_model else '' }}.
 
 ## Results
@@ -97,8 +97,8 @@ def publishable_files(run_dir: Path) -> list[Path]:
     return files
 
 
-def hub_origin(spec: str | None, runs_dir: Path, depth: int = 0) -> str | None:
-    """The Hub model a run descends from (through runs that started from runs), if any."""
+def hub_origin(spec: str | None, runs_dir: Path, depth: int = 0, follow_runs: bool = True) -> str | None:
+    """The Hub model ``spec`` is, or (``follow_runs``) that a run descends from through the runs it started from."""
     from distill_cli.modeling import BUILTIN_ALIASES, HUB_ID
 
     if not spec or depth > 10:
@@ -107,6 +107,8 @@ def hub_origin(spec: str | None, runs_dir: Path, depth: int = 0) -> str | None:
         return BUILTIN_ALIASES[spec][1]
     for candidate in (Path(spec), runs_dir / spec):
         if (candidate / "run.json").is_file():
+            if not follow_runs:
+                return None
             return hub_origin(json.loads((candidate / "run.json").read_text())["student"]["spec"], runs_dir, depth + 1)
     return spec if HUB_ID.match(spec) and not Path(spec).exists() and "/" in spec else None
 
@@ -124,11 +126,7 @@ def results_table(evals: dict | None, name: str) -> str:
         return "—" if v is None else f"{v * 100:.2f}"
 
     for m in models:
-        label = (
-            f"**{name}** (this model)"
-            if m is evals.get("result") or m["path"] == evals["result"]["path"]
-            else m["model"]
-        )
+        label = f"**{name}** (this model)" if m["path"] == evals["result"]["path"] else m["model"]
         rows.append(
             f"| {label} | {pct(m['accuracy'])} | {pct(m['in_scope_accuracy'])} | {pct(m['oos_recall'])} | "
             f"{m['latency_ms_mean']:.2f} | {m['size_mb']:.1f} |"
@@ -198,15 +196,14 @@ def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
         hyper.pop("temperature", None)
     if run.get("student", {}).get("layers_kept"):
         hyper["layers kept (of the initial checkpoint)"] = run["student"]["layers_kept"]
-    teacher_hub = hub_origin(teacher, runs_dir) if teacher else None
+    teacher_hub = hub_origin(teacher, runs_dir, follow_runs=False)  # linked only if it is on the Hub itself
     card = ModelCard.from_template(
         data,
         template_str=CARD,
         model_name=repo_id.split("/")[-1],
         repo_id=repo_id,
         dataset=dataset,
-        teacher=teacher,
-        teacher_link=teacher_hub and f"https://huggingface.co/{teacher_hub}" or "#teacher",
+        teacher=teacher and (f"[{teacher}](https://huggingface.co/{teacher_hub})" if teacher_hub else f"`{teacher}`"),
         base_model=base,
         results=results_table(evals, repo_id.split("/")[-1]),
         hyperparameters=hyper,

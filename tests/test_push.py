@@ -82,7 +82,7 @@ def test_push_uploads_one_commit_with_a_real_card(evaluated, monkeypatch):
     assert metrics["In-scope accuracy"] == pytest.approx(evals["result"]["in_scope_accuracy"], abs=1e-4)
     assert metrics["Out-of-scope recall"] == pytest.approx(evals["result"]["oos_recall"], abs=1e-4)
     # The body: teacher, hyperparameters, the comparison table and a usage snippet.
-    assert "distilled from [teacher]" in card
+    assert "distilled from `teacher`" in card  # a local teacher: named, not linked
     for needle in (
         "| alpha | 0.5 |",
         "| temperature | 2.0 |",
