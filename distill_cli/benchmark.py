@@ -9,7 +9,6 @@ serves models with different vocabularies.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -21,6 +20,7 @@ import torch
 from distill_cli import data, modeling
 from distill_cli.config import Config
 from distill_cli.errors import UsageError
+from distill_cli.files import atomic_file
 from distill_cli.metrics import classification_metrics
 from distill_cli.ui import Bar, console
 
@@ -60,7 +60,7 @@ def measure(
     gold: list[str],
     latency_runs: int,
     batch_size: int,
-    extra_metrics: list[str],
+    extra_metrics: dict,
 ) -> dict:
     tokenizer = modeling.load_tokenizer(ref, cfg)
     model = modeling.load_for_inference(ref, cfg)
@@ -106,7 +106,7 @@ def measure(
     }
     if extra_metrics:
         result["extra_metrics"] = {
-            name: load_metric(name).compute(predictions=preds, references=y_true) for name in extra_metrics
+            name: metric.compute(predictions=preds, references=y_true) for name, metric in extra_metrics.items()
         }
     return result
 
@@ -147,9 +147,7 @@ def evaluate_models(
 ) -> dict:
     """Measure every model on ``split``; results also go into each run folder's ``eval_results.json``."""
     refs = [modeling.resolve_model(s, cfg) for s in specs]  # every name checked before any compute
-    if extra_metrics:
-        for name in extra_metrics:
-            load_metric(name)
+    metrics = {name: load_metric(name) for name in extra_metrics or []}  # loaded once, for every model
     if threads:
         torch.set_num_threads(threads)
     texts, gold, prepared = evaluation_data(cfg, refs, split)
@@ -160,7 +158,7 @@ def evaluate_models(
         "threads": torch.get_num_threads(),
         "latency_runs": latency_runs,
         "batch_size": batch_size,
-        "models": [measure(cfg, ref, texts, gold, latency_runs, batch_size, extra_metrics or []) for ref in refs],
+        "models": [measure(cfg, ref, texts, gold, latency_runs, batch_size, metrics) for ref in refs],
     }
     for ref, result in zip(refs, report["models"]):
         if ref.run_dir is not None:
@@ -169,10 +167,8 @@ def evaluate_models(
 
 
 def write_json(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2))
 
 
 # ---------------------------------------------------------------------------------------- rendering
@@ -273,8 +269,6 @@ def plot(report: dict, path: Path) -> None:
     ax.set_title(f"{report['dataset']} · {report['split']}")
     ax.legend(loc="lower right", markerscale=0.3)
     ax.margins(0.25)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from distill_cli import __version__
 from distill_cli.config import Config
 from distill_cli.errors import DistillError, UsageError
+from distill_cli.files import move_into_place
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -412,15 +413,12 @@ def save_atomically(dsd: DatasetDict, manifest: dict, path: Path) -> None:
     """Write into a sibling temporary folder, then swap it in: a failure never leaves half a dataset."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
-    dsd.save_to_disk(str(tmp))
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{time.time_ns()}")
-        path.rename(old)
-    tmp.rename(path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    try:
+        dsd.save_to_disk(str(tmp))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        move_into_place(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_manifest(path: Path) -> dict | None:

@@ -37,6 +37,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_group
 from distill_cli import __version__, checkpoint, data, modeling
 from distill_cli.config import Config
 from distill_cli.errors import DistillError, UsageError
+from distill_cli.files import atomic_file, move_into_place
 from distill_cli.metrics import classification_metrics
 from distill_cli.ui import Bar, warn
 
@@ -252,10 +253,8 @@ def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: lis
     tokenizer = modeling.load_tokenizer(ref, cfg)
     model = modeling.load_for_inference(ref, cfg)
     logits = compute_logits(model, tokenizer, texts, cfg.max_length)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file({"logits": logits.contiguous()}, str(tmp), metadata={"teacher": ref.spec, "rows": str(len(texts))})
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file({"logits": logits.contiguous()}, str(tmp), metadata={"teacher": ref.spec, "rows": str(len(texts))})
     return logits, False
 
 
@@ -609,10 +608,4 @@ def finish_run(partial: Path, final: Path, summary: dict) -> None:
     for pickle in ("training_args.bin",):
         (partial / pickle).unlink(missing_ok=True)
     (partial / "run.json").write_text(json.dumps(summary, indent=2, default=str))
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{time.time_ns()}")
-        final.rename(old)
-    partial.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    move_into_place(partial, final)

@@ -1,0 +1,34 @@
+"""Writing outputs atomically: a reader (or a crash) sees the old output or the new one, never half of one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix, so writers that go by it still work); when the
+    block succeeds it replaces ``path`` in one rename, when it fails it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def move_into_place(src: Path, dest: Path) -> None:
+    """Rename the finished folder ``src`` to ``dest``, replacing a folder already there."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{time.time_ns()}")
+        dest.rename(old)
+    src.rename(dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
