@@ -18,9 +18,11 @@ import torch.nn.functional as F
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from distill_cli import data, modeling
+from distill_cli import modeling
 from distill_cli.config import Config
-from distill_cli.trainer import metrics_fn, recipe_arguments
+from distill_cli.data.prepared import load_for_training
+from distill_cli.metrics import metrics_fn
+from distill_cli.training.trainer import recipe_arguments
 
 
 @dataclass
@@ -55,7 +57,7 @@ def train_textbook(cfg: Config, output: Path) -> dict:
     teacher_ref, _, labels = modeling.teacher_with_labels(cfg)
     student_ref = modeling.resolve_model(cfg.student, cfg)
     tokenizer = modeling.load_tokenizer(student_ref, cfg)
-    prepared = data.load_for_training(cfg, tokenizer, student_ref.location, labels, cfg.teacher)
+    prepared = load_for_training(cfg, tokenizer, student_ref.location, labels, cfg.teacher)
     dsd = prepared.datasets.select_columns(
         [
             c

@@ -1,12 +1,13 @@
-"""The ``distill`` command line: parse, call the core, render. Nothing heavy is imported at module level,
-so ``distill --help`` stays fast; torch and transformers load inside the commands."""
+"""The ``distill`` command line: registers the commands, parses, calls the core, renders, and maps errors to
+exit codes. Nothing heavy is imported at module level, so ``distill --help`` stays fast; torch and
+transformers load inside the commands (``distill_cli.commands``)."""
 
-import inspect
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -18,9 +19,10 @@ except ImportError:  # pragma: no cover - older typer on top of click
 from rich.markup import escape
 
 from distill_cli import __version__
-from distill_cli.config import load_config
-from distill_cli.errors import DistillError, UsageError
-from distill_cli.ui import console, emit_json, info
+from distill_cli.config import COMMANDS, load_config
+from distill_cli.errors import DistillError, Interrupted, UsageError
+from distill_cli.options import DISTILL, EVALUATE, PREPARE, PUSH, TRAIN, ConfigOpt, JsonOpt, config_flags
+from distill_cli.ui import console, emit_json, info, quiet_libraries
 
 app = typer.Typer(
     name="distill",
@@ -31,89 +33,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect configurations.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-# Flags that override a config key, declared once: (config key) -> (type, flag names, help).
-FLAGS: dict[str, tuple[Any, tuple[str, ...], str]] = {
-    "dataset": (str, ("--dataset", "-d"), "Prepared folder, data file(s), built-in name or Hub name[:config]."),
-    "text_column": (str, ("--text-column",), "Text column (detected when unset)."),
-    "label_column": (str, ("--label-column",), "Label column (detected when unset)."),
-    "oos_label": (str, ("--oos-label",), "Name of the out-of-scope label."),
-    "max_length": (int, ("--max-length",), "Truncate queries to this many tokens."),
-    "validation_size": (float, ("--validation-size",), "Fraction of train held out when there is no validation."),
-    "student": (str, ("--student", "-s"), "Student checkpoint: folder, run name, alias or Hub id."),
-    "student_layers": (int, ("--student-layers",), "Keep N of the student's layers, spread evenly."),
-    "teacher": (str, ("--teacher", "-t"), "Teacher: folder, run name, alias or Hub id."),
-    "teacher_mode": (str, ("--teacher-mode",), "cached (teacher logits computed once) or online (every step)."),
-    "alpha": (float, ("--alpha",), "Weight of the cross-entropy on labels; 1 = plain fine-tuning."),
-    "temperature": (float, ("--temperature", "-T"), "Softmax temperature of the distillation loss."),
-    "epochs": (int, ("--epochs",), "Training epochs."),
-    "learning_rate": (float, ("--learning-rate", "--lr"), "Peak learning rate."),
-    "batch_size": (int, ("--batch-size",), "Training batch size per process."),
-    "weight_decay": (float, ("--weight-decay",), "AdamW weight decay."),
-    "warmup": (float, ("--warmup",), "Fraction of steps for learning-rate warmup."),
-    "gradient_accumulation_steps": (int, ("--gradient-accumulation-steps",), "Accumulate gradients over N batches."),
-    "seed": (int, ("--seed",), "Random seed (data split, head initialisation, shuffling)."),
-    "group_by_length": (bool, ("--group-by-length/--no-group-by-length",), "Batch queries of similar length."),
-    "runs_dir": (Path, ("--runs-dir",), "Folder of runs (run names resolve there)."),
-    "name": (str, ("--name",), "Run name under the runs folder."),
-    "cache_dir": (Path, ("--cache-dir",), "Cache of prepared datasets and teacher logits."),
-}
-DATA = (
-    "dataset",
-    "text_column",
-    "label_column",
-    "oos_label",
-    "max_length",
-    "validation_size",
-    "seed",
-    "cache_dir",
-    "runs_dir",
-)
-TRAIN = DATA + (
-    "student",
-    "student_layers",
-    "alpha",
-    "epochs",
-    "learning_rate",
-    "batch_size",
-    "weight_decay",
-    "warmup",
-    "gradient_accumulation_steps",
-    "group_by_length",
-    "name",
-)
-DISTILL = TRAIN + ("teacher", "teacher_mode", "temperature")
-
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; flags override it.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout; the rest goes to stderr.")]
-
-
-def config_flags(*keys: str):
-    """Give a command the flags of these config keys; their values arrive in ``**overrides``."""
-
-    def decorate(fn):
-        signature = inspect.signature(fn)
-        params = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
-        for key in keys:
-            kind, names, help_text = FLAGS[key]
-            annotation = Annotated[Optional[kind], typer.Option(*names, help=help_text, show_default=False)]
-            params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
-            fn.__annotations__[key] = annotation
-        fn.__signature__ = signature.replace(parameters=params)
-        return fn
-
-    return decorate
-
-
-def quiet_libraries() -> None:
-    """Our own progress replaces tqdm bars and library chatter."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    datasets.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 def _print_version(value: bool) -> None:
@@ -133,7 +52,7 @@ def root(
 
 
 @app.command()
-@config_flags(*DATA, "student", "teacher")
+@config_flags(*PREPARE)
 def prepare(
     config: ConfigOpt = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder to write (default: cache).")] = None,
@@ -144,64 +63,14 @@ def prepare(
     """Read a dataset, name its labels, split and tokenize it for the student, and save it."""
     cfg = load_config(config, "prepare", overrides)
     quiet_libraries()
-    from distill_cli import data
+    from distill_cli.commands import prepare as command
 
-    result = data.prepare_command(cfg, output or cfg.output, overwrite)
+    result = command.prepare_command(cfg, output or cfg.output, overwrite)
     m = result.manifest
-    verb = "reused" if result.reused else "prepared"
-    info(
-        f"{verb} {result.path}: "
-        + ", ".join(f"{k} {v:,}" for k, v in m["splits"].items())
-        + f"; {len(m['labels'])} labels"
-    )
+    splits = ", ".join(f"{k} {v:,}" for k, v in m["splits"].items())
+    info(f"{'reused' if result.reused else 'prepared'} {result.path}: {splits}; {len(m['labels'])} labels")
     if json_out:
-        emit_json(
-            {
-                "output": str(result.path),
-                "splits": {s: m["splits"].get(s, 0) for s in ("train", "validation", "test")},
-                "num_labels": len(m["labels"]),
-                "labels": m["labels"],
-                "reused": result.reused,
-            }
-        )
-
-
-def _train(
-    command: str,
-    config: Optional[Path],
-    output: Optional[Path],
-    resume: bool,
-    overwrite: bool,
-    json_out: bool,
-    overrides: dict,
-) -> None:
-    cfg = load_config(config, command, {**overrides, "output": output})
-    quiet_libraries()
-    from distill_cli import trainer
-
-    summary = trainer.train(cfg, command, resume=resume, overwrite=overwrite, argv=_ARGV)
-    if summary["world_size"] > 1 and not _is_rank_zero():
-        return
-    render_run(summary)
-    if json_out:
-        emit_json({k: summary[k] for k in ("output", "train_s", "teacher_cache_s", "epochs", "metrics")})
-
-
-def _is_rank_zero() -> bool:
-    return os.environ.get("RANK", "0") == "0"
-
-
-def render_run(summary: dict) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{summary['command']} → {summary['output']}", title_justify="left")
-    for col in ("epoch", "loss", "accuracy", "macro-F1", "in-scope", "oos recall"):
-        table.add_column(col, justify="right")
-    for e in summary["epochs"]:
-        cells = [e.get(k) for k in ("epoch", "loss", "accuracy", "macro_f1", "in_scope_accuracy", "oos_recall")]
-        table.add_row(*("—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells))
-    console.print(table)
-    console.print(f"train {summary['train_s']:.1f}s, teacher logits {summary['teacher_cache_s']:.1f}s")
+        emit_json(command.summary(result))
 
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
@@ -209,7 +78,7 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an exis
 RunOutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder (instead of --name).")]
 
 
-def _training_command(command: str, keys: tuple[str, ...], doc: str) -> None:
+def _training_command(name: str, keys: tuple[str, ...], doc: str) -> None:
     """Register ``finetune`` or ``distill``: the same options, the same core call."""
 
     @config_flags(*keys)
@@ -221,10 +90,19 @@ def _training_command(command: str, keys: tuple[str, ...], doc: str) -> None:
         json_out: JsonOpt = False,
         **overrides,
     ) -> None:
-        _train(command, config, output, resume, overwrite, json_out, overrides)
+        cfg = load_config(config, name, {**overrides, "output": output})
+        quiet_libraries()
+        from distill_cli.commands import train
+
+        record = train.train(cfg, name, resume=resume, overwrite=overwrite)
+        if record.world_size > 1 and os.environ.get("RANK", "0") != "0":
+            return  # rank 0 alone prints
+        train.render(record)
+        if json_out:
+            emit_json(train.summary(record))
 
     run.__doc__ = doc
-    app.command(command)(run)
+    app.command(name)(run)
 
 
 _training_command(
@@ -234,7 +112,7 @@ _training_command("distill", DISTILL, "Train a student to match a teacher's pred
 
 
 @app.command()
-@config_flags("dataset", "oos_label", "max_length", "runs_dir", "cache_dir", "seed", "validation_size")
+@config_flags(*EVALUATE)
 def evaluate(
     models: Annotated[list[str], typer.Argument(help="Run names, folders or Hub ids; the first is the reference.")],
     config: ConfigOpt = None,
@@ -257,14 +135,12 @@ def evaluate(
 ) -> None:
     """Compare models side by side: accuracy, latency, throughput and size."""
     cfg = load_config(config, "evaluate", overrides)
+    from distill_cli.commands import evaluate as command
+
     if plot is not None:
-        from distill_cli.benchmark import require_matplotlib
-
-        require_matplotlib()
+        command.require_matplotlib()
     quiet_libraries()
-    from distill_cli import benchmark
-
-    report = benchmark.evaluate_models(
+    report = command.evaluate_models(
         cfg,
         models,
         split=split,
@@ -273,13 +149,13 @@ def evaluate(
         batch_size=batch_size,
         extra_metrics=metric or [],
     )
-    benchmark.render(report)
+    command.render(report)
     if output is not None:
-        benchmark.write_json(report, output)
+        command.write_json(report, output)
     if plot is not None:
-        benchmark.plot(report, plot)
+        command.plot(report, plot)
         info(f"plot written to {plot}")
-    failures = benchmark.check_gates(report, min_accuracy, max_latency_ms, max_accuracy_drop)
+    failures = command.check_gates(report, min_accuracy, max_latency_ms, max_accuracy_drop)
     if json_out:
         emit_json(report)
     if failures:
@@ -289,6 +165,7 @@ def evaluate(
 
 
 @app.command()
+@config_flags(*PUSH)
 def push(
     model: Annotated[str, typer.Argument(help="Run name or run folder.")],
     repo_id: Annotated[str, typer.Option("--repo-id", help="OWNER/NAME on the Hub.")],
@@ -297,23 +174,15 @@ def push(
     commit_message: Annotated[Optional[str], typer.Option("--commit-message", help="Commit message.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the files and the card; upload nothing.")] = False,
     json_out: JsonOpt = False,
-    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help=FLAGS["runs_dir"][2])] = None,
+    **overrides,
 ) -> None:
     """Publish a run to the Hugging Face Hub with a model card. The token comes from HF_TOKEN or `hf auth login`."""
-    cfg = load_config(config, "push", {"runs_dir": runs_dir})
-    from distill_cli import hub
+    cfg = load_config(config, "push", overrides)
+    from distill_cli.commands import publish
 
-    result = hub.push(cfg, model, repo_id, private=private, commit_message=commit_message, dry_run=dry_run)
+    result = publish.push(cfg, model, repo_id, private=private, commit_message=commit_message, dry_run=dry_run)
     if dry_run:
-        from rich.table import Table
-
-        table = Table(title=f"would upload to {repo_id}", title_justify="left")
-        table.add_column("path")
-        table.add_column("bytes", justify="right")
-        for f in result["files"]:
-            table.add_row(f["path"], f"{f['bytes']:,}")
-        console.print(table)
-        console.print(result["card"], markup=False, soft_wrap=True)
+        publish.render_dry_run(result)
     else:
         info(f"pushed {len(result['files'])} files to {result['url']}")
     if json_out:
@@ -328,21 +197,23 @@ def config_show(
     **overrides,
 ) -> None:
     """Print the effective configuration (defaults < file < file section < flags) as YAML."""
-    if command is not None and command not in ("prepare", "finetune", "distill", "evaluate", "push"):
-        raise UsageError(f"--command {command}: expected prepare, finetune, distill, evaluate or push")
+    if command is not None and command not in COMMANDS:
+        raise UsageError(f"--command {command}: expected {', '.join(COMMANDS[:-1])} or {COMMANDS[-1]}")
     typer.echo(load_config(config, command, overrides).to_yaml(), nl=False)
 
 
-_ARGV: list[str] = []  # the command line as typed, for the hint that resumes an interrupted run
+def resume_hint(err: Interrupted, args: list[str]) -> str:
+    """The command line as typed, with ``--resume`` (and the generated run name, which holds a timestamp)."""
+    again = args + (["--name", err.generated_name] if err.generated_name else [])
+    again = [a for a in again if a not in ("--resume", "--overwrite")] + ["--resume"]
+    return f"resume with: distill {shlex.join(again)}"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line per error on stderr, exit 2 for bad usage, 1 for failures."""
-    global _ARGV
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("DISTILL_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
-    _ARGV = args
     try:
         code = typer.main.get_command(app).main(args=args, prog_name="distill", standalone_mode=False)
     except ClickUsageError as err:
@@ -353,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     except DistillError as err:
         if debug:
             traceback.print_exc()
-        console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
+        message = f"{err}; {resume_hint(err, args)}" if isinstance(err, Interrupted) else str(err)
+        console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
         code = err.exit_code
     except (KeyboardInterrupt, typer.Abort):
         console.print("[red]interrupted[/]")

@@ -27,39 +27,45 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # Data
-    dataset: str | None = Field(None, description="prepared folder, local file(s), built-in name or Hub name[:config]")
-    text_column: str | None = Field(None, description="text column; detected when unset")
-    label_column: str | None = Field(None, description="label column; detected when unset")
-    oos_label: str = Field("oos", description="name of the out-of-scope label")
-    max_length: PositiveInt = 128
-    validation_size: float = Field(0.1, gt=0, lt=1, description="fraction carved from train when no validation split")
+    dataset: str | None = Field(None, description="Prepared folder, data file(s), built-in name or Hub name[:config].")
+    text_column: str | None = Field(None, description="Text column (detected when unset).")
+    label_column: str | None = Field(None, description="Label column (detected when unset).")
+    oos_label: str = Field("oos", description="Name of the out-of-scope label.")
+    max_length: PositiveInt = Field(128, description="Truncate queries to this many tokens.")
+    validation_size: float = Field(
+        0.1, gt=0, lt=1, description="Fraction of train held out when there is no validation split."
+    )
 
     # Models
-    student: str = "distilbert-base-uncased"
-    student_layers: PositiveInt | None = Field(None, description="keep N layers of the student, spread evenly")
-    teacher: str | None = None
-    teacher_mode: Literal["cached", "online"] = "cached"
-    aliases: dict[str, str] = Field(default_factory=dict, description="name -> checkpoint")
-    trust_remote_code: bool = False
+    student: str = Field(
+        "distilbert-base-uncased", description="Student checkpoint: folder, run name, alias or Hub id."
+    )
+    student_layers: PositiveInt | None = Field(None, description="Keep N of the student's layers, spread evenly.")
+    teacher: str | None = Field(None, description="Teacher: folder, run name, alias or Hub id.")
+    teacher_mode: Literal["cached", "online"] = Field(
+        "cached", description="cached (teacher logits computed once) or online (every step)."
+    )
+    aliases: dict[str, str] = Field(default_factory=dict, description="Model names: name -> checkpoint.")
+    trust_remote_code: bool = Field(False, description="Run model code from the checkpoint (off unless set).")
 
     # Training
-    alpha: float = Field(0.5, ge=0, le=1, description="weight of the cross-entropy on labels; 1 = no teacher")
-    temperature: float = Field(2.0, gt=0)
-    epochs: PositiveInt = 5
-    learning_rate: float = Field(2e-5, gt=0)
-    batch_size: PositiveInt = 48
-    eval_batch_size: PositiveInt = 64
-    weight_decay: float = Field(0.01, ge=0)
-    warmup: float = Field(0.0, ge=0, lt=1, description="fraction of the steps spent warming up")
-    gradient_accumulation_steps: PositiveInt = 1
-    seed: int = 42
-    group_by_length: bool = Field(True, description="batch queries of similar length: far less padding")
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the cross-entropy on labels; 1 = plain fine-tuning.")
+    temperature: float = Field(2.0, gt=0, description="Softmax temperature of the distillation loss.")
+    epochs: PositiveInt = Field(5, description="Training epochs.")
+    learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate.")
+    batch_size: PositiveInt = Field(48, description="Training batch size per process.")
+    eval_batch_size: PositiveInt = Field(64, description="Batch size of the validation passes.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup: float = Field(0.0, ge=0, lt=1, description="Fraction of steps for learning-rate warmup.")
+    gradient_accumulation_steps: PositiveInt = Field(1, description="Accumulate gradients over N batches.")
+    seed: int = Field(42, description="Random seed (data split, head initialisation, shuffling).")
+    group_by_length: bool = Field(True, description="Batch queries of similar length: far less padding.")
 
     # Outputs
-    runs_dir: Path = Path("runs")
-    name: str | None = None
-    output: Path | None = None
-    cache_dir: Path | None = Field(None, description="prepared datasets and teacher logits")
+    runs_dir: Path = Field(Path("runs"), description="Folder of runs (run names resolve there).")
+    name: str | None = Field(None, description="Run name under the runs folder.")
+    output: Path | None = Field(None, description="Output folder.")
+    cache_dir: Path | None = Field(None, description="Cache of prepared datasets and teacher logits.")
 
     def cache_root(self) -> Path:
         """Where prepared datasets and teacher logits are cached."""

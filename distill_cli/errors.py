@@ -1,4 +1,8 @@
-"""The two kinds of failure the CLI reports, each with its exit code (see the README's contract)."""
+"""The kinds of failure the CLI reports, each with its exit code (see the README's contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class DistillError(Exception):
@@ -11,3 +15,16 @@ class UsageError(DistillError):
     """Bad usage or bad input (flag, config key, data file); exit code 2."""
 
     exit_code = 2
+
+
+class Interrupted(DistillError):
+    """Training stopped by a signal after saving a checkpoint; exit 128 + signal number.
+
+    It carries what the CLI needs to print the command that resumes: the run name to pass again when the
+    name was generated (it holds a timestamp), else None.
+    """
+
+    def __init__(self, checkpoint_dir: Path, signum: int, generated_name: str | None = None):
+        super().__init__(f"interrupted: checkpoint saved under {checkpoint_dir}")
+        self.exit_code = 128 + signum
+        self.generated_name = generated_name

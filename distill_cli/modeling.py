@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from distill_cli.config import Config
 from distill_cli.errors import DistillError, UsageError
+from distill_cli.hub import hub_unreachable_reason, is_hub_id
+from distill_cli.runs import is_run
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -30,7 +32,6 @@ LAYER_STACKS = {
     "electra": "encoder.layer",
     "distilbert": "transformer.layer",
 }
-HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
 
@@ -50,7 +51,7 @@ class ModelRef:
     def run_dir(self) -> Path | None:
         """The run folder when the model came out of ``finetune``/``distill``."""
         path = Path(self.location)
-        return path if self.is_local and (path / "run.json").is_file() else None
+        return path if self.is_local and is_run(path) else None
 
 
 def resolve_model(spec: str, cfg: Config, _seen: tuple[str, ...] = ()) -> ModelRef:
@@ -69,7 +70,7 @@ def resolve_model(spec: str, cfg: Config, _seen: tuple[str, ...] = ()) -> ModelR
         module, hub_id = BUILTIN_ALIASES[spec]
         local = _package_model_dir(module)
         return ModelRef(spec, str(local), "builtin") if local else ModelRef(spec, hub_id, "hub")
-    if spec.startswith((".", "/", "~")) or spec.count("/") > 1 or not HUB_ID.match(spec):
+    if not is_hub_id(spec):
         raise UsageError(f"model not found: {spec} (not a directory, a run under {cfg.runs_dir}, or an alias)")
     return ModelRef(spec, spec, "hub")
 
@@ -86,8 +87,6 @@ def _package_model_dir(module: str) -> Path | None:
 
 def _from_pretrained(loader, ref: ModelRef, cfg: Config, **kwargs):
     """Call ``loader.from_pretrained`` with one clear error for every way a Hub load fails."""
-    from distill_cli.hub import hub_unreachable_reason
-
     offline = None if ref.is_local else hub_unreachable_reason()
     try:
         return loader.from_pretrained(

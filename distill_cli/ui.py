@@ -18,6 +18,17 @@ def emit_json(obj: dict) -> None:
     sys.stdout.flush()
 
 
+def quiet_libraries() -> None:
+    """Our own progress replaces tqdm bars and library chatter."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
 def warn(message: str) -> None:
     console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 

@@ -40,3 +40,32 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
     assert plain.code == 2 and "Traceback" not in plain.stderr
     debug = run_cli("--debug", *args)
     assert debug.code == 2 and "Traceback" in debug.stderr
+
+
+def test_the_resume_hint_is_built_from_the_interrupt_error():
+    from pathlib import Path
+
+    from distill_cli.cli import resume_hint
+    from distill_cli.errors import Interrupted
+
+    err = Interrupted(Path("runs/finetune-x-1.partial"), 15, generated_name="finetune-x-1")
+    assert err.exit_code == 143 and "runs/finetune-x-1.partial" in str(err)
+    hint = resume_hint(err, ["finetune", "--overwrite", "--epochs", "3", "--dataset", "my data.csv"])
+    assert hint == "resume with: distill finetune --epochs 3 --dataset 'my data.csv' --name finetune-x-1 --resume"
+    named = Interrupted(Path("runs/a.partial"), 2)
+    again = resume_hint(named, ["distill", "--name", "a", "--resume"])
+    assert again == "resume with: distill distill --name a --resume"
+
+
+def test_one_hub_id_rule_for_models_and_datasets(tiny_bert):
+    from distill_cli.hub import is_hub_id
+
+    for ok in ("bert-base-uncased", "me/clinc-student", "org/model.v2", "clinc_oos"):
+        assert is_hub_id(ok), ok
+    for bad in ("./model", "/abs/model", "~/model", "a/b/c", "has space", "", ".hidden"):
+        assert not is_hub_id(bad), bad
+    # A path-like dataset that does not exist is "not found", never a Hub lookup.
+    r = run_cli("prepare", "--dataset", "/no/such/data", "--student", tiny_bert)
+    assert r.code == 2 and "dataset not found: /no/such/data" in r.stderr
+    r = run_cli("evaluate", "~/nope")
+    assert r.code == 2 and "model not found: ~/nope" in r.stderr

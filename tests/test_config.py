@@ -99,3 +99,35 @@ def test_usage_error_is_exit_code_2():
     with pytest.raises(UsageError) as info:
         load_config(None, None, {"alpha": 9})
     assert info.value.exit_code == 2
+
+
+def test_flags_are_the_config_fields_with_their_own_help():
+    import typer
+
+    from distill_cli import options
+    from distill_cli.cli import app
+    from distill_cli.config import COMMANDS
+
+    group = typer.main.get_command(app)
+    assert set(group.commands) == {*COMMANDS, "config"}  # one command list: the config's sections
+    settings = {
+        "prepare": options.PREPARE,
+        "finetune": options.TRAIN,
+        "distill": options.DISTILL,
+        "evaluate": options.EVALUATE,
+        "push": options.PUSH,
+    }
+    for name in COMMANDS:
+        params = {p.name: p for p in group.commands[name].params}
+        for key in settings[name]:
+            assert params[key].help == Config.model_fields[key].description, (name, key)
+            assert any(o.startswith(f"--{key.replace('_', '-')}") for o in params[key].opts), params[key].opts
+    # The flag types follow the fields: a bad value is refused by the Config, naming the key.
+    assert_one_line_error(run_cli("config", "show", "--teacher-mode", "sometimes"), 2, "teacher_mode")
+    shown = yaml.safe_load(run_cli("config", "show", "--no-group-by-length", "--lr", "0.5", "-T", "3").stdout)
+    assert (shown["group_by_length"], shown["learning_rate"], shown["temperature"]) == (False, 0.5, 3.0)
+
+
+def test_config_show_names_the_commands_it_knows():
+    r = run_cli("config", "show", "--command", "train")
+    assert_one_line_error(r, 2, "expected prepare, finetune, distill, evaluate or push")

@@ -14,8 +14,11 @@ import pytest
 import torch
 from conftest import TRAIN_FLAGS, assert_one_line_error, distill_from_teacher, run_cli
 
-from distill_cli import trainer as core
-from distill_cli.trainer import DistillationTrainer, DistillationTrainingArguments, distillation_loss
+from distill_cli.training import trainer as core
+from distill_cli.training.callbacks import RichProgress
+from distill_cli.training.loss import distillation_loss
+from distill_cli.training.teacher_cache import compute_logits
+from distill_cli.training.trainer import DistillationTrainer, DistillationTrainingArguments
 
 # --------------------------------------------------------------------------------------------- the loss
 
@@ -37,18 +40,18 @@ def _tiny_setup(tiny_bert, tmp_path, **arg_overrides):
     """A tiny no-dropout student, the demo data tokenized for it, and teacher logits from another tiny model."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from distill_cli import data
     from distill_cli.config import Config
+    from distill_cli.data.prepared import prepare
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
-    prepared = data.prepare(Config(dataset="demo-intents", max_length=24), tok, str(tiny_bert))
+    prepared = prepare(Config(dataset="demo-intents", max_length=24), tok, str(tiny_bert))
     labels = prepared.label_names
     torch.manual_seed(1)
     teacher = AutoModelForSequenceClassification.from_pretrained(
         tiny_bert, num_labels=len(labels), ignore_mismatched_sizes=True
     )
     train = core.add_row_and_length(prepared.datasets["train"].select(range(32)))
-    logits = core.compute_logits(teacher, tok, list(train["text"]), 24)
+    logits = compute_logits(teacher, tok, list(train["text"]), 24)
 
     def student():
         torch.manual_seed(2)
@@ -147,6 +150,16 @@ def test_run_folder_contents_and_json(runs):
     assert summary["labels"] == [teacher_cfg["id2label"][str(i)] for i in range(len(summary["labels"]))]
 
 
+def test_run_json_is_read_back_through_its_typed_record(runs, tmp_path):
+    from distill_cli.runs import RunRecord, is_run
+
+    record = RunRecord.read(runs / "student")
+    assert record.model_dump(mode="json") == json.loads((runs / "student" / "run.json").read_text())
+    assert record.teacher.spec == "teacher" and record.student.layers_kept == [0, 3]
+    assert record.metrics == record.epochs[-1] and record.labels[record.labels.index("oos")] == "oos"
+    assert RunRecord.read(runs / "student" / "nothing-here") is None and not is_run(tmp_path)
+
+
 def test_finetune_json_progress_and_no_library_noise(tiny_bert):
     result = _finetune(tiny_bert, "ft")
     assert result.code == 0, result.stderr
@@ -188,21 +201,21 @@ def test_interrupt_saves_a_checkpoint_and_resume_ends_like_an_uninterrupted_run(
     reference = _finetune(tiny_bert, "whole", *flags)
     assert reference.code == 0
 
-    original = core.RichProgress.on_step_end
+    original = RichProgress.on_step_end
 
     def interrupt_at_step_20(self, args, state, control, **kw):
         if state.global_step == 20:
             os.kill(os.getpid(), signal.SIGINT)  # the real signal, through the real handler
         return original(self, args, state, control, **kw)
 
-    monkeypatch.setattr(core.RichProgress, "on_step_end", interrupt_at_step_20)
+    monkeypatch.setattr(RichProgress, "on_step_end", interrupt_at_step_20)
     stopped = _finetune(tiny_bert, "cut", *flags)
     assert stopped.code == 130, stopped.stderr
     assert "resume with: distill finetune" in stopped.stderr and "--resume" in stopped.stderr
     assert (Path("runs/cut.partial") / "checkpoint-20" / "optimizer.safetensors").is_file()
     assert not list(Path("runs/cut.partial").rglob("*.pt")) and not Path("runs/cut").exists()
 
-    monkeypatch.setattr(core.RichProgress, "on_step_end", original)
+    monkeypatch.setattr(RichProgress, "on_step_end", original)
     refused = _finetune(tiny_bert, "cut", *flags)
     assert_one_line_error(refused, 2, "interrupted run", "--resume")
     resumed = _finetune(tiny_bert, "cut", *flags, "--resume")

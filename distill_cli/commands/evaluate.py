@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill_cli import data, modeling
+from distill_cli import modeling
 from distill_cli.config import Config
+from distill_cli.data.prepared import check_labels, load_for_training
 from distill_cli.errors import UsageError
 from distill_cli.files import atomic_file
-from distill_cli.metrics import classification_metrics
+from distill_cli.metrics import COST, QUALITY, QUALITY_KEYS, classification_metrics
+from distill_cli.runs import RunRecord
 from distill_cli.ui import Bar, console
 
 WARMUP_RUNS = 10
-ACCURACY_KEYS = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_recall")
 
 
 def require_matplotlib() -> None:
@@ -41,11 +42,11 @@ def evaluation_data(cfg: Config, refs: list[modeling.ModelRef], split: str):
         run = refs[0].run_dir
         if run is None:
             raise UsageError("no dataset: pass --dataset (the first model is not a run that names one)")
-        recorded = json.loads((run / "run.json").read_text())
-        prepared = Path(recorded["dataset"]["path"])
-        cfg = cfg.model_copy(update={"dataset": str(prepared) if prepared.is_dir() else recorded["config"]["dataset"]})
+        recorded = RunRecord.read(run)
+        prepared = Path(recorded.dataset.path)
+        cfg = cfg.model_copy(update={"dataset": str(prepared) if prepared.is_dir() else recorded.config["dataset"]})
     tokenizer = modeling.load_tokenizer(refs[0], cfg)
-    prepared = data.load_for_training(cfg, tokenizer, refs[0].location)
+    prepared = load_for_training(cfg, tokenizer, refs[0].location)
     if split not in prepared.datasets:
         raise UsageError(f"dataset {prepared.path} has no '{split}' split (splits: {', '.join(prepared.datasets)})")
     ds = prepared.datasets[split]
@@ -62,12 +63,13 @@ def measure(
     batch_size: int,
     extra_metrics: dict,
 ) -> dict:
+    """One model's accuracy metrics, latency, throughput and size on ``texts``."""
     tokenizer = modeling.load_tokenizer(ref, cfg)
     model = modeling.load_for_inference(ref, cfg)
     labels = modeling.label_names(model.config)
     if labels is None:
         raise UsageError(f"model '{ref.spec}' has no label names: is it a fine-tuned classifier?")
-    data.check_labels(set(gold), labels, f"model '{ref.spec}'")
+    check_labels(set(gold), labels, f"model '{ref.spec}'")
     index = {n: i for i, n in enumerate(labels)}
     y_true = [index[g] for g in gold]
     oos_id = index.get(cfg.oos_label) if cfg.oos_label in gold else None
@@ -76,23 +78,9 @@ def measure(
         return tokenizer(batch, padding=True, truncation=True, max_length=cfg.max_length, return_tensors="pt")
 
     steps = -(-len(texts) // batch_size) + WARMUP_RUNS + latency_runs
-    preds: list[int] = []
     with Bar(f"evaluate {ref.spec}", steps) as bar, torch.inference_mode():
-        start = time.perf_counter()
-        for i in range(0, len(texts), batch_size):
-            preds.extend(model(**encode(texts[i : i + batch_size])).logits.argmax(-1).tolist())
-            bar.advance()
-        batched_s = time.perf_counter() - start
-        timings = []
-        for run in range(WARMUP_RUNS + latency_runs):
-            query = texts[run % len(texts)]
-            start = time.perf_counter()
-            model(**encode([query]))
-            elapsed = time.perf_counter() - start
-            if run >= WARMUP_RUNS:
-                timings.append(elapsed * 1000)
-            bar.advance()
-
+        preds, batched_s = predict_batched(model, encode, texts, batch_size, bar)
+        timings = time_single_queries(model, encode, texts, latency_runs, bar)
     result = {
         "model": ref.spec,
         "path": ref.location,
@@ -109,6 +97,30 @@ def measure(
             name: metric.compute(predictions=preds, references=y_true) for name, metric in extra_metrics.items()
         }
     return result
+
+
+def predict_batched(model, encode, texts: list[str], batch_size: int, bar: Bar) -> tuple[list[int], float]:
+    """Argmax predictions over ``texts`` in batches, and the seconds it took (for throughput)."""
+    preds: list[int] = []
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch_size):
+        preds.extend(model(**encode(texts[i : i + batch_size])).logits.argmax(-1).tolist())
+        bar.advance()
+    return preds, time.perf_counter() - start
+
+
+def time_single_queries(model, encode, texts: list[str], latency_runs: int, bar: Bar) -> list[float]:
+    """Milliseconds for one query at a time, tokenization included, after ``WARMUP_RUNS`` untimed runs."""
+    timings = []
+    for run in range(WARMUP_RUNS + latency_runs):
+        query = texts[run % len(texts)]
+        start = time.perf_counter()
+        model(**encode([query]))
+        elapsed = time.perf_counter() - start
+        if run >= WARMUP_RUNS:
+            timings.append(elapsed * 1000)
+        bar.advance()
+    return timings
 
 
 def model_size_mb(ref: modeling.ModelRef, model) -> float:
@@ -178,23 +190,10 @@ def relative(key: str, value, base) -> str:
     """A metric's change against the first model: points for accuracies, a ratio for the rest."""
     if value is None or base is None:
         return ""
-    if key in ACCURACY_KEYS:
+    if key in QUALITY_KEYS:
         delta = (value - base) * 100
         return f" ({'+' if delta >= 0 else '−'}{abs(delta):.1f} pt)"
     return f" ({value / base:.2f}×)" if base else ""
-
-
-ROWS = [
-    ("accuracy", "accuracy", "{:.4f}"),
-    ("macro_f1", "macro-F1", "{:.4f}"),
-    ("in_scope_accuracy", "in-scope accuracy", "{:.4f}"),
-    ("oos_recall", "out-of-scope recall", "{:.4f}"),
-    ("latency_ms_mean", "latency ms (mean)", "{:.2f}"),
-    ("latency_ms_p95", "latency ms (p95)", "{:.2f}"),
-    ("throughput_qps", "throughput q/s", "{:.0f}"),
-    ("size_mb", "size MB", "{:.1f}"),
-    ("parameters", "parameters", "{:,}"),
-]
 
 
 def render(report: dict) -> None:
@@ -208,16 +207,16 @@ def render(report: dict) -> None:
     table.add_column("metric")
     for m in models:
         table.add_column(m["model"], justify="right")
-    for key, label, fmt in ROWS:
-        base = models[0][key]
+    for metric in QUALITY + COST:
+        key, base = metric.key, models[0][metric.key]
         cells = []
         for i, m in enumerate(models):
             value = m[key]
-            text = "—" if value is None else fmt.format(value)
+            text = "—" if value is None else metric.fmt.format(value)
             if key == "latency_ms_mean" and value is not None:
                 text += f" ± {m['latency_ms_std']:.2f}"
             cells.append(text + (relative(key, value, base) if i else ""))
-        table.add_row(label, *cells)
+        table.add_row(metric.long, *cells)
     console.print(table)
 
 

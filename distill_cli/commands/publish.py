@@ -1,0 +1,273 @@
+"""``distill push``: publish a run to the Hugging Face Hub in one commit, with a model card.
+
+Only the run's own weights, config, tokenizer, ``run.json`` and ``eval_results.json`` go; pickles,
+checkpoints and optimizer states never do, and the token is never printed or written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from fnmatch import fnmatch
+from pathlib import Path
+
+from distill_cli.config import Config
+from distill_cli.errors import DistillError, UsageError
+from distill_cli.hub import endpoint, is_hub_id, offline_mode
+from distill_cli.metrics import QUALITY
+from distill_cli.modeling import BUILTIN_ALIASES, resolve_model
+from distill_cli.runs import RunRecord
+
+# What a run folder may publish; everything else (pickles, checkpoints, optimizer states) stays home.
+PUBLISH = (
+    "*.safetensors",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "run.json",
+    "eval_results.json",
+)
+NEVER = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.npy", "optimizer*", "scheduler*", "rng_state*")
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+CARD = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+An intent classifier {{ 'distilled from ' + teacher if teacher else 'fine-tuned' }}
+with `distill` on {{ dataset }}{{ ', starting from ' + base_model if base_model else '' }}.
+
+## Results
+
+{{ results }}
+
+## Training
+
+| hyperparameter | value |
+|---|---|
+{% for k, v in hyperparameters.items() -%}
+| {{ k }} | {{ v }} |
+{% endfor %}
+## Usage
+
+```python
+from transformers import pipeline
+
+classifier = pipeline("text-classification", model="{{ repo_id }}")
+classifier("{{ example }}")
+```
+"""
+
+
+def publishable_files(run_dir: Path) -> list[Path]:
+    """The run's own top-level files that belong on the Hub: no pickles, no links out of the folder."""
+    files = []
+    for path in sorted(run_dir.iterdir()):
+        if path.is_symlink() or not path.is_file():
+            continue
+        if any(fnmatch(path.name, p) for p in PUBLISH) and not any(fnmatch(path.name, p) for p in NEVER):
+            files.append(path)
+    return files
+
+
+def hub_origin(spec: str | None, runs_dir: Path, depth: int = 0, follow_runs: bool = True) -> str | None:
+    """The Hub model ``spec`` is, or (``follow_runs``) that a run descends from through the runs it started from."""
+    if not spec or depth > 10:
+        return None
+    if spec in BUILTIN_ALIASES:
+        return BUILTIN_ALIASES[spec][1]
+    for candidate in (Path(spec), runs_dir / spec):
+        record = RunRecord.read(candidate)
+        if record is not None:
+            return hub_origin(record.student.spec, runs_dir, depth + 1) if follow_runs else None
+    # A card links owner/name ids only: a bare name is more likely a local word than a canonical Hub model.
+    return spec if is_hub_id(spec) and "/" in spec and not Path(spec).exists() else None
+
+
+def results_table(evals: dict | None, name: str) -> str:
+    if not evals:
+        return "Not evaluated yet: run `distill evaluate TEACHER RUN` before pushing to add the comparison."
+    shown = [m for m in QUALITY if m.card_type]
+    rows = [
+        "| model | " + " | ".join(m.long for m in shown) + " | latency ms | size MB |",
+        "|---|" + "---|" * len(shown) + "---|---|",
+    ]
+
+    def pct(v):
+        return "—" if v is None else f"{v * 100:.2f}"
+
+    for m in evals["models"]:
+        label = f"**{name}** (this model)" if m["path"] == evals["result"]["path"] else m["model"]
+        cells = " | ".join(pct(m[q.key]) for q in shown)
+        rows.append(f"| {label} | {cells} | {m['latency_ms_mean']:.2f} | {m['size_mb']:.1f} |")
+    return (
+        f"On the {evals['split']} split of {evals['dataset']} ({evals['examples']:,} queries); latency of one "
+        f"query on CPU with {evals['threads']} threads.\n\n" + "\n".join(rows)
+    )
+
+
+def card_eval_results(evals: dict | None, dataset: str, dataset_id: str) -> list:
+    """The ``model-index`` entries: this model's results from ``eval_results.json``."""
+    from huggingface_hub import EvalResult
+
+    if not evals:
+        return []
+    me = evals["result"]
+    return [
+        EvalResult(
+            task_type="text-classification",
+            dataset_type=dataset_id,
+            dataset_name=dataset,
+            dataset_split=evals["split"],
+            metric_type=m.card_type,
+            metric_name=m.long.capitalize(),
+            metric_value=round(me[m.key], 4),
+        )
+        for m in QUALITY
+        if m.card_type and me.get(m.key) is not None
+    ]
+
+
+CARD_HYPERPARAMETERS = (
+    "alpha",
+    "temperature",
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "weight_decay",
+    "warmup",
+    "seed",
+    "student_layers",
+    "max_length",
+)
+
+
+def card_hyperparameters(run: RunRecord | None) -> dict:
+    cfg = run.config if run else {}
+    hyper = {k: cfg.get(k) for k in CARD_HYPERPARAMETERS if cfg.get(k) is not None}
+    if not (run and run.teacher):
+        hyper.pop("temperature", None)
+    if run and run.student.layers_kept:
+        hyper["layers kept (of the initial checkpoint)"] = run.student.layers_kept
+    return hyper
+
+
+def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
+    from huggingface_hub import ModelCard, ModelCardData
+
+    run = RunRecord.read(run_dir)
+    eval_file = run_dir / "eval_results.json"
+    evals = json.loads(eval_file.read_text()) if eval_file.is_file() else None
+    dataset = (run and run.dataset.source) or (run and run.config.get("dataset")) or "an intent dataset"
+    dataset_id = dataset.removeprefix("hub:").split(":")[0] if dataset.startswith("hub:") else Path(dataset).stem
+    base = hub_origin(run.student.spec if run else None, runs_dir)
+    teacher = run.teacher.spec if run and run.teacher else None
+    data = ModelCardData(
+        language="en",
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=["text-classification", "intent-classification", "distillation" if teacher else "fine-tuned"],
+        base_model=base,
+        model_name=repo_id.split("/")[-1],
+        eval_results=card_eval_results(evals, dataset, dataset_id) or None,
+        datasets=[dataset_id] if dataset.startswith("hub:") else None,
+    )
+    teacher_hub = hub_origin(teacher, runs_dir, follow_runs=False)  # linked only if it is on the Hub itself
+    card = ModelCard.from_template(
+        data,
+        template_str=CARD,
+        model_name=repo_id.split("/")[-1],
+        repo_id=repo_id,
+        dataset=dataset,
+        teacher=teacher and (f"[{teacher}](https://huggingface.co/{teacher_hub})" if teacher_hub else f"`{teacher}`"),
+        base_model=base,
+        results=results_table(evals, repo_id.split("/")[-1]),
+        hyperparameters=card_hyperparameters(run),
+        example="how do i set an alarm for 7 am",
+    )
+    return str(card)
+
+
+def push(
+    cfg: Config,
+    model: str,
+    repo_id: str,
+    private: bool = False,
+    commit_message: str | None = None,
+    dry_run: bool = False,
+) -> dict:
+    """Publish a run folder to ``repo_id`` in one commit; ``dry_run`` shows what would go and touches nothing."""
+    if not REPO_ID.match(repo_id):
+        raise UsageError(f"--repo-id {repo_id!r}: expected OWNER/NAME")
+    ref = resolve_model(model, cfg)
+    if not ref.is_local:
+        raise UsageError(f"push publishes a local run: '{model}' is not a run name or folder")
+    run_dir = Path(ref.location)
+    files = publishable_files(run_dir)
+    if not any(f.suffix == ".safetensors" for f in files):
+        raise UsageError(f"{run_dir} has no safetensors weights to publish")
+    card = model_card(run_dir, repo_id, cfg.runs_dir)
+    listing = [{"path": f.name, "bytes": f.stat().st_size} for f in files]
+    listing.append({"path": "README.md", "bytes": len(card.encode())})
+    result = {"repo_id": repo_id, "files": listing, "card": card}
+    if dry_run:
+        return result
+    return {**result, **upload(repo_id, files, card, private, commit_message or f"Upload {run_dir.name} with distill")}
+
+
+def upload(repo_id: str, files: list[Path], card: str, private: bool, commit_message: str) -> dict:
+    """Create the repository if needed and upload ``files`` and the card in one commit."""
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError
+
+    token = get_token()
+    if not token:
+        raise UsageError("not logged in: run `hf auth login` or set HF_TOKEN")
+    if offline_mode():
+        raise DistillError("cannot push in offline mode (HF_HUB_OFFLINE=1); unset it to publish")
+    api = HfApi(endpoint=endpoint(), token=token)
+    ops = [CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=str(f)) for f in files]
+    ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
+    try:
+        url = api.create_repo(repo_id, private=private or None, exist_ok=True, repo_type="model")
+        commit = api.create_commit(repo_id, ops, commit_message=commit_message)
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else None
+        why = {
+            401: "authentication failed: the token is invalid or expired",
+            403: f"permission denied: the token cannot write to {repo_id}",
+            404: f"not found: {repo_id} (check the owner name)",
+        }.get(status, f"the Hub answered {status}")
+        raise DistillError(f"push to {repo_id} failed ({status}): {why}".replace(token, "***")) from None
+    except OSError as err:  # connection refused, DNS failure, timeouts (httpx errors are not OSError)
+        raise DistillError(f"push to {repo_id} failed: cannot reach {endpoint()} ({type(err).__name__})") from None
+    except Exception as err:
+        if type(err).__module__.startswith(("httpx", "httpcore")):
+            raise DistillError(f"push to {repo_id} failed: cannot reach {endpoint()} ({type(err).__name__})") from None
+        raise
+    return {"url": str(url), "commit": getattr(commit, "commit_url", None)}
+
+
+def render_dry_run(result: dict) -> None:
+    """The files that would go, and the card, for people (on stderr)."""
+    from rich.table import Table
+
+    from distill_cli.ui import console
+
+    table = Table(title=f"would upload to {result['repo_id']}", title_justify="left")
+    table.add_column("path")
+    table.add_column("bytes", justify="right")
+    for f in result["files"]:
+        table.add_row(f["path"], f"{f['bytes']:,}")
+    console.print(table)
+    console.print(result["card"], markup=False, soft_wrap=True)

@@ -1,0 +1,311 @@
+"""``distill finetune`` and ``distill distill``: the training recipe, as a list of named steps.
+
+``train`` reads top to bottom: check the command, open the run folder (before any compute), load the
+models, load the data, build the student, set up the teacher, fit, and finish the run. ``finetune`` is
+the same recipe with ``alpha = 1`` and no teacher.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import transformers
+
+from distill_cli import __version__, modeling
+from distill_cli.config import Config
+from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fingerprint
+from distill_cli.errors import Interrupted, UsageError
+from distill_cli.metrics import QUALITY_KEYS, metrics_fn
+from distill_cli.runs import (
+    DatasetRecord,
+    RunFolder,
+    RunRecord,
+    StudentRecord,
+    TeacherRecord,
+    finish_run,
+    open_run,
+    run_path,
+)
+from distill_cli.training.callbacks import RichProgress, StopOnSignal
+from distill_cli.training.teacher_cache import teacher_logits
+from distill_cli.training.trainer import (
+    DistillationTrainer,
+    DistillationTrainingArguments,
+    DistillCollator,
+    add_row_and_length,
+    recipe_arguments,
+)
+from distill_cli.ui import warn
+
+
+@dataclass
+class Models:
+    """The student to train and, for ``distill``, the teacher it learns from."""
+
+    student: modeling.ModelRef
+    student_config: object
+    tokenizer: object
+    teacher: modeling.ModelRef | None = None
+    teacher_config: object | None = None
+    teacher_labels: list[str] | None = None
+
+
+@dataclass
+class TeacherSetup:
+    """How the teacher reaches the loss: cached logits, or a model run on every step."""
+
+    logits: torch.Tensor | None = None
+    model: torch.nn.Module | None = None
+    seconds: float = 0.0
+    cache_reused: bool | None = None
+
+
+def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = False) -> RunRecord:
+    """Run ``finetune`` or ``distill`` end to end; the record is also written to the run's ``run.json``."""
+    check_command(cfg, command)
+    student_ref = modeling.resolve_model(cfg.student, cfg)
+    args = training_arguments(cfg, command)
+    run = open_run_folder(cfg, command, args, resume, overwrite)
+    models = load_models(cfg, command, student_ref)
+    prepared = load_data(cfg, args, models)
+    model, layers_kept = build_student(cfg, models, prepared.label_names)
+    teacher = setup_teacher(cfg, args, models, list(prepared.datasets["train"]["text"]))
+    trainer = build_trainer(command, args, run, model, models, prepared, teacher)
+    train_s = fit(trainer, run)
+    record = run_record(cfg, command, run, trainer, models, prepared, teacher, layers_kept, train_s)
+    trainer.save_model(str(run.partial))
+    if args.process_index == 0:
+        finish_run(run, record)
+    return record
+
+
+def check_command(cfg: Config, command: str) -> None:
+    """What each command needs before any compute is spent."""
+    if command == "finetune" and cfg.alpha < 1.0:
+        raise UsageError(
+            f"alpha={cfg.alpha} needs a teacher: finetune trains on the labels alone (alpha 1); "
+            "use `distill distill --teacher NAME` to distill"
+        )
+    if command == "distill" and not cfg.teacher:
+        raise UsageError("distill needs a teacher: pass --teacher NAME or set 'teacher' in the config")
+
+
+def training_arguments(cfg: Config, command: str) -> DistillationTrainingArguments:
+    """The config's recipe plus what every run of this tool sets (epoch checkpoints, no pickles, CPU)."""
+    return DistillationTrainingArguments(
+        output_dir=str(cfg.runs_dir / ".pending"),  # set to the run folder once its name is known on every rank
+        **recipe_arguments(cfg),
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        data_seed=cfg.seed,
+        save_strategy="epoch",
+        save_total_limit=1,
+        logging_strategy="steps",
+        logging_steps=10,
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        ddp_find_unused_parameters=False,
+        dataloader_pin_memory=False,
+        alpha=cfg.alpha if command == "distill" else 1.0,
+    )
+
+
+def open_run_folder(cfg: Config, command: str, args, resume: bool, overwrite: bool) -> RunFolder:
+    final, generated = run_path(cfg, command)
+    final = Path(same_on_all_ranks(str(final)))
+    run = open_run(final, generated, resume, overwrite, is_main=args.process_index == 0)
+    args.output_dir = str(run.partial)
+    return run
+
+
+def same_on_all_ranks(text: str) -> str:
+    """Rank 0's value of ``text`` on every rank (a generated run name holds a timestamp).
+    Sent as a byte tensor: ``broadcast_object_list`` would pickle."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return text
+    buf = torch.zeros(1024, dtype=torch.uint8)
+    raw = text.encode()[:1024]
+    buf[: len(raw)] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    dist.broadcast(buf, src=0)
+    return bytes(buf.tolist()).rstrip(b"\0").decode()
+
+
+def load_models(cfg: Config, command: str, student_ref: modeling.ModelRef) -> Models:
+    """Configs and tokenizers; labels come from the teacher when there is one (the student takes them over)."""
+    models = Models(student_ref, None, None)
+    if command == "distill":
+        models.teacher, models.teacher_config, models.teacher_labels = modeling.teacher_with_labels(cfg)
+    models.student_config = modeling.load_model_config(student_ref, cfg)
+    modeling.check_family(models.student_config, "student", cfg.student)
+    models.tokenizer = modeling.load_tokenizer(student_ref, cfg)
+    if models.teacher is not None and cfg.teacher_mode == "online":
+        teacher_tokenizer = modeling.load_tokenizer(models.teacher, cfg)
+        if tokenizer_fingerprint(teacher_tokenizer) != tokenizer_fingerprint(models.tokenizer):
+            raise UsageError(
+                "--teacher-mode online needs teacher and student to share a tokenizer; "
+                "the default cached mode works with different tokenizers"
+            )
+    return models
+
+
+def load_data(cfg: Config, args, models: Models) -> Prepared:
+    """Rank 0 prepares (or reuses) the dataset first; the other ranks then read it from the cache."""
+    with args.main_process_first(local=False, desc="prepare dataset"):
+        return load_for_training(cfg, models.tokenizer, models.student.location, models.teacher_labels, cfg.teacher)
+
+
+def build_student(cfg: Config, models: Models, labels: list[str]):
+    """The student classifier over ``labels``, cut to ``cfg.student_layers``; returns it and the layers kept."""
+    transformers.set_seed(cfg.seed)  # before the model is built: the new classifier head is random
+    model = modeling.load_classifier(models.student, cfg, labels)
+    layers_kept = modeling.keep_layers(model, cfg.student_layers) if cfg.student_layers else None
+    return model, layers_kept
+
+
+def setup_teacher(cfg: Config, args, models: Models, train_texts: list[str]) -> TeacherSetup:
+    """Cached mode: the teacher's logits over the training texts, computed once (by rank 0) or read back.
+    Online mode: the teacher model itself, run on every step."""
+    setup = TeacherSetup()
+    if models.teacher is None:
+        return setup
+    if models.teacher_config.model_type != models.student_config.model_type and args.process_index == 0:
+        warn(
+            f"teacher is {models.teacher_config.model_type}, student is {models.student_config.model_type}: "
+            "distillation works best within one model type"
+        )
+    start = time.perf_counter()
+    if cfg.teacher_mode == "cached" and args.alpha < 1.0:
+        with args.main_process_first(local=False, desc="teacher logits"):
+            setup.logits, setup.cache_reused = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts)
+    elif cfg.teacher_mode == "online":
+        setup.model = modeling.load_for_inference(models.teacher, cfg)
+    setup.seconds = time.perf_counter() - start
+    return setup
+
+
+def build_trainer(
+    command: str,
+    args: DistillationTrainingArguments,
+    run: RunFolder,
+    model,
+    models: Models,
+    prepared: Prepared,
+    teacher: TeacherSetup,
+) -> DistillationTrainer:
+    trainer = DistillationTrainer(
+        model=model,
+        args=args,
+        train_dataset=add_row_and_length(prepared.datasets["train"]),
+        eval_dataset=prepared.datasets["validation"],
+        processing_class=models.tokenizer,
+        data_collator=DistillCollator(models.tokenizer, teacher.logits),
+        compute_metrics=metrics_fn(prepared.label_names, prepared.manifest.get("oos_label")),
+        teacher_model=teacher.model,
+        callbacks=[RichProgress(f"{command} {run.final.name}"), StopOnSignal()],
+    )
+    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # its raw dicts would go to stdout
+    return trainer
+
+
+def fit(trainer: DistillationTrainer, run: RunFolder) -> float:
+    """Train (or resume); a signal saves a checkpoint and raises ``Interrupted``. Returns the seconds spent."""
+    stopper = next(c for c in trainer.callback_handler.callbacks if isinstance(c, StopOnSignal))
+    stopper.install()
+    start = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)
+    finally:
+        stopper.uninstall()
+    if stopper.signum is not None:
+        raise Interrupted(run.partial, stopper.signum, run.final.name if run.generated else None)
+    return time.perf_counter() - start
+
+
+def run_record(
+    cfg: Config,
+    command: str,
+    run: RunFolder,
+    trainer: DistillationTrainer,
+    models: Models,
+    prepared: Prepared,
+    teacher: TeacherSetup,
+    layers_kept: list[int] | None,
+    train_s: float,
+) -> RunRecord:
+    """What ``run.json`` records of this run."""
+    history = trainer.state.log_history
+    epochs = [epoch_metrics(h) for h in history if "eval_accuracy" in h]
+    manifest = prepared.manifest
+    return RunRecord(
+        command=command,
+        output=str(run.final),
+        name=run.final.name,
+        config=cfg.model_dump(mode="json"),
+        student=StudentRecord(
+            spec=cfg.student,
+            location=models.student.location,
+            layers_kept=layers_kept,
+            parameters=sum(p.numel() for p in trainer.model.parameters()),
+        ),
+        teacher=None
+        if models.teacher is None
+        else TeacherRecord(
+            spec=cfg.teacher, location=models.teacher.location, mode=cfg.teacher_mode, cache_reused=teacher.cache_reused
+        ),
+        dataset=DatasetRecord(
+            path=str(prepared.path),
+            source=manifest["source"],
+            manifest_hash=manifest["content_hash"],
+            splits=manifest["splits"],
+            oos_label=manifest.get("oos_label"),
+        ),
+        labels=prepared.label_names,
+        seed=cfg.seed,
+        world_size=trainer.args.world_size,
+        versions={
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "distill": __version__,
+        },
+        train_s=round(train_s, 2),
+        teacher_cache_s=round(teacher.seconds, 2),
+        eval_s=round(sum(h.get("eval_runtime", 0.0) for h in history if "eval_accuracy" in h), 2),
+        epochs=epochs,
+        metrics=epochs[-1] if epochs else {},
+    )
+
+
+def epoch_metrics(entry: dict) -> dict:
+    """An evaluation log entry without the ``eval_`` prefixes and timing noise."""
+    out = {"epoch": entry["epoch"]} if "epoch" in entry else {}
+    out.update({k: entry[f"eval_{k}"] for k in ("loss", *QUALITY_KEYS) if f"eval_{k}" in entry})
+    return out
+
+
+def summary(record: RunRecord) -> dict:
+    """The ``--json`` object of ``finetune`` and ``distill``."""
+    return record.model_dump(mode="json", include={"output", "train_s", "teacher_cache_s", "epochs", "metrics"})
+
+
+def render(record: RunRecord) -> None:
+    """The per-epoch validation table and the timings, for people (on stderr)."""
+    from rich.table import Table
+
+    from distill_cli.metrics import QUALITY
+    from distill_cli.ui import console
+
+    table = Table(title=f"{record.command} → {record.output}", title_justify="left")
+    for col in ("epoch", "loss", *(m.short for m in QUALITY)):
+        table.add_column(col, justify="right")
+    for e in record.epochs:
+        cells = [e.get(k) for k in ("epoch", "loss", *QUALITY_KEYS)]
+        table.add_row(*("—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells))
+    console.print(table)
+    console.print(f"train {record.train_s:.1f}s, teacher logits {record.teacher_cache_s:.1f}s")

@@ -1,0 +1,276 @@
+"""Prepared datasets: name the labels of a source, split it, tokenize it, and cache the result on disk.
+
+Whatever the source, the prepared dataset has the splits ``train``, ``validation`` (carved from train
+when missing) and ``test`` (when given), a ``text`` column and a ``label`` ``ClassLabel``, and a
+``manifest.json`` that says what it was made from.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from distill_cli import __version__
+from distill_cli.config import Config
+from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, Source, Table, read_source, sha
+from distill_cli.errors import UsageError
+from distill_cli.files import move_into_place
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Prepared:
+    path: Path
+    manifest: dict[str, Any]
+    datasets: DatasetDict
+    reused: bool
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.manifest["labels"]
+
+
+def pick_column(table: Table, wanted: str | None, candidates: tuple[str, ...], what: str, where: str) -> str:
+    if wanted:
+        if wanted not in table:
+            raise UsageError(f"{where}: no column '{wanted}' (columns: {', '.join(table)})")
+        return wanted
+    for name in candidates:
+        if name in table:
+            return name
+    flag = "--text-column" if what == "text" else "--label-column"
+    raise UsageError(f"{where}: no {what} column among {', '.join(table)}; name it with {flag}")
+
+
+def normalise(source: Source, cfg: Config) -> tuple[dict[str, Table], str, str]:
+    """Keep the text and label columns of every split, labels as strings."""
+    first = source.splits.get("train")
+    if first is None:
+        raise UsageError(f"{source.description}: no train split (found {', '.join(source.splits)})")
+    text_col = pick_column(first, cfg.text_column, TEXT_COLUMNS, "text", source.description)
+    label_col = pick_column(first, cfg.label_column, LABEL_COLUMNS, "label", source.description)
+    out = {}
+    for split, table in source.splits.items():
+        if split not in ("train", "validation", "test"):
+            continue
+        for col in (text_col, label_col):
+            if col not in table:
+                raise UsageError(f"{source.description}: the {split} split has no column '{col}'")
+        texts, labels = table[text_col], table[label_col]
+        if any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise UsageError(f"{source.description}: the {split} split has empty or non-text values in '{text_col}'")
+        if source.label_names and all(isinstance(x, int) for x in labels):
+            labels = [source.label_names[x] for x in labels]
+        out[split] = {"text": list(texts), "label": [str(x) for x in labels]}
+    classes = set(out["train"]["label"])
+    if len(classes) < 2:
+        raise UsageError(
+            f"{source.description}: label column '{label_col}' has a single class ({next(iter(classes))!r}); "
+            "a classifier needs at least 2"
+        )
+    return out, text_col, label_col
+
+
+def check_labels(found: set[str], known: list[str], whose: str) -> None:
+    """Exit 2 listing every label the model does not know."""
+    unknown = sorted(found - set(known))
+    if unknown:
+        shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+        raise UsageError(f"{len(unknown)} dataset label(s) unknown to {whose}: {shown}")
+
+
+def carve_validation(train: Table, fraction: float, seed: int) -> tuple[Table, Table]:
+    """A stratified split of train: each class gives the same fraction (at least one if it has two)."""
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(train["label"]):
+        by_class[label].append(i)
+    rng = random.Random(seed)
+    held = set()
+    for label in sorted(by_class):
+        idx = by_class[label]
+        rng.shuffle(idx)
+        n = round(len(idx) * fraction)
+        if n == 0 and len(idx) >= 2:
+            n = 1
+        held.update(idx[:n])
+    keep = [i for i in range(len(train["label"])) if i not in held]
+    val = sorted(held)
+    return ({k: [v[i] for i in keep] for k, v in train.items()}, {k: [v[i] for i in val] for k, v in train.items()})
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    body = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return sha(type(tokenizer).__name__, body)[:16]
+
+
+def tokenize(dsd: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
+    """Batched tokenization without padding (batches are padded to their own longest query)."""
+    return dsd.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
+        batched=True,
+        batch_size=1000,
+    )
+
+
+def content_hash(splits: dict[str, Table], label_names: list[str]) -> str:
+    return sha(json.dumps({"labels": label_names, "splits": splits}, sort_keys=True))[:16]
+
+
+def cache_key(cfg: Config, source: Source, label_names: list[str] | None, tok_print: str) -> str:
+    """What a prepared dataset depends on: the same key means the saved result can be reused."""
+    settings = {
+        "source": source.fingerprint,
+        "text_column": cfg.text_column,
+        "label_column": cfg.label_column,
+        "validation_size": cfg.validation_size,
+        "seed": cfg.seed,
+        "labels": label_names,
+        "tokenizer": tok_print,
+        "max_length": cfg.max_length,
+        "format": 1,
+    }
+    return sha(json.dumps(settings, sort_keys=True))[:16]
+
+
+def prepare(
+    cfg: Config,
+    tokenizer,
+    tokenizer_name: str,
+    label_names: list[str] | None = None,
+    teacher_name: str | None = None,
+    output: Path | None = None,
+    overwrite: bool = False,
+) -> Prepared:
+    """Prepare ``cfg.dataset`` for ``tokenizer``; reuse the saved result when the inputs are the same.
+
+    ``label_names`` (a teacher's ``id2label`` order) fixes the label ids; every dataset label must be in it.
+    """
+    if not cfg.dataset:
+        raise UsageError("no dataset: pass --dataset or set 'dataset' in the config")
+    source = read_source(cfg.dataset)
+    tok_print = tokenizer_fingerprint(tokenizer)
+    key = cache_key(cfg, source, label_names, tok_print)
+    path = output or cfg.cache_root() / "prepared" / key
+    splits, text_col, label_col = normalise(source, cfg)  # bad data is reported before anything else
+    found = {label for table in splits.values() for label in table["label"]}
+    if label_names is not None:
+        check_labels(found, label_names, f"the teacher {teacher_name}")
+    names = list(label_names) if label_names is not None else sorted(found)
+    existing = read_manifest(path)
+    if existing is not None and existing.get("key") == key and not overwrite:
+        return Prepared(path, existing, load_prepared(path)[1], reused=True)
+    if path.exists() and not overwrite and (existing is not None or any(path.iterdir())):
+        raise UsageError(f"{path} already holds other data; pass --overwrite or choose another --output")
+    if "validation" not in splits:
+        splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_size, cfg.seed)
+    dsd = tokenize(to_datasets(splits, names), tokenizer, cfg.max_length)
+    manifest = {
+        "key": key,
+        "source": source.description,
+        "source_fingerprint": source.fingerprint,
+        "text_column": text_col,
+        "label_column": label_col,
+        "oos_label": cfg.oos_label if cfg.oos_label in names else None,
+        "splits": {s: len(dsd[s]) for s in dsd},
+        "labels": names,
+        "tokenizer": tokenizer_name,
+        "tokenizer_fingerprint": tok_print,
+        "max_length": cfg.max_length,
+        "seed": cfg.seed,
+        "content_hash": content_hash({s: splits[s] for s in dsd}, names),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "distill_version": __version__,
+    }
+    save_atomically(dsd, manifest, path)
+    return Prepared(path, manifest, dsd, reused=False)
+
+
+def to_datasets(splits: dict[str, Table], names: list[str]) -> DatasetDict:
+    """The splits as ``datasets``, in the order train, validation, test, with ``label`` a ``ClassLabel``."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    index = {n: i for i, n in enumerate(names)}
+    order = [s for s in ("train", "validation", "test") if s in splits]
+    return DatasetDict(
+        {
+            s: Dataset.from_dict(
+                {"text": splits[s]["text"], "label": [index[x] for x in splits[s]["label"]]}, features=features
+            )
+            for s in order
+        }
+    )
+
+
+def save_atomically(dsd: DatasetDict, manifest: dict, path: Path) -> None:
+    """Write into a sibling temporary folder, then swap it in: a failure never leaves half a dataset."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
+    try:
+        dsd.save_to_disk(str(tmp))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        move_into_place(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_manifest(path: Path) -> dict | None:
+    try:
+        return json.loads((path / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def load_prepared(path: Path) -> tuple[dict, DatasetDict]:
+    from datasets import load_from_disk
+
+    manifest = read_manifest(path)
+    if manifest is None:
+        raise UsageError(f"{path} is not a prepared dataset (no {MANIFEST})")
+    return manifest, load_from_disk(str(path))
+
+
+def load_for_training(
+    cfg: Config,
+    tokenizer,
+    tokenizer_name: str,
+    label_names: list[str] | None = None,
+    teacher_name: str | None = None,
+) -> Prepared:
+    """The dataset a command trains or evaluates on: a prepared folder as it is, or any source prepared
+    on the fly through the cache. Labels are re-indexed to ``label_names`` and text re-tokenized when
+    the folder was prepared for another tokenizer."""
+    if cfg.dataset and read_manifest(Path(cfg.dataset)) is not None:
+        path = Path(cfg.dataset)
+        manifest, dsd = load_prepared(path)
+        if label_names is not None and label_names != manifest["labels"]:
+            check_labels(set(manifest["labels"]), label_names, f"the teacher {teacher_name}")
+            dsd = relabel(dsd, label_names)
+            manifest = {**manifest, "labels": list(label_names)}
+        if manifest["tokenizer_fingerprint"] != tokenizer_fingerprint(tokenizer):
+            dsd = tokenize(dsd.select_columns(["text", "label"]), tokenizer, cfg.max_length)
+        return Prepared(path, manifest, dsd, reused=True)
+    return prepare(cfg, tokenizer, tokenizer_name, label_names, teacher_name)
+
+
+def relabel(dsd: DatasetDict, names: list[str]) -> DatasetDict:
+    """Re-index the ``label`` ClassLabel of every split to ``names`` (matched by name)."""
+    from datasets import ClassLabel
+
+    old = dsd["train"].features["label"].names
+    index = {n: i for i, n in enumerate(names)}
+    mapping = [index[n] for n in old]
+    features = dsd["train"].features.copy()
+    features["label"] = ClassLabel(names=list(names))
+    return dsd.map(lambda b: {"label": [mapping[x] for x in b["label"]]}, batched=True, features=features)

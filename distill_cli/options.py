@@ -1,0 +1,97 @@
+"""Command-line flags derived from the ``Config`` fields: a flag's type and help text are the field's own,
+so each setting is described once. The groups below say which command takes which settings."""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import typer
+
+from distill_cli.config import Config
+
+# Extra names beside the long flag ``--key-name`` that every setting gets.
+SHORT_NAMES = {
+    "dataset": ("-d",),
+    "student": ("-s",),
+    "teacher": ("-t",),
+    "temperature": ("-T",),
+    "learning_rate": ("--lr",),
+}
+
+DATA = (
+    "dataset",
+    "text_column",
+    "label_column",
+    "oos_label",
+    "max_length",
+    "validation_size",
+    "seed",
+    "cache_dir",
+    "runs_dir",
+)
+PREPARE = DATA + ("student", "teacher")
+TRAIN = DATA + (
+    "student",
+    "student_layers",
+    "alpha",
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "weight_decay",
+    "warmup",
+    "gradient_accumulation_steps",
+    "group_by_length",
+    "name",
+)
+DISTILL = TRAIN + ("teacher", "teacher_mode", "temperature")
+EVALUATE = ("dataset", "oos_label", "max_length", "runs_dir", "cache_dir", "seed", "validation_size")
+PUSH = ("runs_dir",)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; flags override it.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout; the rest goes to stderr.")]
+
+
+def flag_type(key: str) -> type:
+    """The plain Python type typer parses a setting as (validation proper is the Config's job)."""
+    annotation = Config.model_fields[key].annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) is Literal:
+        return str
+    return annotation
+
+
+def flag_names(key: str) -> tuple[str, ...]:
+    long = "--" + key.replace("_", "-")
+    if flag_type(key) is bool:
+        return (f"{long}/--no-{long[2:]}",)
+    return (long, *SHORT_NAMES.get(key, ()))
+
+
+def flag_option(key: str) -> Any:
+    """The typer annotation of the flag that overrides config key ``key``."""
+    help_text = Config.model_fields[key].description
+    return Annotated[Optional[flag_type(key)], typer.Option(*flag_names(key), help=help_text, show_default=False)]
+
+
+def config_flags(*keys: str):
+    """Give a command the flags of these config keys; their values arrive in ``**overrides``
+    (``None`` when not given, so that the config file's value stands)."""
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+        params = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+        for key in keys:
+            annotation = flag_option(key)
+            params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+            fn.__annotations__[key] = annotation
+        fn.__signature__ = signature.replace(parameters=params)
+        return fn
+
+    return decorate

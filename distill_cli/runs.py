@@ -1,0 +1,142 @@
+"""Run folders: what ``finetune`` and ``distill`` write, and ``run.json``, the typed record of a run.
+
+A run trains in ``<name>.partial/`` and is renamed to ``<name>/`` when it finishes, so a folder without
+``.partial`` is always a finished run. ``run.json`` is written and read only here, through ``RunRecord``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from distill_cli.config import Config
+from distill_cli.errors import UsageError
+from distill_cli.files import move_into_place
+
+RUN_FILE = "run.json"
+PICKLES = ("training_args.bin",)  # what Trainer.save_model writes beside the weights
+
+
+class StudentRecord(BaseModel):
+    spec: str
+    location: str
+    layers_kept: list[int] | None = None
+    parameters: int
+
+
+class TeacherRecord(BaseModel):
+    spec: str
+    location: str
+    mode: str
+    cache_reused: bool | None = None
+
+
+class DatasetRecord(BaseModel):
+    path: str
+    source: str
+    manifest_hash: str
+    splits: dict[str, int]
+    oos_label: str | None = None
+
+
+class RunRecord(BaseModel):
+    """``run.json``: the effective config, models, data, versions, timings and per-epoch validation metrics."""
+
+    command: str
+    output: str
+    name: str
+    config: dict[str, Any]
+    student: StudentRecord
+    teacher: TeacherRecord | None = None
+    dataset: DatasetRecord
+    labels: list[str]
+    seed: int
+    world_size: int
+    versions: dict[str, str]
+    train_s: float
+    teacher_cache_s: float
+    eval_s: float  # of train_s, the time spent evaluating after each epoch: benchmarks subtract it
+    epochs: list[dict[str, float | None]]
+    metrics: dict[str, float | None]
+
+    def write(self, folder: Path) -> None:
+        (folder / RUN_FILE).write_text(self.model_dump_json(indent=2))
+
+    @classmethod
+    def read(cls, folder: Path) -> RunRecord | None:
+        """The record of the run in ``folder``; None when the folder is not a finished run."""
+        path = folder / RUN_FILE
+        return cls.model_validate_json(path.read_text()) if path.is_file() else None
+
+
+def is_run(folder: Path) -> bool:
+    return (folder / RUN_FILE).is_file()
+
+
+@dataclass
+class RunFolder:
+    """Where a run is written: ``final`` once finished, ``partial`` while training."""
+
+    final: Path
+    generated: bool  # the name was made up here (it holds a timestamp) and must be passed again to resume
+    resume_from: Path | None = None
+
+    @property
+    def partial(self) -> Path:
+        return self.final.with_name(self.final.name + ".partial")
+
+
+def _slug(spec: str) -> str:
+    return re.sub(r"[^\w.-]+", "-", Path(spec).name or spec).strip("-") or "model"
+
+
+def run_path(cfg: Config, command: str) -> tuple[Path, bool]:
+    """The run folder, and whether its name was generated."""
+    if cfg.output is not None:
+        return cfg.output, False
+    if cfg.name:
+        return cfg.runs_dir / cfg.name, False
+    return cfg.runs_dir / f"{command}-{_slug(cfg.student)}-{time.strftime('%Y%m%d-%H%M%S')}", True
+
+
+def open_run(final: Path, generated: bool, resume: bool, overwrite: bool, is_main: bool) -> RunFolder:
+    """Check the run folder before any compute and find the checkpoint to resume from, if asked.
+    A finished run is never replaced without ``overwrite``, nor an interrupted one without ``resume``."""
+    run = RunFolder(final, generated)
+    if final.exists() and not overwrite:
+        raise UsageError(f"run folder {final} already exists; pass --overwrite to replace it, or another --name")
+    if resume:
+        run.resume_from = last_checkpoint(run.partial)
+        if run.resume_from is None:
+            raise UsageError(f"nothing to resume: no checkpoint under {run.partial}")
+        return run
+    if run.partial.exists():
+        if not overwrite:
+            raise UsageError(
+                f"{run.partial} holds an interrupted run; pass --resume to continue it or --overwrite to start over"
+            )
+        if is_main:
+            shutil.rmtree(run.partial)
+    return run
+
+
+def last_checkpoint(partial: Path) -> Path | None:
+    ckpts = sorted(partial.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    ckpts = [c for c in ckpts if (c / "trainer_state.json").is_file()]
+    return ckpts[-1] if ckpts else None
+
+
+def finish_run(run: RunFolder, record: RunRecord) -> None:
+    """Drop checkpoints and pickles, write run.json, and move the run into place in one rename."""
+    for ckpt in run.partial.glob("checkpoint-*"):
+        shutil.rmtree(ckpt)
+    for pickle in PICKLES:
+        (run.partial / pickle).unlink(missing_ok=True)
+    record.write(run.partial)
+    move_into_place(run.partial, run.final)

@@ -1,0 +1,80 @@
+"""The teacher-logit cache: the teacher runs once over the training texts, in eval mode and batched by length,
+and its logits are stored under the cache, keyed by the teacher's weights and the texts. Every later epoch,
+run and sweep reads them back instead of running the teacher again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill_cli import modeling
+from distill_cli.config import Config
+from distill_cli.files import atomic_file
+from distill_cli.training.trainer import MODEL_INPUTS
+from distill_cli.ui import Bar
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_fingerprint(ref: modeling.ModelRef, model_config) -> str:
+    """Identifies a teacher's weights: file contents for a local model, the commit for a Hub model."""
+    if ref.is_local:
+        root = Path(ref.location)
+        files = sorted(root.glob("*.safetensors")) + sorted(root.glob("pytorch_model*.bin"))
+        files += [root / n for n in ("config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json")]
+        return hashlib.sha256("".join(f.name + _file_digest(f) for f in files if f.is_file()).encode()).hexdigest()
+    return f"{ref.location}@{getattr(model_config, '_commit_hash', None)}"
+
+
+@torch.inference_mode()
+def compute_logits(
+    model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, description: str = "teacher logits"
+) -> torch.Tensor:
+    """Logits of ``model`` for ``texts`` in their order, batched by length (little padding)."""
+    model.eval()
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    order = np.argsort([len(ids) for ids in enc["input_ids"]], kind="stable")
+    out = torch.empty(len(texts), model.config.num_labels)
+    keys = [k for k in MODEL_INPUTS if k in enc]
+    device = next(model.parameters()).device
+    with Bar(description, len(texts)) as bar:
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in keys}, return_tensors="pt")
+            out[torch.as_tensor(idx)] = model(**batch.to(device)).logits.float().cpu()
+            bar.advance(len(idx))
+    return out
+
+
+def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: list[str]) -> tuple[torch.Tensor, bool]:
+    """The teacher's logits over ``texts``, from the cache when the same teacher saw the same texts."""
+    from safetensors.torch import load_file, save_file
+
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                model_fingerprint(ref, model_config),
+                cfg.max_length,
+                hashlib.sha256("\n".join(texts).encode()).hexdigest(),
+            ]
+        ).encode()
+    ).hexdigest()[:24]
+    path = cfg.cache_root() / "teacher-logits" / f"{key}.safetensors"
+    if path.is_file():
+        return load_file(str(path))["logits"], True
+    tokenizer = modeling.load_tokenizer(ref, cfg)
+    model = modeling.load_for_inference(ref, cfg)
+    logits = compute_logits(model, tokenizer, texts, cfg.max_length)
+    with atomic_file(path) as tmp:
+        save_file({"logits": logits.contiguous()}, str(tmp), metadata={"teacher": ref.spec, "rows": str(len(texts))})
+    return logits, False

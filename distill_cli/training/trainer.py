@@ -1,0 +1,163 @@
+"""The one trainer behind ``finetune`` and ``distill``.
+
+``DistillationTrainer`` is a ``transformers.Trainer`` that overrides only what it must: the loss (see
+``loss.py``), the length-grouped sampler (so that a resumed run replays the same batches) and the
+checkpoint I/O (no pickles). ``finetune`` is the same trainer with ``alpha = 1`` and no teacher. The
+teacher's logits reach the loss either cached, gathered by the collator from a tensor computed once
+(``teacher_cache.py``), or online, from a teacher forward pass on every step as the textbook does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
+
+from distill_cli.config import Config
+from distill_cli.training import checkpoint
+from distill_cli.training.loss import distillation_loss
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+TEACHER_LOGITS = "teacher_logits"
+ROW = "row"
+
+
+@dataclass
+class DistillationTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus the two knobs of knowledge distillation."""
+
+    alpha: float = field(default=0.5, metadata={"help": "Weight of the cross-entropy on the labels (1 = no teacher)."})
+    temperature: float = field(default=2.0, metadata={"help": "Softmax temperature for both models' logits."})
+
+
+class DistillationTrainer(Trainer):
+    """A ``Trainer`` that distills a teacher into the model it trains.
+
+    Args:
+        teacher_model: run on every training step when the batches carry no cached ``teacher_logits``.
+            Leave it ``None`` when the dataset has a ``teacher_logits`` column, or when ``alpha = 1``.
+        *args, **kwargs: as for ``Trainer``; ``args`` must be ``DistillationTrainingArguments``.
+
+    The loss is a mean over the batch, not normalised by ``num_items_in_batch``, so it says so with
+    ``loss_is_scaled_for_ga = False``: ``Trainer`` then divides it by the gradient accumulation steps.
+    Without this, BERT-like models (whose forward takes ``**kwargs``) get losses and gradients
+    ``gradient_accumulation_steps`` times too large. Evaluation reports the plain cross-entropy.
+    Checkpoints hold no pickles: optimizer, scheduler and RNG states are safetensors and JSON.
+    """
+
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, teacher_model: torch.nn.Module | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher_model
+        if self.teacher is not None:
+            self.teacher.to(self.args.device).eval()
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        teacher_logits = inputs.pop(TEACHER_LOGITS, None)
+        outputs = model(**inputs)
+        if model.training and self.args.alpha < 1.0:
+            if teacher_logits is None:
+                if self.teacher is None:
+                    raise ValueError("alpha < 1 needs a teacher model or cached teacher logits")
+                with torch.no_grad():
+                    teacher_logits = self.teacher(**inputs).logits
+            loss = distillation_loss(outputs.logits, labels, teacher_logits, self.args.alpha, self.args.temperature)
+        else:
+            loss = F.cross_entropy(outputs.logits, labels)
+        return (loss, outputs) if return_outputs else loss
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_train_sampler(train_dataset)
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return EpochLengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            lengths=list(dataset[self.args.length_column_name]),
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
+
+    # Pickle-free checkpoints (see distill_cli/checkpoint.py).
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        if self.args.should_save:
+            checkpoint.save_optimizer(self.optimizer, Path(output_dir) / checkpoint.OPTIMIZER)
+            checkpoint.save_scheduler(self.lr_scheduler, Path(output_dir) / checkpoint.SCHEDULER)
+
+    def _load_optimizer_and_scheduler(self, ckpt: str | None) -> None:
+        if ckpt is not None and (Path(ckpt) / checkpoint.OPTIMIZER).is_file():
+            checkpoint.load_optimizer(self.optimizer, Path(ckpt) / checkpoint.OPTIMIZER)
+            checkpoint.load_scheduler(self.lr_scheduler, Path(ckpt) / checkpoint.SCHEDULER)
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        os.makedirs(output_dir, exist_ok=True)
+        checkpoint.save_rng(checkpoint.rng_file(Path(output_dir), self.args.process_index, self.args.world_size))
+
+    def _load_rng_state(self, ckpt: str | None) -> None:
+        if ckpt is not None:
+            path = checkpoint.rng_file(Path(ckpt), self.args.process_index, self.args.world_size)
+            if path.is_file():
+                checkpoint.load_rng(path)
+
+
+class EpochLengthGroupedSampler(LengthGroupedSampler):
+    """Batches of similar length (far less padding), in an order that depends only on the seed and the
+    epoch: a run resumed mid-epoch replays exactly the batches the interrupted run would have seen.
+    (``LengthGroupedSampler`` draws from the global RNG when an epoch starts, which a resume cannot replay.)"""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
+class DistillCollator:
+    """Pads the model inputs of a batch, dropping other columns. With ``teacher_logits`` (one row per
+    training example), it also gathers the batch's cached logits by the examples' ``row`` index: a tensor
+    lookup, not 151 floats per example converted out of Arrow."""
+
+    def __init__(self, tokenizer, teacher_logits: torch.Tensor | None = None):
+        self.pad = DataCollatorWithPadding(tokenizer)
+        self.teacher_logits = teacher_logits
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = self.pad([{k: f[k] for k in (*MODEL_INPUTS, "label") if k in f} for f in features])
+        if self.teacher_logits is not None and ROW in features[0]:
+            batch[TEACHER_LOGITS] = self.teacher_logits[torch.tensor([f[ROW] for f in features])]
+        return batch
+
+
+def add_row_and_length(ds):
+    """``row`` (to find an example's cached teacher logits) and ``length`` (to group batches by length)."""
+    return ds.map(
+        lambda b, idx: {ROW: idx, "length": [len(x) for x in b["input_ids"]]}, batched=True, with_indices=True
+    )
+
+
+def recipe_arguments(cfg: Config) -> dict:
+    """The ``TrainingArguments`` a config sets: the recipe shared by every trainer that follows it."""
+    return dict(
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup,
+        seed=cfg.seed,
+        eval_strategy="epoch",
+        report_to="none",
+        disable_tqdm=True,
+        temperature=cfg.temperature,
+    )
