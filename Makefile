@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 1
 
-.PHONY: install demo test lint bench bench-cost clean
+.PHONY: install demo test lint bench bench-pretrained bench-cost clean
 
 # torch 2.13.0 first: that pin takes the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 $(STAMP): pyproject.toml
@@ -32,8 +32,13 @@ lint: install
 	$(VENV)/bin/ruff check distill_cli tests benchmarks
 
 # The book's experiment on CLINC150 "plus" from ../shared (about an hour on 2 cores); SEEDS=3 repeats the students.
+# Then the defaults (pooling, probe, out-of-scope rule) against the frozen-encoder peers (about 30 minutes).
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/reproduce_book.py --seeds $(SEEDS)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/keep_pretrained.py
+
+bench-pretrained: install
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/keep_pretrained.py
 
 # Seconds per epoch of finetune vs cached and online distill (issue: the teacher-logit cache).
 bench-cost: install

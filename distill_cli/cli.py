@@ -3,7 +3,6 @@ exit codes. Nothing heavy is imported at module level, so ``distill --help`` sta
 transformers load inside the commands (``distill_cli.commands``)."""
 
 import os
-import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -21,7 +20,7 @@ from rich.markup import escape
 from distill_cli import __version__
 from distill_cli.config import COMMANDS, load_config
 from distill_cli.errors import DistillError, Interrupted, UsageError
-from distill_cli.options import DISTILL, EVALUATE, PREPARE, PUSH, TRAIN, ConfigOpt, JsonOpt, config_flags
+from distill_cli.options import DISTILL, EVALUATE, PREDICT, PREPARE, PUSH, TRAIN, ConfigOpt, JsonOpt, config_flags
 from distill_cli.ui import console, emit_json, info, quiet_libraries
 
 app = typer.Typer(
@@ -140,15 +139,8 @@ def evaluate(
     if plot is not None:
         command.require_matplotlib()
     quiet_libraries()
-    report = command.evaluate_models(
-        cfg,
-        models,
-        split=split,
-        threads=threads,
-        latency_runs=latency_runs,
-        batch_size=batch_size,
-        extra_metrics=metric or [],
-    )
+    settings = dict(split=split, threads=threads, latency_runs=latency_runs, batch_size=batch_size)
+    report = command.evaluate_models(cfg, models, **settings, extra_metrics=metric or [])
     command.render(report)
     if output is not None:
         command.write_json(report, output)
@@ -162,6 +154,26 @@ def evaluate(
         for line in failures:
             console.print(f"[red]gate failed:[/] {escape(line)}", soft_wrap=True)
         raise typer.Exit(1)
+
+
+@app.command()
+@config_flags(*PREDICT)
+def predict(
+    model: Annotated[str, typer.Argument(help="Run name, folder, alias or Hub id.")],
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts; else --file, else stdin (one a line).")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Texts, one per line ('-': stdin).")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the N most likely intents.")] = 1,
+    config: ConfigOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object a text on stdout (JSON lines).")] = False,
+    **overrides,
+) -> None:
+    """Classify texts: the intent, its probability and the out-of-scope decision."""
+    cfg = load_config(config, "predict", overrides)
+    from distill_cli.commands import predict as command
+
+    lines = command.read_texts(texts or [], file)  # bad input is refused before a model is loaded
+    quiet_libraries()
+    command.render(command.Predictor.load(cfg, model)(lines, top_k), json_lines=json_out)
 
 
 @app.command()
@@ -202,13 +214,6 @@ def config_show(
     typer.echo(load_config(config, command, overrides).to_yaml(), nl=False)
 
 
-def resume_hint(err: Interrupted, args: list[str]) -> str:
-    """The command line as typed, with ``--resume`` (and the generated run name, which holds a timestamp)."""
-    again = args + (["--name", err.generated_name] if err.generated_name else [])
-    again = [a for a in again if a not in ("--resume", "--overwrite")] + ["--resume"]
-    return f"resume with: distill {shlex.join(again)}"
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line per error on stderr, exit 2 for bad usage, 1 for failures."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     except DistillError as err:
         if debug:
             traceback.print_exc()
-        message = f"{err}; {resume_hint(err, args)}" if isinstance(err, Interrupted) else str(err)
+        message = f"{err}; {err.resume_hint(args)}" if isinstance(err, Interrupted) else str(err)
         console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
         code = err.exit_code
     except (KeyboardInterrupt, typer.Abort):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from distill_cli.errors import UsageError
 
-COMMANDS = ("prepare", "finetune", "distill", "evaluate", "push")
+COMMANDS = ("prepare", "finetune", "distill", "evaluate", "predict", "push")
 COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"finetune": {"alpha": 1.0}}
 
 
@@ -45,14 +45,21 @@ class Config(BaseModel):
     teacher_mode: Literal["cached", "online"] = Field(
         "cached", description="cached (teacher logits computed once) or online (every step)."
     )
+    pooling: Literal["auto", "cls", "mean"] = Field(
+        "auto", description="Sentence vector for the head: auto (the checkpoint's own), cls or mean."
+    )
+    head_init: Literal["probe", "random"] = Field(
+        "probe",
+        description="probe: fit the head on frozen features first; random: the checkpoint's head, else random.",
+    )
     aliases: dict[str, str] = Field(default_factory=dict, description="Model names: name -> checkpoint.")
     trust_remote_code: bool = Field(False, description="Run model code from the checkpoint (off unless set).")
 
     # Training
     alpha: float = Field(0.5, ge=0, le=1, description="Weight of the cross-entropy on labels; 1 = plain fine-tuning.")
     temperature: float = Field(2.0, gt=0, description="Softmax temperature of the distillation loss.")
-    epochs: PositiveInt = Field(5, description="Training epochs.")
-    learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate.")
+    epochs: PositiveInt = Field(3, description="Training epochs.")
+    learning_rate: float = Field(5e-5, gt=0, description="Peak learning rate.")
     batch_size: PositiveInt = Field(48, description="Training batch size per process.")
     eval_batch_size: PositiveInt = Field(64, description="Batch size of the validation passes.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
@@ -60,6 +67,18 @@ class Config(BaseModel):
     gradient_accumulation_steps: PositiveInt = Field(1, description="Accumulate gradients over N batches.")
     seed: int = Field(42, description="Random seed (data split, head initialisation, shuffling).")
     group_by_length: bool = Field(True, description="Batch queries of similar length: far less padding.")
+
+    # Out of scope
+    oos_rule: Literal["auto", "threshold", "none"] = Field(
+        "auto",
+        description="Out-of-scope rule chosen on validation: auto (when the data has the oos label), threshold, none.",
+    )
+    oos_share: float = Field(
+        0.18,
+        gt=0,
+        lt=1,
+        description="Expected share of out-of-scope queries in deployment: weighs the rule's choice on validation.",
+    )
 
     # Outputs
     runs_dir: Path = Field(Path("runs"), description="Folder of runs (run names resolve there).")

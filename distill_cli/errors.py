@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 
@@ -28,3 +29,9 @@ class Interrupted(DistillError):
         super().__init__(f"interrupted: checkpoint saved under {checkpoint_dir}")
         self.exit_code = 128 + signum
         self.generated_name = generated_name
+
+    def resume_hint(self, args: list[str]) -> str:
+        """The command line as typed (``args``), with ``--resume`` and the generated run name if any."""
+        again = args + (["--name", self.generated_name] if self.generated_name else [])
+        again = [a for a in again if a not in ("--resume", "--overwrite")] + ["--resume"]
+        return f"resume with: distill {shlex.join(again)}"

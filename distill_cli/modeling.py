@@ -7,6 +7,7 @@ config says ``trust_remote_code: true``, and a Hub id fails fast when the Hub ca
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from distill_cli.config import Config
 from distill_cli.errors import DistillError, UsageError
 from distill_cli.hub import hub_unreachable_reason, is_hub_id
+from distill_cli.pooling import POOLING_KEY
 from distill_cli.runs import is_run
 
 if TYPE_CHECKING:
@@ -137,26 +139,73 @@ def check_family(model_config, role: str, spec: str) -> None:
         )
 
 
-def load_classifier(ref: ModelRef, cfg: Config, labels: list[str]) -> PreTrainedModel:
-    """A sequence classifier over ``labels``: the checkpoint's head is kept when it already has them."""
+def model_file(ref: ModelRef, name: str) -> Path | None:
+    """A file of the model's folder or Hub repository (downloaded when it must be), or None."""
+    if ref.is_local:
+        path = Path(ref.location) / name
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(ref.location, name, local_files_only=bool(hub_unreachable_reason())))
+    except Exception:  # noqa: BLE001 - a missing optional file, or no network: the file is simply not there
+        return None
+
+
+def pooling_of(ref: ModelRef, cfg: Config, model_config) -> str:
+    """``cfg.pooling``, with ``auto`` read from the checkpoint (see ``pooling.checkpoint_pooling``)."""
+    from distill_cli.pooling import checkpoint_pooling
+
+    if cfg.pooling != "auto":
+        return cfg.pooling
+    modules = model_file(ref, "modules.json")
+    if modules is not None:  # the pooling config sits in a subfolder named by modules.json
+        for module in json.loads(modules.read_text()):
+            if module.get("type", "").endswith("Pooling"):
+                model_file(ref, f"{module['path']}/config.json")
+    return checkpoint_pooling(modules.parent if modules else None, model_config)
+
+
+def load_classifier(ref: ModelRef, cfg: Config, labels: list[str]):
+    """A sequence classifier over ``labels`` with the pooling the config asks for (``auto``: the
+    checkpoint's). The checkpoint's head is kept when it already has as many labels."""
+    label_config = dict(
+        num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}
+    )
+    model_config = load_model_config(ref, cfg)
+    if pooling_of(ref, cfg, model_config) == "mean":
+        # A head trained on [CLS] features means nothing on mean-pooled ones: keep only a mean-pooled head.
+        keep_head = getattr(model_config, POOLING_KEY, None) == "mean"
+        return _mean_pooling_classifier(ref, cfg, label_config, keep_head)
     from transformers import AutoModelForSequenceClassification
 
-    return _from_pretrained(
-        AutoModelForSequenceClassification,
-        ref,
-        cfg,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)},
-        ignore_mismatched_sizes=True,
-    )
+    return _from_pretrained(AutoModelForSequenceClassification, ref, cfg, **label_config, ignore_mismatched_sizes=True)
+
+
+def _mean_pooling_classifier(ref: ModelRef, cfg: Config, label_config: dict, keep_head: bool = True):
+    from transformers import AutoModel
+
+    from distill_cli.pooling import MeanPoolingClassifier, load_head
+
+    body = _from_pretrained(AutoModel, ref, cfg, **label_config)
+    dropout = getattr(body.config, "hidden_dropout_prob", getattr(body.config, "dropout", 0.1))
+    model = MeanPoolingClassifier(body, label_config["num_labels"], dropout)
+    weights = model_file(ref, "model.safetensors") if keep_head else None
+    if weights is not None:
+        load_head(model, weights.parent)
+    return model
 
 
 def load_for_inference(ref: ModelRef, cfg: Config):
     """A trained classifier, as it is, in eval mode."""
     from transformers import AutoModelForSequenceClassification
 
-    model = _from_pretrained(AutoModelForSequenceClassification, ref, cfg)
+    model_config = load_model_config(ref, cfg)
+    if getattr(model_config, POOLING_KEY, None) == "mean":
+        labels = label_names(model_config) or [str(i) for i in range(model_config.num_labels)]
+        model = _mean_pooling_classifier(ref, cfg, {"num_labels": len(labels)})
+    else:
+        model = _from_pretrained(AutoModelForSequenceClassification, ref, cfg)
     return model.eval()
 
 

@@ -46,9 +46,14 @@ TRAIN = DATA + (
     "gradient_accumulation_steps",
     "group_by_length",
     "name",
+    "pooling",
+    "head_init",
+    "oos_rule",
+    "oos_share",
 )
 DISTILL = TRAIN + ("teacher", "teacher_mode", "temperature")
 EVALUATE = ("dataset", "oos_label", "max_length", "runs_dir", "cache_dir", "seed", "validation_size")
+PREDICT = ("runs_dir", "max_length", "oos_label")
 PUSH = ("runs_dir",)
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; flags override it.")]

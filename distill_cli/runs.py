@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from distill_cli.config import Config
 from distill_cli.errors import UsageError
 from distill_cli.files import move_into_place
+from distill_cli.oos import OOSRule
 
 RUN_FILE = "run.json"
 PICKLES = ("training_args.bin",)  # what Trainer.save_model writes beside the weights
@@ -28,6 +29,8 @@ class StudentRecord(BaseModel):
     location: str
     layers_kept: list[int] | None = None
     parameters: int
+    pooling: str = "cls"
+    head_init: str = "random"
 
 
 class TeacherRecord(BaseModel):
@@ -64,6 +67,7 @@ class RunRecord(BaseModel):
     eval_s: float  # of train_s, the time spent evaluating after each epoch: benchmarks subtract it
     epochs: list[dict[str, float | None]]
     metrics: dict[str, float | None]
+    oos_rule: OOSRule | None = None  # chosen on validation after training; None: argmax decides
 
     def write(self, folder: Path) -> None:
         (folder / RUN_FILE).write_text(self.model_dump_json(indent=2))

@@ -167,3 +167,37 @@ def runs(tiny_runs, tmp_path) -> Path:
     """A private copy of the tiny runs in this test's folder (tests may write into it)."""
     shutil.copytree(tiny_runs, tmp_path / "runs")
     return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def tiny_st(tmp_path_factory) -> Path:
+    """A tiny sentence-transformers folder: a BERT body at the root, `modules.json` and `1_Pooling` (mean),
+    laid out like all-MiniLM-L6-v2."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path = tmp_path_factory.mktemp("models") / "tiny-st"
+    path.mkdir()
+    words = demo_words()
+    (path / "vocab.txt").write_text("\n".join(SPECIAL + words) + "\n")
+    torch.manual_seed(3)
+    config = BertConfig(
+        vocab_size=len(SPECIAL) + len(words),
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(path)
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (path / "modules.json").write_text(json.dumps(modules))
+    (path / "1_Pooling").mkdir()
+    pooling = {"word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}
+    (path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    return path

@@ -6,7 +6,7 @@ import sys
 import pytest
 from conftest import run_cli
 
-COMMANDS = [[], ["prepare"], ["finetune"], ["distill"], ["evaluate"], ["push"], ["config", "show"]]
+COMMANDS = [[], ["prepare"], ["finetune"], ["distill"], ["evaluate"], ["predict"], ["push"], ["config", "show"]]
 HEAVY = ("torch", "transformers", "datasets")
 
 
@@ -45,15 +45,14 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
 def test_the_resume_hint_is_built_from_the_interrupt_error():
     from pathlib import Path
 
-    from distill_cli.cli import resume_hint
     from distill_cli.errors import Interrupted
 
     err = Interrupted(Path("runs/finetune-x-1.partial"), 15, generated_name="finetune-x-1")
     assert err.exit_code == 143 and "runs/finetune-x-1.partial" in str(err)
-    hint = resume_hint(err, ["finetune", "--overwrite", "--epochs", "3", "--dataset", "my data.csv"])
+    hint = err.resume_hint(["finetune", "--overwrite", "--epochs", "3", "--dataset", "my data.csv"])
     assert hint == "resume with: distill finetune --epochs 3 --dataset 'my data.csv' --name finetune-x-1 --resume"
     named = Interrupted(Path("runs/a.partial"), 2)
-    again = resume_hint(named, ["distill", "--name", "a", "--resume"])
+    again = named.resume_hint(["distill", "--name", "a", "--resume"])
     assert again == "resume with: distill distill --name a --resume"
 
 

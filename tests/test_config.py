@@ -18,9 +18,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_precedence_defaults_file_section_flags(tmp_path):
-    cfg_file = write(tmp_path / "c.yaml", "epochs: 3\nalpha: 0.3\nbatch_size: 8\ndistill:\n  alpha: 0.2\n  epochs: 4\n")
-    assert load_config().epochs == Config().epochs == 5
-    assert load_config(cfg_file).epochs == 3  # file beats defaults
+    cfg_file = write(tmp_path / "c.yaml", "epochs: 6\nalpha: 0.3\nbatch_size: 8\ndistill:\n  alpha: 0.2\n  epochs: 4\n")
+    assert load_config().epochs == Config().epochs == 3
+    assert load_config(cfg_file).epochs == 6  # file beats defaults
     distill = load_config(cfg_file, "distill")
     assert (distill.alpha, distill.epochs, distill.batch_size) == (0.2, 4, 8)  # section beats top level
     flagged = load_config(cfg_file, "distill", {"epochs": 7, "alpha": None})
@@ -115,6 +115,7 @@ def test_flags_are_the_config_fields_with_their_own_help():
         "finetune": options.TRAIN,
         "distill": options.DISTILL,
         "evaluate": options.EVALUATE,
+        "predict": options.PREDICT,
         "push": options.PUSH,
     }
     for name in COMMANDS:
@@ -130,4 +131,4 @@ def test_flags_are_the_config_fields_with_their_own_help():
 
 def test_config_show_names_the_commands_it_knows():
     r = run_cli("config", "show", "--command", "train")
-    assert_one_line_error(r, 2, "expected prepare, finetune, distill, evaluate or push")
+    assert_one_line_error(r, 2, "expected prepare, finetune, distill, evaluate, predict or push")

@@ -23,6 +23,7 @@ from distill_cli.data.prepared import check_labels, load_for_training
 from distill_cli.errors import UsageError
 from distill_cli.files import atomic_file
 from distill_cli.metrics import COST, QUALITY, QUALITY_KEYS, classification_metrics
+from distill_cli.oos import apply_rule
 from distill_cli.runs import RunRecord
 from distill_cli.ui import Bar, console
 
@@ -79,8 +80,9 @@ def measure(
 
     steps = -(-len(texts) // batch_size) + WARMUP_RUNS + latency_runs
     with Bar(f"evaluate {ref.spec}", steps) as bar, torch.inference_mode():
-        preds, batched_s = predict_batched(model, encode, texts, batch_size, bar)
+        probs, batched_s = predict_batched(model, encode, texts, batch_size, bar)
         timings = time_single_queries(model, encode, texts, latency_runs, bar)
+    preds = probs.argmax(-1).tolist()
     result = {
         "model": ref.spec,
         "path": ref.location,
@@ -92,6 +94,9 @@ def measure(
         "size_mb": model_size_mb(ref, model),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    rule = with_oos_rule(ref, probs, y_true, labels, oos_id)
+    if rule is not None:
+        result["oos_rule"] = rule
     if extra_metrics:
         result["extra_metrics"] = {
             name: metric.compute(predictions=preds, references=y_true) for name, metric in extra_metrics.items()
@@ -99,14 +104,29 @@ def measure(
     return result
 
 
-def predict_batched(model, encode, texts: list[str], batch_size: int, bar: Bar) -> tuple[list[int], float]:
-    """Argmax predictions over ``texts`` in batches, and the seconds it took (for throughput)."""
-    preds: list[int] = []
+def predict_batched(model, encode, texts: list[str], batch_size: int, bar: Bar) -> tuple[np.ndarray, float]:
+    """Class probabilities for ``texts``, in batches, and the seconds it took (for throughput)."""
+    probs = []
     start = time.perf_counter()
     for i in range(0, len(texts), batch_size):
-        preds.extend(model(**encode(texts[i : i + batch_size])).logits.argmax(-1).tolist())
+        probs.append(model(**encode(texts[i : i + batch_size])).logits.float().softmax(-1).numpy())
         bar.advance()
-    return preds, time.perf_counter() - start
+    return np.concatenate(probs), time.perf_counter() - start
+
+
+def with_oos_rule(ref: modeling.ModelRef, probs: np.ndarray, y_true: list[int], labels: list[str], oos_id):
+    """The metrics with the out-of-scope rule the run chose on validation; None without a rule to apply."""
+    record = RunRecord.read(ref.run_dir) if ref.run_dir is not None else None
+    rule = record.oos_rule if record is not None else None
+    if rule is None or oos_id is None or labels[oos_id] != rule.oos_label:
+        return None
+    preds = apply_rule(probs, oos_id, rule.threshold)
+    return {
+        "threshold": rule.threshold,
+        "oos_share": rule.oos_share,
+        **classification_metrics(y_true, preds, oos_id),
+        "validation_curve": rule.curve,
+    }
 
 
 def time_single_queries(model, encode, texts: list[str], latency_runs: int, bar: Bar) -> list[float]:
@@ -207,17 +227,27 @@ def render(report: dict) -> None:
     table.add_column("metric")
     for m in models:
         table.add_column(m["model"], justify="right")
-    for metric in QUALITY + COST:
-        key, base = metric.key, models[0][metric.key]
-        cells = []
-        for i, m in enumerate(models):
-            value = m[key]
-            text = "—" if value is None else metric.fmt.format(value)
-            if key == "latency_ms_mean" and value is not None:
-                text += f" ± {m['latency_ms_std']:.2f}"
-            cells.append(text + (relative(key, value, base) if i else ""))
-        table.add_row(metric.long, *cells)
+    for metric in QUALITY:
+        table.add_row(metric.long, *row_cells(metric, [m[metric.key] for m in models]))
+    if any("oos_rule" in m for m in models):
+        rules = [m.get("oos_rule") or {} for m in models]
+        table.add_row("OOS threshold (validation)", *(f"{r['threshold']:.2f}" if r else "—" for r in rules))
+        for metric in QUALITY:
+            values = [r.get(metric.key) for r in rules]
+            table.add_row(f"{metric.long} with OOS rule", *row_cells(metric, values))
+    for metric in COST:
+        spread = [f" ± {m['latency_ms_std']:.2f}" for m in models] if metric.key == "latency_ms_mean" else None
+        table.add_row(metric.long, *row_cells(metric, [m[metric.key] for m in models], spread))
     console.print(table)
+
+
+def row_cells(metric, values: list, notes: list[str] | None = None) -> list[str]:
+    """One table row: each value (with its note), and its change against the first model's."""
+    cells = []
+    for i, value in enumerate(values):
+        text = "—" if value is None else metric.fmt.format(value) + (notes[i] if notes else "")
+        cells.append(text + (relative(metric.key, value, values[0]) if i else ""))
+    return cells
 
 
 def check_gates(
@@ -253,7 +283,9 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5))
+    curves = [(m["model"], m["oos_rule"]) for m in report["models"] if m.get("oos_rule")]
+    fig, axes = plt.subplots(1, 2 if curves else 1, figsize=(13 if curves else 7, 5), squeeze=False)
+    ax = axes[0][0]
     for m in report["models"]:
         ax.scatter(m["latency_ms_mean"], m["accuracy"] * 100, s=max(m["size_mb"], 1) * 4, alpha=0.5, label=m["model"])
         ax.annotate(
@@ -268,6 +300,22 @@ def plot(report: dict, path: Path) -> None:
     ax.set_title(f"{report['dataset']} · {report['split']}")
     ax.legend(loc="lower right", markerscale=0.3)
     ax.margins(0.25)
+    if curves:
+        plot_oos_curves(axes[0][1], curves)
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def plot_oos_curves(ax, curves: list[tuple[str, dict]]) -> None:
+    """In-scope accuracy and out-of-scope recall against the threshold, on validation, and the choice."""
+    for i, (name, rule) in enumerate(curves):
+        color = f"C{i}"
+        thresholds, in_scope, recall = zip(*rule["validation_curve"])
+        ax.plot(thresholds, [v * 100 for v in in_scope], color=color, label=f"{name}: in-scope accuracy")
+        ax.plot(thresholds, [v * 100 for v in recall], color=color, linestyle="--", label=f"{name}: OOS recall")
+        ax.axvline(rule["threshold"], color=color, linestyle=":", linewidth=1)
+    ax.set_xlabel("Threshold on the top probability")
+    ax.set_ylabel("%")
+    ax.set_title("Out-of-scope rule on validation (dotted: the chosen threshold)")
+    ax.legend(loc="lower left", fontsize=8)

@@ -34,7 +34,11 @@ PUBLISH = (
     "sentencepiece.bpe.model",
     "run.json",
     "eval_results.json",
+    "modules.json",
+    "sentence_bert_config.json",
 )
+# The sentence-transformers modules of a mean-pooled run (see distill_cli/pooling.py).
+PUBLISH_NESTED = ("1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors")
 NEVER = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.npy", "optimizer*", "scheduler*", "rng_state*")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -60,24 +64,47 @@ with `distill` on {{ dataset }}{{ ', starting from ' + base_model if base_model 
 {% endfor %}
 ## Usage
 
+{% if pooling == "mean" -%}
+The encoder reads a sentence as the mean of its token vectors, as it was pretrained to; the folder is a
+sentence-transformers model whose last module (`2_Dense`) gives the logits:
+
+```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("{{ repo_id }}")
+probs = model.encode(["{{ example }}"], convert_to_tensor=True).softmax(-1)
+labels = model[0].auto_model.config.id2label
+score, index = probs[0].max(-1)
+intent = labels[int(index)]
+```
+{%- else -%}
 ```python
 from transformers import pipeline
 
 classifier = pipeline("text-classification", model="{{ repo_id }}")
-classifier("{{ example }}")
+result = classifier("{{ example }}")[0]
+intent, score = result["label"], result["score"]
 ```
+{%- endif %}
+{% if oos_threshold is not none %}
+Out of scope: answer `{{ oos_label }}` when `score < {{ oos_threshold }}`. This threshold on the top
+probability was chosen on the validation split for an expected {{ oos_share }} share of out-of-scope
+queries (`distill predict` applies it).
+{%- endif %}
+
+With `distill`: `distill predict MODEL "{{ example }}"`.
 """
 
 
 def publishable_files(run_dir: Path) -> list[Path]:
-    """The run's own top-level files that belong on the Hub: no pickles, no links out of the folder."""
-    files = []
-    for path in sorted(run_dir.iterdir()):
-        if path.is_symlink() or not path.is_file():
-            continue
-        if any(fnmatch(path.name, p) for p in PUBLISH) and not any(fnmatch(path.name, p) for p in NEVER):
-            files.append(path)
-    return files
+    """The run's own files that belong on the Hub: no pickles, no links out of the folder."""
+    top = [p for p in sorted(run_dir.iterdir()) if any(fnmatch(p.name, pattern) for pattern in PUBLISH)]
+    nested = [run_dir / name for name in PUBLISH_NESTED]
+    return [
+        p
+        for p in top + nested
+        if p.is_file() and not p.is_symlink() and not any(fnmatch(p.name, pattern) for pattern in NEVER)
+    ]
 
 
 def hub_origin(spec: str | None, runs_dir: Path, depth: int = 0, follow_runs: bool = True) -> str | None:
@@ -174,7 +201,7 @@ def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
     teacher = run.teacher.spec if run and run.teacher else None
     data = ModelCardData(
         language="en",
-        library_name="transformers",
+        library_name="sentence-transformers" if run and run.student.pooling == "mean" else "transformers",
         pipeline_tag="text-classification",
         tags=["text-classification", "intent-classification", "distillation" if teacher else "fine-tuned"],
         base_model=base,
@@ -194,6 +221,10 @@ def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
         results=results_table(evals, repo_id.split("/")[-1]),
         hyperparameters=card_hyperparameters(run),
         example="how do i set an alarm for 7 am",
+        pooling=run.student.pooling if run else "cls",
+        oos_threshold=run.oos_rule.threshold if run and run.oos_rule else None,
+        oos_label=run.oos_rule.oos_label if run and run.oos_rule else None,
+        oos_share=run.oos_rule.oos_share if run and run.oos_rule else None,
     )
     return str(card)
 
@@ -217,15 +248,16 @@ def push(
     if not any(f.suffix == ".safetensors" for f in files):
         raise UsageError(f"{run_dir} has no safetensors weights to publish")
     card = model_card(run_dir, repo_id, cfg.runs_dir)
-    listing = [{"path": f.name, "bytes": f.stat().st_size} for f in files]
+    listing = [{"path": f.relative_to(run_dir).as_posix(), "bytes": f.stat().st_size} for f in files]
     listing.append({"path": "README.md", "bytes": len(card.encode())})
     result = {"repo_id": repo_id, "files": listing, "card": card}
     if dry_run:
         return result
-    return {**result, **upload(repo_id, files, card, private, commit_message or f"Upload {run_dir.name} with distill")}
+    message = commit_message or f"Upload {run_dir.name} with distill"
+    return {**result, **upload(repo_id, run_dir, files, card, private, message)}
 
 
-def upload(repo_id: str, files: list[Path], card: str, private: bool, commit_message: str) -> dict:
+def upload(repo_id: str, run_dir: Path, files: list[Path], card: str, private: bool, commit_message: str) -> dict:
     """Create the repository if needed and upload ``files`` and the card in one commit."""
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
     from huggingface_hub.errors import HfHubHTTPError
@@ -236,7 +268,7 @@ def upload(repo_id: str, files: list[Path], card: str, private: bool, commit_mes
     if offline_mode():
         raise DistillError("cannot push in offline mode (HF_HUB_OFFLINE=1); unset it to publish")
     api = HfApi(endpoint=endpoint(), token=token)
-    ops = [CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=str(f)) for f in files]
+    ops = [CommitOperationAdd(path_in_repo=f.relative_to(run_dir).as_posix(), path_or_fileobj=str(f)) for f in files]
     ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
     try:
         url = api.create_repo(repo_id, private=private or None, exist_ok=True, repo_type="model")

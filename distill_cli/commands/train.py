@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
 
@@ -20,6 +21,8 @@ from distill_cli.config import Config
 from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fingerprint
 from distill_cli.errors import Interrupted, UsageError
 from distill_cli.metrics import QUALITY_KEYS, metrics_fn
+from distill_cli.oos import OOSRule, choose_threshold, softmax
+from distill_cli.pooling import MeanPoolingClassifier
 from distill_cli.runs import (
     DatasetRecord,
     RunFolder,
@@ -31,7 +34,8 @@ from distill_cli.runs import (
     run_path,
 )
 from distill_cli.training.callbacks import RichProgress, StopOnSignal
-from distill_cli.training.teacher_cache import teacher_logits
+from distill_cli.training.head import probe
+from distill_cli.training.teacher_cache import compute_logits, teacher_logits
 from distill_cli.training.trainer import (
     DistillationTrainer,
     DistillationTrainingArguments,
@@ -72,12 +76,16 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
     run = open_run_folder(cfg, command, args, resume, overwrite)
     models = load_models(cfg, command, student_ref)
     prepared = load_data(cfg, args, models)
+    oos_label = check_oos_rule(cfg, prepared)
     model, layers_kept = build_student(cfg, models, prepared.label_names)
     teacher = setup_teacher(cfg, args, models, list(prepared.datasets["train"]["text"]))
+    if cfg.head_init == "probe" and run.resume_from is None:
+        probe_head(cfg, args, model, models, prepared, teacher)
     trainer = build_trainer(command, args, run, model, models, prepared, teacher)
     train_s = fit(trainer, run)
-    record = run_record(cfg, command, run, trainer, models, prepared, teacher, layers_kept, train_s)
-    trainer.save_model(str(run.partial))
+    oos_rule = choose_oos_rule(cfg, trainer, prepared, oos_label)
+    record = run_record(cfg, command, run, trainer, models, prepared, teacher, layers_kept, train_s, oos_rule)
+    save_model(trainer, run.partial)
     if args.process_index == 0:
         finish_run(run, record)
     return record
@@ -160,6 +168,28 @@ def load_data(cfg: Config, args, models: Models) -> Prepared:
         return load_for_training(cfg, models.tokenizer, models.student.location, models.teacher_labels, cfg.teacher)
 
 
+def check_oos_rule(cfg: Config, prepared: Prepared) -> str | None:
+    """The out-of-scope label the rule will be chosen for, or None. A rule the data cannot support is
+    refused here, before training, when asked for (``threshold``), and skipped with a warning for ``auto``."""
+    if cfg.oos_rule == "none":
+        return None
+    oos_label = prepared.manifest.get("oos_label")
+    if oos_label is None:
+        problem = f"the data has no '{cfg.oos_label}' label; name it with --oos-label"
+    else:
+        validation, oos_id = prepared.datasets["validation"]["label"], prepared.label_names.index(oos_label)
+        oos_rows = sum(1 for y in validation if y == oos_id)
+        ok = 0 < oos_rows < len(validation)
+        problem = None if ok else f"the validation split needs queries both labelled '{oos_label}' and not"
+    if problem is None:
+        return oos_label
+    if cfg.oos_rule == "threshold":
+        raise UsageError(f"oos_rule threshold needs an out-of-scope label: {problem}, or set oos_rule to none")
+    if oos_label is not None:
+        warn(f"no out-of-scope rule: {problem}")
+    return None
+
+
 def build_student(cfg: Config, models: Models, labels: list[str]):
     """The student classifier over ``labels``, cut to ``cfg.student_layers``; returns it and the layers kept."""
     transformers.set_seed(cfg.seed)  # before the model is built: the new classifier head is random
@@ -187,6 +217,17 @@ def setup_teacher(cfg: Config, args, models: Models, train_texts: list[str]) -> 
         setup.model = modeling.load_for_inference(models.teacher, cfg)
     setup.seconds = time.perf_counter() - start
     return setup
+
+
+def probe_head(cfg: Config, args, model, models: Models, prepared: Prepared, teacher: TeacherSetup) -> None:
+    """Fit the head on the frozen body first (``training/head.py``); a student fits it to the teacher's
+    soft targets with the run's own alpha and temperature."""
+    train_ds = prepared.datasets["train"]
+    logits = teacher.logits
+    if logits is None and teacher.model is not None and args.alpha < 1.0:
+        logits = compute_logits(teacher.model, models.tokenizer, list(train_ds["text"]), cfg.max_length)
+    alpha = args.alpha if logits is not None else 1.0
+    probe(model, models.tokenizer, train_ds, cfg.max_length, logits, alpha, cfg.temperature)
 
 
 def build_trainer(
@@ -227,6 +268,26 @@ def fit(trainer: DistillationTrainer, run: RunFolder) -> float:
     return time.perf_counter() - start
 
 
+def choose_oos_rule(cfg: Config, trainer, prepared: Prepared, oos_label: str | None) -> OOSRule | None:
+    """The out-of-scope threshold, chosen on validation (see ``oos.py``)."""
+    if oos_label is None:
+        return None
+    validation = prepared.datasets["validation"]
+    logits = trainer.predict(validation).predictions
+    oos_id = prepared.label_names.index(oos_label)
+    return choose_threshold(softmax(logits), np.asarray(validation["label"]), oos_id, oos_label, cfg.oos_share)
+
+
+def save_model(trainer: DistillationTrainer, folder: Path) -> None:
+    """The weights and tokenizer; a mean-pooled model also writes its config and sentence-transformers files."""
+    if isinstance(trainer.model, MeanPoolingClassifier):
+        if trainer.args.should_save:
+            trainer.model.save_pretrained(folder)
+            trainer.processing_class.save_pretrained(folder)
+    else:
+        trainer.save_model(str(folder))
+
+
 def run_record(
     cfg: Config,
     command: str,
@@ -237,6 +298,7 @@ def run_record(
     teacher: TeacherSetup,
     layers_kept: list[int] | None,
     train_s: float,
+    oos_rule: OOSRule | None,
 ) -> RunRecord:
     """What ``run.json`` records of this run."""
     history = trainer.state.log_history
@@ -252,6 +314,8 @@ def run_record(
             location=models.student.location,
             layers_kept=layers_kept,
             parameters=sum(p.numel() for p in trainer.model.parameters()),
+            pooling="mean" if isinstance(trainer.model, MeanPoolingClassifier) else "cls",
+            head_init=cfg.head_init,
         ),
         teacher=None
         if models.teacher is None
@@ -279,6 +343,7 @@ def run_record(
         eval_s=round(sum(h.get("eval_runtime", 0.0) for h in history if "eval_accuracy" in h), 2),
         epochs=epochs,
         metrics=epochs[-1] if epochs else {},
+        oos_rule=oos_rule,
     )
 
 

@@ -36,24 +36,31 @@ def model_fingerprint(ref: modeling.ModelRef, model_config) -> str:
     return f"{ref.location}@{getattr(model_config, '_commit_hash', None)}"
 
 
-@torch.inference_mode()
-def compute_logits(
-    model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, description: str = "teacher logits"
+@torch.no_grad()  # not inference_mode: the probe's head is fitted on these by autograd
+def batched_outputs(
+    model, tokenizer, texts: list[str], max_length: int, output, width: int, description: str, batch_size: int = 64
 ) -> torch.Tensor:
-    """Logits of ``model`` for ``texts`` in their order, batched by length (little padding)."""
+    """``output(model, batch)`` (one row of ``width`` per text) for ``texts`` in their order, batched by length
+    (little padding), in eval mode."""
     model.eval()
     enc = tokenizer(texts, truncation=True, max_length=max_length)
     order = np.argsort([len(ids) for ids in enc["input_ids"]], kind="stable")
-    out = torch.empty(len(texts), model.config.num_labels)
+    out = torch.empty(len(texts), width)
     keys = [k for k in MODEL_INPUTS if k in enc]
     device = next(model.parameters()).device
     with Bar(description, len(texts)) as bar:
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size]
             batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in keys}, return_tensors="pt")
-            out[torch.as_tensor(idx)] = model(**batch.to(device)).logits.float().cpu()
+            out[torch.as_tensor(idx)] = output(model, batch.to(device)).float().cpu()
             bar.advance(len(idx))
     return out
+
+
+def compute_logits(model, tokenizer, texts: list[str], max_length: int, description: str = "teacher logits"):
+    """Logits of ``model`` for ``texts`` in their order."""
+    width = model.config.num_labels
+    return batched_outputs(model, tokenizer, texts, max_length, lambda m, b: m(**b).logits, width, description)
 
 
 def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: list[str]) -> tuple[torch.Tensor, bool]:
