@@ -139,8 +139,14 @@ def test_the_threshold_with_a_known_optimum_is_found():
 def test_the_rule_is_stored_and_evaluate_and_predict_apply_it(runs, tmp_path, monkeypatch):
     from distill_cli.runs import RunRecord
 
-    rule = RunRecord.read(runs / "student").oos_rule
+    record = RunRecord.read(runs / "student")
+    rule = record.oos_rule
     assert rule is not None and rule.oos_label == "oos" and rule.oos_share == 0.18 and 0 <= rule.threshold < 1
+    # The curve starts at argmax: threshold 0 scores what the last validation pass scored (same queries, same
+    # labels, whatever order the Trainer fed them in).
+    assert rule.curve[0][1:] == pytest.approx(
+        (record.metrics["in_scope_accuracy"], record.metrics["oos_recall"]), abs=1e-4
+    )
     plot = tmp_path / "p.png"
     r = run_cli("evaluate", "teacher", "student", "--runs-dir", runs, "--latency-runs", "2", "--json", "--plot", plot)
     assert r.code == 0, r.stderr

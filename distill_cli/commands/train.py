@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import transformers
 
@@ -272,10 +271,10 @@ def choose_oos_rule(cfg: Config, trainer, prepared: Prepared, oos_label: str | N
     """The out-of-scope threshold, chosen on validation (see ``oos.py``)."""
     if oos_label is None:
         return None
-    validation = prepared.datasets["validation"]
-    logits = trainer.predict(validation).predictions
+    # Labels as the Trainer returns them: with length grouping, predictions do not come in dataset order.
+    output = trainer.predict(prepared.datasets["validation"])
     oos_id = prepared.label_names.index(oos_label)
-    return choose_threshold(softmax(logits), np.asarray(validation["label"]), oos_id, oos_label, cfg.oos_share)
+    return choose_threshold(softmax(output.predictions), output.label_ids, oos_id, oos_label, cfg.oos_share)
 
 
 def save_model(trainer: DistillationTrainer, folder: Path) -> None:
