@@ -12,18 +12,20 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,offline]"
+	$(PY) -m pip install -q -e ".[dev,offline,export]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# prepare -> finetune a MiniLM-L6 teacher -> distill a 2-layer student -> evaluate side by side.
+# prepare -> finetune a MiniLM-L6 teacher -> distill a 2-layer student -> export it to int8 ONNX -> evaluate side by side.
 # Offline, on the dataset embedded in the package; everything it writes stays in runs/ and .distill-cache/.
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill prepare  --config configs/demo.yaml
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill finetune --config configs/demo.yaml --overwrite
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill distill  --config configs/demo.yaml --overwrite
-	HF_HUB_OFFLINE=1 $(VENV)/bin/distill evaluate demo-teacher demo-student --config configs/demo.yaml
+	HF_HUB_OFFLINE=1 $(VENV)/bin/distill export   demo-student --config configs/demo.yaml --quantize int8 \
+		--output runs/demo-student-int8 --overwrite
+	HF_HUB_OFFLINE=1 $(VENV)/bin/distill evaluate demo-teacher demo-student runs/demo-student-int8 --config configs/demo.yaml
 
 test: install
 	$(PY) -m pytest -q

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from distill_cli.errors import UsageError
 
-COMMANDS = ("prepare", "finetune", "distill", "evaluate", "predict", "push")
+COMMANDS = ("prepare", "finetune", "distill", "evaluate", "export", "predict", "push")
 COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"finetune": {"alpha": 1.0}}
 
 

@@ -197,9 +197,13 @@ def _mean_pooling_classifier(ref: ModelRef, cfg: Config, label_config: dict, kee
 
 
 def load_for_inference(ref: ModelRef, cfg: Config):
-    """A trained classifier, as it is, in eval mode."""
+    """A trained classifier, as it is, in eval mode: PyTorch, or ONNX Runtime for an exported folder."""
     from transformers import AutoModelForSequenceClassification
 
+    from distill_cli.onnx_model import OnnxClassifier, is_onnx_folder
+
+    if ref.is_local and is_onnx_folder(Path(ref.location)):
+        return OnnxClassifier(Path(ref.location))
     model_config = load_model_config(ref, cfg)
     if getattr(model_config, POOLING_KEY, None) == "mean":
         labels = label_names(model_config) or [str(i) for i in range(model_config.num_labels)]
@@ -236,8 +240,18 @@ def keep_layers(model: PreTrainedModel, keep: int) -> list[int]:
     return indices
 
 
+def parameter_count(model) -> int:
+    if hasattr(model, "num_parameters"):
+        return model.num_parameters()
+    return sum(p.numel() for p in model.parameters())
+
+
 def weights_size_mb(model_dir: Path) -> float | None:
-    files = list(model_dir.glob("*.safetensors")) or list(model_dir.glob("pytorch_model*.bin"))
+    files = (
+        list(model_dir.glob("*.onnx"))
+        or list(model_dir.glob("*.safetensors"))
+        or list(model_dir.glob("pytorch_model*.bin"))
+    )
     return sum(f.stat().st_size for f in files) / 1e6 if files else None
 
 

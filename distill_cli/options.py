@@ -53,6 +53,7 @@ TRAIN = DATA + (
 )
 DISTILL = TRAIN + ("teacher", "teacher_mode", "temperature")
 EVALUATE = ("dataset", "oos_label", "max_length", "runs_dir", "cache_dir", "seed", "validation_size")
+EXPORT = ("dataset", "runs_dir", "cache_dir", "max_length", "seed", "validation_size")
 PREDICT = ("runs_dir", "max_length", "oos_label")
 PUSH = ("runs_dir",)
 

@@ -6,7 +6,8 @@ import sys
 import pytest
 from conftest import run_cli
 
-COMMANDS = [[], ["prepare"], ["finetune"], ["distill"], ["evaluate"], ["predict"], ["push"], ["config", "show"]]
+COMMANDS = [[], ["prepare"], ["finetune"], ["distill"], ["evaluate"], ["export"], ["predict"], ["push"]]
+COMMANDS += [["config", "show"]]
 HEAVY = ("torch", "transformers", "datasets")
 
 

@@ -115,6 +115,7 @@ def test_flags_are_the_config_fields_with_their_own_help():
         "finetune": options.TRAIN,
         "distill": options.DISTILL,
         "evaluate": options.EVALUATE,
+        "export": options.EXPORT,
         "predict": options.PREDICT,
         "push": options.PUSH,
     }
@@ -131,4 +132,4 @@ def test_flags_are_the_config_fields_with_their_own_help():
 
 def test_config_show_names_the_commands_it_knows():
     r = run_cli("config", "show", "--command", "train")
-    assert_one_line_error(r, 2, "expected prepare, finetune, distill, evaluate, predict or push")
+    assert_one_line_error(r, 2, "expected prepare, finetune, distill, evaluate, export, predict or push")

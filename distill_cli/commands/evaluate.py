@@ -92,7 +92,7 @@ def measure(
         "latency_ms_p95": float(np.percentile(timings, 95)),
         "throughput_qps": len(texts) / batched_s,
         "size_mb": model_size_mb(ref, model),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": modeling.parameter_count(model),
     }
     rule = with_oos_rule(ref, probs, y_true, labels, oos_id)
     if rule is not None:

@@ -36,6 +36,8 @@ PUBLISH = (
     "eval_results.json",
     "modules.json",
     "sentence_bert_config.json",
+    "model.onnx",
+    "export.json",
 )
 # The sentence-transformers modules of a mean-pooled run (see distill_cli/pooling.py).
 PUBLISH_NESTED = ("1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors")
@@ -64,7 +66,27 @@ with `distill` on {{ dataset }}{{ ', starting from ' + base_model if base_model 
 {% endfor %}
 ## Usage
 
-{% if pooling == "mean" -%}
+{% if onnx -%}
+An ONNX graph (`model.onnx`{{ ', int8 weights' if quantized else '' }}) with its tokenizer; the pooling is
+inside the graph:
+
+```python
+import numpy as np
+import onnxruntime as ort
+from huggingface_hub import snapshot_download
+from transformers import AutoConfig, AutoTokenizer
+
+folder = snapshot_download("{{ repo_id }}")
+session = ort.InferenceSession(f"{folder}/model.onnx")
+tokenizer, labels = AutoTokenizer.from_pretrained(folder), AutoConfig.from_pretrained(folder).id2label
+names = [i.name for i in session.get_inputs()]
+enc = tokenizer(["{{ example }}"], return_tensors="np")
+logits = session.run(["logits"], {n: enc[n].astype(np.int64) for n in names})[0]
+probs = np.exp(logits - logits.max(-1, keepdims=True))
+probs /= probs.sum(-1, keepdims=True)
+score, intent = probs[0].max(), labels[int(probs[0].argmax())]
+```
+{%- elif pooling == "mean" -%}
 The encoder reads a sentence as the mean of its token vectors, as it was pretrained to; the folder is a
 sentence-transformers model whose last module (`2_Dense`) gives the logits:
 
@@ -189,6 +211,17 @@ def card_hyperparameters(run: RunRecord | None) -> dict:
     return hyper
 
 
+def export_settings(run_dir: Path) -> dict:
+    path = run_dir / "export.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def library_name(run_dir: Path, run: RunRecord | None) -> str:
+    if (run_dir / "model.onnx").is_file():
+        return "onnx"
+    return "sentence-transformers" if run and run.student.pooling == "mean" else "transformers"
+
+
 def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -201,7 +234,7 @@ def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
     teacher = run.teacher.spec if run and run.teacher else None
     data = ModelCardData(
         language="en",
-        library_name="sentence-transformers" if run and run.student.pooling == "mean" else "transformers",
+        library_name=library_name(run_dir, run),
         pipeline_tag="text-classification",
         tags=["text-classification", "intent-classification", "distillation" if teacher else "fine-tuned"],
         base_model=base,
@@ -222,6 +255,8 @@ def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
         hyperparameters=card_hyperparameters(run),
         example="how do i set an alarm for 7 am",
         pooling=run.student.pooling if run else "cls",
+        onnx=(run_dir / "model.onnx").is_file(),
+        quantized=export_settings(run_dir).get("quantize") == "int8",
         oos_threshold=run.oos_rule.threshold if run and run.oos_rule else None,
         oos_label=run.oos_rule.oos_label if run and run.oos_rule else None,
         oos_share=run.oos_rule.oos_share if run and run.oos_rule else None,
@@ -245,8 +280,8 @@ def push(
         raise UsageError(f"push publishes a local run: '{model}' is not a run name or folder")
     run_dir = Path(ref.location)
     files = publishable_files(run_dir)
-    if not any(f.suffix == ".safetensors" for f in files):
-        raise UsageError(f"{run_dir} has no safetensors weights to publish")
+    if not any(f.suffix in (".safetensors", ".onnx") for f in files):
+        raise UsageError(f"{run_dir} has no safetensors or ONNX weights to publish")
     card = model_card(run_dir, repo_id, cfg.runs_dir)
     listing = [{"path": f.relative_to(run_dir).as_posix(), "bytes": f.stat().st_size} for f in files]
     listing.append({"path": "README.md", "bytes": len(card.encode())})

@@ -1,0 +1,98 @@
+"""The ``distill`` command line: a thin registry of the commands (one module each in this package, which
+parses, calls the core in ``distill_cli.commands`` and renders) and the mapping of errors to exit codes.
+Nothing heavy is imported at module level, so ``distill --help`` stays fast; torch and transformers load
+inside the commands. No ``from __future__ import annotations`` in this package: typer reads the
+``Annotated`` options at run time, and string annotations turn ``--json`` into ``--json-out``."""
+
+import os
+import sys
+import traceback
+from typing import Annotated
+
+import typer
+
+try:  # typer >= 0.2x ships its own copy of click
+    from typer._click.exceptions import UsageError as ClickUsageError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import UsageError as ClickUsageError
+
+from rich.markup import escape
+
+from distill_cli import __version__
+from distill_cli.cli import config, evaluate, export, predict, prepare, push, train
+from distill_cli.config import COMMANDS
+from distill_cli.errors import DistillError, Interrupted
+from distill_cli.ui import console
+
+app = typer.Typer(
+    name="distill",
+    help="Distill intent classifiers: fine-tune a teacher, distill a small fast student, measure it, publish it.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect configurations.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also DISTILL_DEBUG=1).")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Global options; --debug may also follow any command."""
+
+
+# One module per command; the config's command list says which, and in what order.
+REGISTRY = {
+    "prepare": prepare.prepare,
+    "finetune": train.finetune,
+    "distill": train.distill,
+    "evaluate": evaluate.evaluate,
+    "export": export.export,
+    "predict": predict.predict,
+    "push": push.push,
+}
+for _name in COMMANDS:
+    app.command(_name)(REGISTRY[_name])
+config_app.command("show")(config.config_show)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line per error on stderr, exit 2 for bad usage, 1 for failures."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("DISTILL_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    try:
+        code = typer.main.get_command(app).main(args=args, prog_name="distill", standalone_mode=False)
+    except ClickUsageError as err:
+        message = err.format_message()
+        where = f" ({err.ctx.command_path})" if err.ctx is not None else ""
+        console.print(f"[red]error:[/]{escape(where)} {escape(message)}".replace("\n", " "), soft_wrap=True)
+        code = 2
+    except DistillError as err:
+        if debug:
+            traceback.print_exc()
+        message = f"{err}; {err.resume_hint(args)}" if isinstance(err, Interrupted) else str(err)
+        console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+        code = err.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        console.print("[red]interrupted[/]")
+        code = 130
+    except Exception as err:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        console.print(
+            f"[red]error:[/] {type(err).__name__}: {escape(str(err))} (run with --debug for the traceback)",
+            soft_wrap=True,
+        )
+        code = 1
+    sys.exit(code or 0)

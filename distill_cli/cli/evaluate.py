@@ -1,0 +1,56 @@
+"""`distill evaluate`: parse, call ``commands.evaluate``, render, apply the quality gates."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from distill_cli.config import load_config
+from distill_cli.options import EVALUATE, ConfigOpt, JsonOpt, config_flags
+from distill_cli.ui import console, emit_json, info, quiet_libraries
+
+
+@config_flags(*EVALUATE)
+def evaluate(
+    models: Annotated[list[str], typer.Argument(help="Run names, folders or Hub ids; the first is the reference.")],
+    config: ConfigOpt = None,
+    split: Annotated[str, typer.Option("--split", help="Split to evaluate on.")] = "test",
+    json_out: JsonOpt = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the JSON here.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Accuracy-vs-latency PNG (needs matplotlib).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads for every model.")] = None,
+    latency_runs: Annotated[int, typer.Option("--latency-runs", min=1, help="Timed single-query runs.")] = 100,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size for throughput.")] = 32,
+    metric: Annotated[
+        Optional[list[str]], typer.Option("--metric", help="Extra `evaluate` metric (name or path).")
+    ] = None,
+    min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", help="Gate: fail below this.")] = None,
+    max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", help="Gate: fail above this.")] = None,
+    max_accuracy_drop: Annotated[
+        Optional[float], typer.Option("--max-accuracy-drop", help="Gate: points below the first model.")
+    ] = None,
+    **overrides,
+) -> None:
+    """Compare models side by side: accuracy, latency, throughput and size."""
+    cfg = load_config(config, "evaluate", overrides)
+    from distill_cli.commands import evaluate as command
+
+    if plot is not None:
+        command.require_matplotlib()
+    quiet_libraries()
+    settings = dict(split=split, threads=threads, latency_runs=latency_runs, batch_size=batch_size)
+    report = command.evaluate_models(cfg, models, **settings, extra_metrics=metric or [])
+    command.render(report)
+    if output is not None:
+        command.write_json(report, output)
+    if plot is not None:
+        command.plot(report, plot)
+        info(f"plot written to {plot}")
+    failures = command.check_gates(report, min_accuracy, max_latency_ms, max_accuracy_drop)
+    if json_out:
+        emit_json(report)
+    if failures:
+        for line in failures:
+            console.print(f"[red]gate failed:[/] {escape(line)}", soft_wrap=True)
+        raise typer.Exit(1)

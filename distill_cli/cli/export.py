@@ -1,0 +1,37 @@
+"""`distill export`: parse, call ``commands.export``, render."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from distill_cli.config import load_config
+from distill_cli.errors import UsageError
+from distill_cli.options import EXPORT, ConfigOpt, JsonOpt, config_flags
+from distill_cli.ui import emit_json, quiet_libraries
+
+
+@config_flags(*EXPORT)
+def export(
+    model: Annotated[str, typer.Argument(help="Run name, folder, alias or Hub id of a classifier.")],
+    config: ConfigOpt = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default: <model>-onnx).")] = None,
+    quantize: Annotated[str, typer.Option("--quantize", help="int8: dynamic int8 weights; none: fp32.")] = "none",
+    max_accuracy_drop: Annotated[
+        Optional[float], typer.Option("--max-accuracy-drop", help="Gate: validation points int8 may lose.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a folder this command exported.")] = False,
+    json_out: JsonOpt = False,
+    **overrides,
+) -> None:
+    """Export a classifier to ONNX (optionally int8), checked against PyTorch on validation queries."""
+    if quantize not in ("int8", "none"):
+        raise UsageError(f"--quantize {quantize}: expected int8 or none")
+    cfg = load_config(config, "export", overrides)
+    quiet_libraries()
+    from distill_cli.commands import export as command
+
+    record = command.export(cfg, model, output, quantize, overwrite, max_accuracy_drop)
+    command.render(record)
+    if json_out:
+        emit_json(record)

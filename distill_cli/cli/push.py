@@ -1,0 +1,33 @@
+"""`distill push`: parse, call ``commands.publish``, render."""
+
+from typing import Annotated, Optional
+
+import typer
+
+from distill_cli.config import load_config
+from distill_cli.options import PUSH, ConfigOpt, JsonOpt, config_flags
+from distill_cli.ui import emit_json, info
+
+
+@config_flags(*PUSH)
+def push(
+    model: Annotated[str, typer.Argument(help="Run name or run folder.")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="OWNER/NAME on the Hub.")],
+    config: ConfigOpt = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the repository as private.")] = False,
+    commit_message: Annotated[Optional[str], typer.Option("--commit-message", help="Commit message.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the files and the card; upload nothing.")] = False,
+    json_out: JsonOpt = False,
+    **overrides,
+) -> None:
+    """Publish a run to the Hugging Face Hub with a model card. The token comes from HF_TOKEN or `hf auth login`."""
+    cfg = load_config(config, "push", overrides)
+    from distill_cli.commands import publish
+
+    result = publish.push(cfg, model, repo_id, private=private, commit_message=commit_message, dry_run=dry_run)
+    if dry_run:
+        publish.render_dry_run(result)
+    else:
+        info(f"pushed {len(result['files'])} files to {result['url']}")
+    if json_out:
+        emit_json(result)

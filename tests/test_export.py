@@ -1,0 +1,96 @@
+"""`distill export`: ONNX graphs (fp32 and int8) checked against PyTorch, and exported folders in
+`evaluate`, `predict` and `push`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
+
+TEXTS = ["play some jazz", "what is the weather like tomorrow in paris", "set an alarm", "tell me a joke please"]
+
+
+def _logits(model, folder, texts=TEXTS):
+    from transformers import AutoTokenizer
+
+    enc = AutoTokenizer.from_pretrained(folder)(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return model(**enc).logits.numpy()
+
+
+@pytest.mark.parametrize("body", ["tiny_bert", "tiny_st"])
+def test_fp32_export_gives_the_same_logits_with_the_pooling_inside_the_graph(body, request, tmp_path):
+    from distill_cli.config import Config
+    from distill_cli.modeling import load_for_inference, resolve_model
+    from distill_cli.onnx_model import OnnxClassifier
+
+    student = request.getfixturevalue(body)
+    r = run_cli("finetune", *TRAIN_FLAGS, "--student", student, "--epochs", "1", "--name", "m")
+    assert r.code == 0, r.stderr
+    e = run_cli("export", "m", "--output", tmp_path / "m-onnx", "--json")
+    assert e.code == 0, e.stderr
+    checks = e.json["checks"]["fp32"]
+    assert checks["max_abs_logit_difference"] < 1e-4 and checks["argmax_agreement"] == 1.0 and checks["queries"] > 0
+    pooling = json.loads((tmp_path / "runs" / "m" / "config.json").read_text()).get("distill_pooling", "cls")
+    assert pooling == ("mean" if body == "tiny_st" else "cls")
+    cfg = Config()
+    torch_model = load_for_inference(resolve_model("m", cfg), cfg)
+    graph = OnnxClassifier(tmp_path / "m-onnx")
+    assert np.allclose(_logits(torch_model, tmp_path / "runs" / "m"), _logits(graph, tmp_path / "m-onnx"), atol=1e-4)
+    exported = json.loads((tmp_path / "m-onnx" / "export.json").read_text())
+    assert exported["parent"] == "m" and exported["quantize"] == "none"
+
+
+def test_int8_export_in_evaluate_predict_and_push(runs, tmp_path):
+    out = tmp_path / "student-int8"
+    e = run_cli("export", "student", "--runs-dir", runs, "--quantize", "int8", "--output", out, "--json")
+    assert e.code == 0, e.stderr
+    int8 = e.json["checks"]["int8"]
+    assert int8["accuracy_drop_pt"] == pytest.approx((int8["fp32_accuracy"] - int8["int8_accuracy"]) * 100, abs=1e-3)
+    r = run_cli("evaluate", "teacher", "student", out, "--runs-dir", runs, "--latency-runs", "3", "--json")
+    assert r.code == 0, r.stderr
+    teacher, student, graph = r.json["models"]
+    assert graph["size_mb"] < student["size_mb"] and graph["parameters"] > 0
+    assert graph["oos_rule"]["threshold"] == student["oos_rule"]["threshold"]  # the rule travels with the export
+    assert abs(graph["accuracy"] - student["accuracy"]) <= 0.15
+    p = run_cli("predict", out, "play some jazz", "--json")
+    assert p.code == 0, p.stderr
+    assert json.loads(p.stdout)["text"] == "play some jazz"
+    d = run_cli("push", out, "--repo-id", "me/student-int8", "--dry-run", "--json")
+    assert d.code == 0, d.stderr
+    paths = {f["path"] for f in d.json["files"]}
+    assert {"model.onnx", "export.json", "config.json", "tokenizer.json", "run.json"} <= paths
+    assert not [p for p in paths if p.endswith((".bin", ".pt", ".pkl", ".safetensors"))]
+    assert "ort.InferenceSession" in d.json["card"] and "library_name: onnx" in d.json["card"]
+
+
+def test_export_bad_inputs(runs, tiny_st, tmp_path, monkeypatch):
+    # A body with no trained head is no classifier.
+    assert_one_line_error(run_cli("export", tiny_st, "--dataset", "demo-intents"), 2, "not a fine-tuned classifier")
+    # An output that exists: refused without --overwrite, and a folder this tool did not export never replaced.
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    assert_one_line_error(run_cli("export", "student", "--runs-dir", runs, "-o", tmp_path / "notes"), 2, "exists")
+    r = run_cli("export", "student", "--runs-dir", runs, "-o", tmp_path / "notes", "--overwrite")
+    assert_one_line_error(r, 2, "not written by `distill export`")
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me"
+    # The int8 gate: nothing is written when quantization loses more than allowed.
+    gated = ("--quantize", "int8", "-o", tmp_path / "g", "--max-accuracy-drop", "-1")
+    r = run_cli("export", "student", "--runs-dir", runs, *gated)
+    assert r.code == 1 and "--max-accuracy-drop" in r.stderr and not (tmp_path / "g").exists()
+    assert_one_line_error(run_cli("export", "student", "--runs-dir", runs, "--quantize", "int4"), 2, "int8 or none")
+    # Without onnxruntime: one line naming the extra, before any work.
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name.startswith("onnxruntime"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    assert_one_line_error(run_cli("export", "student", "--runs-dir", runs), 2, "pip install 'distill-cli[export]'")
