@@ -4,8 +4,9 @@ The graph is traced with ``torch.onnx.export(dynamo=False)`` (the dynamo exporte
 ``value_info`` cleared before ONNX Runtime's quantizer accepts them), with dynamic batch and sequence
 axes; the pooling, mean or [CLS], is inside it. ``--quantize int8`` applies ONNX Runtime's dynamic
 quantization (int8 weights with a scale per output channel, activations quantized on the fly). Parity is
-checked on validation queries: fp32 logits against PyTorch's (max abs difference, argmax agreement), and for int8 the validation
-accuracy of the int8 graph against the fp32 one; ``--max-accuracy-drop`` turns the latter into a gate.
+checked on validation queries: fp32 logits against PyTorch's (max abs difference, argmax agreement), and
+for int8 the validation accuracy of the int8 graph against the fp32 one; ``--max-accuracy-drop`` turns
+the latter into a gate.
 """
 
 from __future__ import annotations
