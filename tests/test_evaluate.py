@@ -197,3 +197,36 @@ def test_extra_metric_from_a_local_evaluate_module(runs, tmp_path):
 def test_bad_model_and_split(runs):
     assert_one_line_error(run_cli("evaluate", "teacher", "./nope", "--runs-dir", runs), 2, "model not found: ./nope")
     assert_one_line_error(run_cli("evaluate", "teacher", "--runs-dir", runs, "--split", "dev"), 2, "no 'dev' split")
+
+
+def test_agreement_and_the_intents_that_lost_the_most(runs, tmp_path):
+    r = run_cli("evaluate", "teacher", "student", "teacher", "--runs-dir", runs, "--latency-runs", "4", "--json")
+    assert r.code == 0, r.stderr
+    teacher, student, again = r.json["models"]
+    assert "agreement" not in teacher and again["agreement"] == 1.0
+    assert all(loss["lost_pt"] == 0 for loss in again["intent_losses"])
+    # The same numbers from predictions made independently, by `distill predict`.
+    from datasets import load_from_disk
+
+    test = load_from_disk(json.loads((runs / "student" / "run.json").read_text())["dataset"]["path"])["test"]
+    names = test.features["label"].names
+    gold = [names[y] for y in test["label"]]
+    (tmp_path / "t.txt").write_text("\n".join(test["text"]))
+
+    def argmax(model):
+        out = run_cli("predict", model, "--runs-dir", runs, "--file", tmp_path / "t.txt", "--json").stdout
+        return [json.loads(line)["top_k"][0]["intent"] for line in out.splitlines()]
+
+    t, s = argmax("teacher"), argmax("student")
+    assert student["agreement"] == pytest.approx(sum(a == b for a, b in zip(t, s)) / len(t))
+    losses = student["intent_losses"]
+    assert sorted(loss["intent"] for loss in losses) == sorted(set(gold))
+    assert [loss["lost_pt"] for loss in losses] == sorted((loss["lost_pt"] for loss in losses), reverse=True)
+    worst = losses[0]
+    rows = [i for i, g in enumerate(gold) if g == worst["intent"]]
+    assert worst["queries"] == len(rows)
+    assert worst["reference_accuracy"] == pytest.approx(sum(t[i] == gold[i] for i in rows) / len(rows))
+    assert worst["accuracy"] == pytest.approx(sum(s[i] == gold[i] for i in rows) / len(rows))
+    assert "agreement" in r.stderr and "intents that lost the most" in r.stderr
+    # Latency was timed round-robin: every model got the same number of timed queries.
+    assert r.json["latency_runs"] == 4

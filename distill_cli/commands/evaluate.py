@@ -12,6 +12,8 @@ import json
 import statistics
 import tempfile
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,63 +57,117 @@ def evaluation_data(cfg: Config, refs: list[modeling.ModelRef], split: str):
     return list(ds["text"]), [names[i] for i in ds["label"]], prepared
 
 
-def measure(
-    cfg: Config,
-    ref: modeling.ModelRef,
-    texts: list[str],
-    gold: list[str],
-    latency_runs: int,
-    batch_size: int,
-    extra_metrics: dict,
-) -> dict:
-    """One model's accuracy metrics, latency, throughput and size on ``texts``."""
-    tokenizer = modeling.load_tokenizer(ref, cfg)
-    model = modeling.load_for_inference(ref, cfg)
-    labels = modeling.label_names(model.config)
-    if labels is None:
-        raise UsageError(f"model '{ref.spec}' has no label names: is it a fine-tuned classifier?")
-    check_labels(set(gold), labels, f"model '{ref.spec}'")
-    index = {n: i for i, n in enumerate(labels)}
-    y_true = [index[g] for g in gold]
-    oos_id = index.get(cfg.oos_label) if cfg.oos_label in gold else None
+@dataclass
+class Candidate:
+    """One model under evaluation: loaded, with the gold labels in its own label order."""
 
-    def encode(batch):
-        return tokenizer(batch, padding=True, truncation=True, max_length=cfg.max_length, return_tensors="pt")
+    ref: modeling.ModelRef
+    model: object
+    tokenizer: object
+    labels: list[str]
+    y_true: list[int]
+    oos_id: int | None
+    max_length: int
 
-    steps = -(-len(texts) // batch_size) + WARMUP_RUNS + latency_runs
-    with Bar(f"evaluate {ref.spec}", steps) as bar, torch.inference_mode():
-        probs, batched_s = predict_batched(model, encode, texts, batch_size, bar)
-        timings = time_single_queries(model, encode, texts, latency_runs, bar)
-    preds = probs.argmax(-1).tolist()
-    result = {
-        "model": ref.spec,
-        "path": ref.location,
-        **classification_metrics(y_true, preds, oos_id),
-        "latency_ms_mean": statistics.fmean(timings),
-        "latency_ms_std": statistics.stdev(timings) if len(timings) > 1 else 0.0,
-        "latency_ms_p95": float(np.percentile(timings, 95)),
-        "throughput_qps": len(texts) / batched_s,
-        "size_mb": model_size_mb(ref, model),
-        "parameters": modeling.parameter_count(model),
-    }
-    rule = with_oos_rule(ref, probs, y_true, labels, oos_id)
-    if rule is not None:
-        result["oos_rule"] = rule
-    if extra_metrics:
-        result["extra_metrics"] = {
-            name: metric.compute(predictions=preds, references=y_true) for name, metric in extra_metrics.items()
+    @classmethod
+    def load(cls, cfg: Config, ref: modeling.ModelRef, gold: list[str]) -> Candidate:
+        tokenizer, model = modeling.load_tokenizer(ref, cfg), modeling.load_for_inference(ref, cfg)
+        labels = modeling.label_names(model.config)
+        if labels is None:
+            raise UsageError(f"model '{ref.spec}' has no label names: is it a fine-tuned classifier?")
+        check_labels(set(gold), labels, f"model '{ref.spec}'")
+        index = {n: i for i, n in enumerate(labels)}
+        oos_id = index.get(cfg.oos_label) if cfg.oos_label in gold else None
+        return cls(ref, model, tokenizer, labels, [index[g] for g in gold], oos_id, cfg.max_length)
+
+    def __call__(self, texts: list[str]):
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        return self.model(**enc).logits
+
+
+def measure(candidates: list[Candidate], texts: list[str], latency_runs: int, batch_size: int, extra_metrics: dict):
+    """Every model's metrics; single-query latency is timed round-robin, so machine noise hits all alike."""
+    results = []
+    with torch.inference_mode():
+        outputs = [predict_batched(c, texts, batch_size) for c in candidates]
+        timings = time_interleaved(candidates, texts, latency_runs)
+    for c, (probs, batched_s), ms in zip(candidates, outputs, timings):
+        preds = probs.argmax(-1).tolist()
+        result = {
+            "model": c.ref.spec,
+            "path": c.ref.location,
+            **classification_metrics(c.y_true, preds, c.oos_id),
+            "latency_ms_mean": statistics.fmean(ms),
+            "latency_ms_std": statistics.stdev(ms) if len(ms) > 1 else 0.0,
+            "latency_ms_p95": float(np.percentile(ms, 95)),
+            "throughput_qps": len(texts) / batched_s,
+            "size_mb": model_size_mb(c.ref, c.model),
+            "parameters": modeling.parameter_count(c.model),
+            "predictions": [c.labels[i] for i in preds],
         }
-    return result
+        rule = with_oos_rule(c.ref, probs, c.y_true, c.labels, c.oos_id)
+        if rule is not None:
+            result["oos_rule"] = rule
+        if extra_metrics:
+            result["extra_metrics"] = {
+                name: metric.compute(predictions=preds, references=c.y_true) for name, metric in extra_metrics.items()
+            }
+        results.append(result)
+    return results
 
 
-def predict_batched(model, encode, texts: list[str], batch_size: int, bar: Bar) -> tuple[np.ndarray, float]:
+def compare_to_first(results: list[dict], gold: list[str]) -> None:
+    """Agreement of each model's predictions with the first model's, and the accuracy each intent lost
+    against it (every intent, most lost first). The predictions themselves are dropped from the report."""
+    reference = results[0].pop("predictions")
+    for result in results[1:]:
+        preds = result.pop("predictions")
+        result["agreement"] = float(np.mean([a == b for a, b in zip(preds, reference)]))
+        result["intent_losses"] = intent_losses(gold, reference, preds)
+
+
+def intent_losses(gold: list[str], reference: list[str], preds: list[str]) -> list[dict]:
+    by_intent: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    for g, r, p in zip(gold, reference, preds):
+        by_intent[g].append((r == g, p == g))
+    losses = []
+    for intent, hits in by_intent.items():
+        ref_acc, acc = (float(np.mean([h[k] for h in hits])) for k in (0, 1))
+        lost = round((ref_acc - acc) * 100, 2)
+        losses.append(
+            {"intent": intent, "queries": len(hits), "reference_accuracy": ref_acc, "accuracy": acc, "lost_pt": lost}
+        )
+    return sorted(losses, key=lambda x: (-x["lost_pt"], x["intent"]))
+
+
+def predict_batched(candidate: Candidate, texts: list[str], batch_size: int) -> tuple[np.ndarray, float]:
     """Class probabilities for ``texts``, in batches, and the seconds it took (for throughput)."""
     probs = []
-    start = time.perf_counter()
-    for i in range(0, len(texts), batch_size):
-        probs.append(model(**encode(texts[i : i + batch_size])).logits.float().softmax(-1).numpy())
-        bar.advance()
-    return np.concatenate(probs), time.perf_counter() - start
+    with Bar(f"evaluate {candidate.ref.spec}", -(-len(texts) // batch_size)) as bar:
+        start = time.perf_counter()
+        for i in range(0, len(texts), batch_size):
+            probs.append(candidate(texts[i : i + batch_size]).float().softmax(-1).numpy())
+            bar.advance()
+        return np.concatenate(probs), time.perf_counter() - start
+
+
+def time_interleaved(candidates: list[Candidate], texts: list[str], latency_runs: int) -> list[list[float]]:
+    """Milliseconds for one query at a time, tokenization included, each query sent to every model in turn
+    (the first model to go rotates), after ``WARMUP_RUNS`` untimed queries each."""
+    for c in candidates:
+        for query in texts[:WARMUP_RUNS]:
+            c([query])
+    timings: list[list[float]] = [[] for _ in candidates]
+    with Bar("latency, round-robin", latency_runs) as bar:
+        for run in range(latency_runs):
+            query = texts[run % len(texts)]
+            for k in range(len(candidates)):
+                i = (run + k) % len(candidates)
+                start = time.perf_counter()
+                candidates[i]([query])
+                timings[i].append((time.perf_counter() - start) * 1000)
+            bar.advance()
+    return timings
 
 
 def with_oos_rule(ref: modeling.ModelRef, probs: np.ndarray, y_true: list[int], labels: list[str], oos_id):
@@ -127,20 +183,6 @@ def with_oos_rule(ref: modeling.ModelRef, probs: np.ndarray, y_true: list[int], 
         **classification_metrics(y_true, preds, oos_id),
         "validation_curve": rule.curve,
     }
-
-
-def time_single_queries(model, encode, texts: list[str], latency_runs: int, bar: Bar) -> list[float]:
-    """Milliseconds for one query at a time, tokenization included, after ``WARMUP_RUNS`` untimed runs."""
-    timings = []
-    for run in range(WARMUP_RUNS + latency_runs):
-        query = texts[run % len(texts)]
-        start = time.perf_counter()
-        model(**encode([query]))
-        elapsed = time.perf_counter() - start
-        if run >= WARMUP_RUNS:
-            timings.append(elapsed * 1000)
-        bar.advance()
-    return timings
 
 
 def model_size_mb(ref: modeling.ModelRef, model) -> float:
@@ -190,8 +232,9 @@ def evaluate_models(
         "threads": torch.get_num_threads(),
         "latency_runs": latency_runs,
         "batch_size": batch_size,
-        "models": [measure(cfg, ref, texts, gold, latency_runs, batch_size, metrics) for ref in refs],
+        "models": measure([Candidate.load(cfg, ref, gold) for ref in refs], texts, latency_runs, batch_size, metrics),
     }
+    compare_to_first(report["models"], gold)
     for ref, result in zip(refs, report["models"]):
         if ref.run_dir is not None:
             write_json({**report, "result": result}, ref.run_dir / "eval_results.json")
@@ -238,6 +281,31 @@ def render(report: dict) -> None:
     for metric in COST:
         spread = [f" ± {m['latency_ms_std']:.2f}" for m in models] if metric.key == "latency_ms_mean" else None
         table.add_row(metric.long, *row_cells(metric, [m[metric.key] for m in models], spread))
+    if len(models) > 1:
+        table.add_row("agreement", "—", *(f"{m['agreement']:.4f}" for m in models[1:]))
+    console.print(table)
+    render_intent_losses(models)
+
+
+def render_intent_losses(models: list[dict], top: int = 10) -> None:
+    """The intents that lost the most accuracy against the first model (all of them are in the JSON)."""
+    from rich.table import Table
+
+    rows = [(m["model"], loss) for m in models[1:] for loss in m["intent_losses"][:top] if loss["lost_pt"] > 0]
+    if not rows:
+        return
+    table = Table(title=f"intents that lost the most accuracy against {models[0]['model']}", title_justify="left")
+    for col in ("model", "intent", "queries", models[0]["model"], "model's", "lost"):
+        table.add_column(col, justify="left" if col in ("model", "intent") else "right")
+    for name, loss in rows:
+        table.add_row(
+            name,
+            loss["intent"],
+            str(loss["queries"]),
+            f"{loss['reference_accuracy']:.2f}",
+            f"{loss['accuracy']:.2f}",
+            f"{loss['lost_pt']:.1f} pt",
+        )
     console.print(table)
 
 
