@@ -144,3 +144,15 @@ def finish_run(run: RunFolder, record: RunRecord) -> None:
         (run.partial / pickle).unlink(missing_ok=True)
     record.write(run.partial)
     move_into_place(run.partial, run.final)
+
+
+def config_with_run_dataset(cfg: Config, run_dir: Path | None, purpose: str) -> Config:
+    """``cfg``, with the dataset of the run in ``run_dir`` when ``--dataset`` is not given: its prepared
+    folder when it is still there, else the source it was prepared from."""
+    if cfg.dataset:
+        return cfg
+    record = RunRecord.read(run_dir) if run_dir is not None else None
+    if record is None:
+        raise UsageError(f"no dataset for {purpose}: pass --dataset (the model is not a run that names one)")
+    prepared = Path(record.dataset.path)
+    return cfg.model_copy(update={"dataset": str(prepared) if prepared.is_dir() else record.config["dataset"]})

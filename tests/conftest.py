@@ -78,7 +78,7 @@ def build_tiny(path: Path, words: list[str], model_type: str = "bert", layers: i
     vocab.write_text("\n".join(SPECIAL + words) + "\n")
     torch.manual_seed(seed)
     if model_type == "bert":
-        tok = BertTokenizerFast(vocab_file=str(vocab))
+        tok = BertTokenizerFast(vocab=str(vocab))
         config = BertConfig(
             vocab_size=len(SPECIAL) + len(words),
             hidden_size=32,
@@ -89,7 +89,7 @@ def build_tiny(path: Path, words: list[str], model_type: str = "bert", layers: i
         )
         model = BertForSequenceClassification(config)
     else:
-        tok = DistilBertTokenizerFast(vocab_file=str(vocab))
+        tok = DistilBertTokenizerFast(vocab=str(vocab))
         config = DistilBertConfig(
             vocab_size=len(SPECIAL) + len(words),
             dim=32,
@@ -99,6 +99,8 @@ def build_tiny(path: Path, words: list[str], model_type: str = "bert", layers: i
             max_position_embeddings=64,
         )
         model = DistilBertForSequenceClassification(config)
+    # A real tokenizer that knows the words (transformers 5 ignores `vocab_file=` and keeps only the specials).
+    assert len(tok.get_vocab()) == len(SPECIAL) + len(words), len(tok.get_vocab())
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
@@ -190,7 +192,9 @@ def tiny_st(tmp_path_factory) -> Path:
         max_position_embeddings=64,
     )
     BertModel(config).save_pretrained(path)
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+    tok = BertTokenizerFast(vocab=str(path / "vocab.txt"))
+    assert tok.tokenize("play some jazz") == ["play", "some", "jazz"]
+    tok.save_pretrained(path)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},

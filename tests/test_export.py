@@ -94,3 +94,35 @@ def test_export_bad_inputs(runs, tiny_st, tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
     assert_one_line_error(run_cli("export", "student", "--runs-dir", runs), 2, "pip install 'distill-cli[export]'")
+
+
+def test_trimmed_vocabulary_keeps_training_predictions_and_spells_unseen_words_in_known_pieces(runs, tmp_path):
+    from transformers import AutoTokenizer
+
+    from distill_cli.config import Config
+    from distill_cli.modeling import load_for_inference, resolve_model
+    from distill_cli.vocab import kept_ids, trimmed_tokenizer
+
+    flags = ("--format", "torch", "--trim-vocab", "-o", tmp_path / "t", "--json")
+    r = run_cli("export", "student", "--runs-dir", runs, *flags)
+    assert r.code == 0, r.stderr
+    trim = r.json["checks"]["trim"]
+    assert trim["vocabulary_after"] < trim["vocabulary_before"] and trim["weights_mb_after"] < trim["weights_mb_before"]
+    cfg = Config()
+    train = json.loads((runs / "student" / "run.json").read_text())["dataset"]["path"]
+    from datasets import load_from_disk
+
+    texts = list(load_from_disk(train)["train"]["text"])[:40]
+    before = load_for_inference(resolve_model("student", cfg.model_copy(update={"runs_dir": runs})), cfg)
+    after = load_for_inference(resolve_model(str(tmp_path / "t"), cfg), cfg)
+    assert np.allclose(_logits(before, runs / "student", texts), _logits(after, tmp_path / "t", texts), atol=1e-5)
+    assert after.config.vocab_size == trim["vocabulary_after"]
+    # A real WordPiece vocabulary: an unseen word is spelled in kept pieces, never [UNK].
+    minilm = AutoTokenizer.from_pretrained(resolve_model("minilm-l6", cfg).location)
+    kept = kept_ids(minilm, ["set an alarm for seven", "what is the weather"], 32)
+    small = trimmed_tokenizer(minilm, kept)
+    assert len(small.get_vocab()) == len(kept) < 3000  # ~2,000 single-character pieces, and the texts
+    pieces = small.tokenize("xylophone weather")
+    assert small.unk_token not in pieces and "weather" in pieces and len(pieces) > 3
+    old = minilm("set an alarm")["input_ids"]
+    assert small.convert_ids_to_tokens(small("set an alarm")["input_ids"]) == minilm.convert_ids_to_tokens(old)

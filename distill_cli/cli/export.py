@@ -16,7 +16,11 @@ def export(
     model: Annotated[str, typer.Argument(help="Run name, folder, alias or Hub id of a classifier.")],
     config: ConfigOpt = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default: <model>-onnx).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="onnx, or torch (a PyTorch folder).")] = "onnx",
     quantize: Annotated[str, typer.Option("--quantize", help="int8: dynamic int8 weights; none: fp32.")] = "none",
+    trim_vocab: Annotated[
+        bool, typer.Option("--trim-vocab", help="Keep only the tokens of the training split and single characters.")
+    ] = False,
     max_accuracy_drop: Annotated[
         Optional[float], typer.Option("--max-accuracy-drop", help="Gate: validation points int8 may lose.")
     ] = None,
@@ -27,11 +31,13 @@ def export(
     """Export a classifier to ONNX (optionally int8), checked against PyTorch on validation queries."""
     if quantize not in ("int8", "none"):
         raise UsageError(f"--quantize {quantize}: expected int8 or none")
+    if fmt not in ("onnx", "torch"):
+        raise UsageError(f"--format {fmt}: expected onnx or torch")
     cfg = load_config(config, "export", overrides)
     quiet_libraries()
     from distill_cli.commands import export as command
 
-    record = command.export(cfg, model, output, quantize, overwrite, max_accuracy_drop)
+    record = command.export(cfg, model, output, fmt, quantize, trim_vocab, overwrite, max_accuracy_drop)
     command.render(record)
     if json_out:
         emit_json(record)

@@ -26,7 +26,7 @@ from distill_cli.errors import UsageError
 from distill_cli.files import atomic_file
 from distill_cli.metrics import COST, QUALITY, QUALITY_KEYS, classification_metrics
 from distill_cli.oos import apply_rule
-from distill_cli.runs import RunRecord
+from distill_cli.runs import RunRecord, config_with_run_dataset
 from distill_cli.ui import Bar, console
 
 WARMUP_RUNS = 10
@@ -41,13 +41,7 @@ def require_matplotlib() -> None:
 
 def evaluation_data(cfg: Config, refs: list[modeling.ModelRef], split: str):
     """Texts and gold label names of ``split``. Without --dataset, the first run's own dataset."""
-    if not cfg.dataset:
-        run = refs[0].run_dir
-        if run is None:
-            raise UsageError("no dataset: pass --dataset (the first model is not a run that names one)")
-        recorded = RunRecord.read(run)
-        prepared = Path(recorded.dataset.path)
-        cfg = cfg.model_copy(update={"dataset": str(prepared) if prepared.is_dir() else recorded.config["dataset"]})
+    cfg = config_with_run_dataset(cfg, refs[0].run_dir, "evaluate")
     tokenizer = modeling.load_tokenizer(refs[0], cfg)
     prepared = load_for_training(cfg, tokenizer, refs[0].location)
     if split not in prepared.datasets:

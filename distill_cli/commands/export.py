@@ -16,6 +16,7 @@ import logging
 import shutil
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,9 @@ from distill_cli.data.prepared import load_for_training
 from distill_cli.errors import DistillError, UsageError
 from distill_cli.files import move_into_place
 from distill_cli.onnx_model import EXPORT_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder, require_onnxruntime
-from distill_cli.runs import RUN_FILE, RunRecord, is_run
+from distill_cli.runs import RUN_FILE, config_with_run_dataset, is_run
 from distill_cli.training.trainer import MODEL_INPUTS
+from distill_cli.vocab import lost_tokens, trim
 
 PARITY_QUERIES = 512  # validation queries compared between PyTorch and the fp32 graph
 OPSET = 17
@@ -45,38 +47,98 @@ class LogitsOnly(torch.nn.Module):
         return self.model(**dict(zip(self.input_names, inputs))).logits
 
 
+@dataclass
+class TaskTexts:
+    """The queries of the model's dataset that the export checks on."""
+
+    train: list[str]
+    validation: list[str]
+    gold: list[int]  # validation labels, in the model's label order
+    test: list[str]
+
+
 def export(
-    cfg: Config, spec: str, output: Path | None, quantize: str, overwrite: bool, max_accuracy_drop: float | None
+    cfg: Config,
+    spec: str,
+    output: Path | None,
+    fmt: str = "onnx",
+    quantize: str = "none",
+    trim_vocab: bool = False,
+    overwrite: bool = False,
+    max_accuracy_drop: float | None = None,
 ) -> dict:
     """Export ``spec`` to ``output`` and return the export record (also in the folder's ``export.json``)."""
-    require_onnxruntime()
+    if fmt == "torch" and quantize != "none":
+        raise UsageError("--quantize int8 is for --format onnx")
+    if fmt == "onnx":
+        require_onnxruntime()
     ref = modeling.resolve_model(spec, cfg)
     if ref.is_local and is_onnx_folder(Path(ref.location)):
         raise UsageError(f"{spec} is already an exported ONNX folder")
-    output = output or cfg.runs_dir / f"{Path(ref.location).name if ref.is_local else spec.split('/')[-1]}-onnx"
+    name = Path(ref.location).name if ref.is_local else spec.split("/")[-1]
+    output = output or cfg.runs_dir / f"{name}-{fmt}{'-int8' if quantize == 'int8' else ''}"
     check_output(output, overwrite)
     tokenizer, model = modeling.load_tokenizer(ref, cfg), modeling.load_for_inference(ref, cfg)
     labels = modeling.label_names(model.config)
     if labels is None:
         raise UsageError(f"'{spec}' is not a fine-tuned classifier (no label names): nothing to export")
-    texts, gold = validation_queries(cfg, ref, tokenizer, labels)
-
+    texts = task_texts(cfg, ref, tokenizer, labels)
+    checks = {}
+    if trim_vocab:
+        model, tokenizer, checks["trim"] = trim_step(model, tokenizer, texts, cfg.max_length)
     tmp = output.with_name(f".{output.name}.tmp-{time.time_ns()}")
     try:
         tmp.mkdir(parents=True)
         tokenizer.save_pretrained(tmp)
-        model.config.save_pretrained(tmp)  # the labels, and what OnnxClassifier reads first
-        input_names = [k for k in MODEL_INPUTS if k in tokenizer.model_input_names]
-        trace(model, tokenizer, input_names, tmp / ONNX_FILE)
-        checks = {"fp32": parity(model, OnnxClassifier(tmp), tokenizer, texts[:PARITY_QUERIES], cfg.max_length)}
-        if quantize == "int8":
-            checks["int8"] = quantize_int8(tmp, tokenizer, texts, gold, cfg.max_length)
-        record = write_folder(tmp, ref, spec, quantize, checks)
+        if fmt == "torch":
+            model.save_pretrained(tmp)
+        else:
+            checks.update(write_onnx(tmp, model, tokenizer, texts, quantize, cfg.max_length))
+        record = write_folder(tmp, ref, spec, fmt, quantize, trim_vocab, checks)
         gate(checks, max_accuracy_drop)
         move_into_place(tmp, output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {**record, "output": str(output)}
+
+
+def write_onnx(folder: Path, model, tokenizer, texts: TaskTexts, quantize: str, max_length: int) -> dict:
+    """The graph (fp32, then int8 if asked) and its checks."""
+    model.config.save_pretrained(folder)  # the labels, and what OnnxClassifier reads first
+    input_names = [k for k in MODEL_INPUTS if k in tokenizer.model_input_names]
+    trace(model, tokenizer, input_names, folder / ONNX_FILE)
+    checks = {"fp32": parity(model, OnnxClassifier(folder), tokenizer, texts.validation[:PARITY_QUERIES], max_length)}
+    if quantize == "int8":
+        checks["int8"] = quantize_int8(folder, tokenizer, texts.validation, texts.gold, max_length)
+    return checks
+
+
+def trim_step(model, tokenizer, texts: TaskTexts, max_length: int):
+    """Trim the vocabulary (``vocab.py``); validation accuracy before and after, and the tokens lost."""
+    before = accuracy(model, tokenizer, texts.validation, texts.gold, max_length)
+    vocab_before, size_before = len(tokenizer.get_vocab()), weights_mb(model)
+    model, trimmed, kept = trim(model, tokenizer, texts.train, max_length)
+    after = accuracy(model, trimmed, texts.validation, texts.gold, max_length)
+    check = {
+        "vocabulary_before": vocab_before,
+        "vocabulary_after": len(kept),
+        "weights_mb_before": size_before,
+        "weights_mb_after": weights_mb(model),
+        "validation_accuracy_before": before,
+        "validation_accuracy_after": after,
+        "accuracy_drop_pt": round((before - after) * 100, 3),
+        "token_shares": {
+            split: lost_tokens(tokenizer, trimmed, kept, queries, max_length)
+            for split, queries in (("validation", texts.validation), ("test", texts.test))
+            if queries
+        },
+    }
+    return model, trimmed, check
+
+
+def weights_mb(model) -> float:
+    """fp32 megabytes of the model's parameters."""
+    return round(sum(p.numel() for p in model.parameters()) * 4 / 1e6, 1)
 
 
 def check_output(output: Path, overwrite: bool) -> None:
@@ -89,17 +151,16 @@ def check_output(output: Path, overwrite: bool) -> None:
         raise UsageError(f"{output} was not written by `distill export`; refusing to replace it")
 
 
-def validation_queries(cfg: Config, ref: modeling.ModelRef, tokenizer, labels: list[str]) -> tuple[list, list]:
-    """Validation texts and gold label ids: the run's own dataset, or ``--dataset``."""
-    if not cfg.dataset:
-        record = RunRecord.read(ref.run_dir) if ref.run_dir is not None else None
-        if record is None:
-            raise UsageError("the parity checks need validation queries: pass --dataset")
-        recorded = Path(record.dataset.path)
-        cfg = cfg.model_copy(update={"dataset": str(recorded) if recorded.is_dir() else record.config["dataset"]})
-    prepared = load_for_training(cfg, tokenizer, ref.location, labels)
-    validation = prepared.datasets["validation"]
-    return list(validation["text"]), list(validation["label"])
+def task_texts(cfg: Config, ref: modeling.ModelRef, tokenizer, labels: list[str]) -> TaskTexts:
+    """The model's dataset (its run's, or ``--dataset``), labels in the model's order."""
+    cfg = config_with_run_dataset(cfg, ref.run_dir, "the export checks")
+    dsd = load_for_training(cfg, tokenizer, ref.location, labels).datasets
+    return TaskTexts(
+        train=list(dsd["train"]["text"]),
+        validation=list(dsd["validation"]["text"]),
+        gold=list(dsd["validation"]["label"]),
+        test=list(dsd["test"]["text"]) if "test" in dsd else [],
+    )
 
 
 def trace(model, tokenizer, input_names: list[str], path: Path) -> None:
@@ -171,16 +232,17 @@ def accuracy(model, tokenizer, texts: list[str], gold: list[int], max_length: in
     return float((logits_of(model, tokenizer, texts, max_length).argmax(-1) == np.asarray(gold)).mean())
 
 
-def write_folder(folder: Path, ref, spec: str, quantize: str, checks: dict) -> dict:
+def write_folder(folder: Path, ref, spec: str, fmt: str, quantize: str, trim_vocab: bool, checks: dict) -> dict:
     """The parent's run record (its out-of-scope rule goes along) and ``export.json``."""
     if ref.run_dir is not None and is_run(ref.run_dir):
         shutil.copy2(ref.run_dir / RUN_FILE, folder / RUN_FILE)
     record = {
         "parent": spec,
-        "format": "onnx",
+        "format": fmt,
         "quantize": quantize,
-        "opset": OPSET,
-        "size_mb": round((folder / ONNX_FILE).stat().st_size / 1e6, 2),
+        "trim_vocab": trim_vocab,
+        "opset": OPSET if fmt == "onnx" else None,
+        "size_mb": round(modeling.weights_size_mb(folder), 2),
         "checks": checks,
     }
     (folder / EXPORT_FILE).write_text(json.dumps(record, indent=2))
@@ -188,28 +250,43 @@ def write_folder(folder: Path, ref, spec: str, quantize: str, checks: dict) -> d
 
 
 def gate(checks: dict, max_accuracy_drop: float | None) -> None:
-    if checks["fp32"]["argmax_agreement"] < 0.99:
+    """A wrong graph always fails; trimming or quantization that loses more than allowed fails the gate."""
+    if "fp32" in checks and checks["fp32"]["argmax_agreement"] < 0.99:
         raise DistillError(
             f"the fp32 graph disagrees with PyTorch on {1 - checks['fp32']['argmax_agreement']:.1%} of the "
             "validation queries: the export is wrong"
         )
-    drop = checks.get("int8", {}).get("accuracy_drop_pt")
-    if max_accuracy_drop is not None and drop is not None and drop > max_accuracy_drop:
-        raise DistillError(
-            f"int8 loses {drop:.2f} pt of validation accuracy > --max-accuracy-drop {max_accuracy_drop}; "
-            "nothing written"
-        )
+    for step in ("trim", "int8"):
+        drop = checks.get(step, {}).get("accuracy_drop_pt")
+        if max_accuracy_drop is not None and drop is not None and drop > max_accuracy_drop:
+            raise DistillError(
+                f"{'vocabulary trimming' if step == 'trim' else 'int8'} loses {drop:.2f} pt of validation accuracy "
+                f"> --max-accuracy-drop {max_accuracy_drop}; nothing written"
+            )
 
 
 def render(record: dict) -> None:
     from distill_cli.ui import info
 
-    fp32, kind = record["checks"]["fp32"], "int8" if record["quantize"] == "int8" else "fp32"
-    info(
-        f"exported {record['parent']} → {record['output']} ({kind}, "
-        f"{record['size_mb']:.1f} MB); fp32 parity on {fp32['queries']} validation queries: max |Δlogit| "
-        f"{fp32['max_abs_logit_difference']:.2e}, argmax agreement {fp32['argmax_agreement']:.2%}"
-    )
+    kind = f"{record['format']}, {'int8' if record['quantize'] == 'int8' else 'fp32'}"
+    info(f"exported {record['parent']} → {record['output']} ({kind}, {record['size_mb']:.1f} MB)")
+    if "trim" in record["checks"]:
+        t = record["checks"]["trim"]
+        shares = "; ".join(
+            f"{split}: {v['not_in_vocabulary']:.2%} re-spelled, {v['became_unknown']:.2%} unknown"
+            for split, v in t["token_shares"].items()
+        )
+        info(
+            f"vocabulary {t['vocabulary_before']:,} → {t['vocabulary_after']:,} tokens, weights "
+            f"{t['weights_mb_before']} → {t['weights_mb_after']} MB; validation accuracy "
+            f"{t['validation_accuracy_before']:.4f} → {t['validation_accuracy_after']:.4f}; tokens {shares}"
+        )
+    if "fp32" in record["checks"]:
+        fp32 = record["checks"]["fp32"]
+        info(
+            f"fp32 parity on {fp32['queries']} validation queries: max |Δlogit| "
+            f"{fp32['max_abs_logit_difference']:.2e}, argmax agreement {fp32['argmax_agreement']:.2%}"
+        )
     if "int8" in record["checks"]:
         q = record["checks"]["int8"]
         info(
