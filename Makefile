@@ -34,13 +34,16 @@ lint: install
 	$(VENV)/bin/ruff check distill_cli tests benchmarks
 
 # The book's experiment on CLINC150 "plus" from ../shared (about an hour on 2 cores); SEEDS=3 repeats the students.
-# Then the defaults (pooling, probe, out-of-scope rule) against the frozen-encoder peers (about 30 minutes).
+# Then the defaults (pooling, probe, out-of-scope rule) against the frozen-encoder peers (about 30 minutes),
+# and the exported students (ONNX fp32, int8, trimmed vocabulary) beside the teacher (about 10 minutes).
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/reproduce_book.py --seeds $(SEEDS)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/keep_pretrained.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/export_speed.py
 
 bench-pretrained: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/keep_pretrained.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/export_speed.py
 
 # Seconds per epoch of finetune vs cached and online distill (issue: the teacher-logit cache).
 bench-cost: install

@@ -44,6 +44,9 @@ class OnnxClassifier:
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
+        # No busy-waiting between runs: spinning threads would steal the cores from whatever runs next
+        # (another model timed round-robin by `evaluate`, or the rest of the user's program).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.file = self.folder / file
         self.session = ort.InferenceSession(str(self.file), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]

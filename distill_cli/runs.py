@@ -68,6 +68,7 @@ class RunRecord(BaseModel):
     epochs: list[dict[str, float | None]]
     metrics: dict[str, float | None]
     oos_rule: OOSRule | None = None  # chosen on validation after training; None: argmax decides
+    export: dict[str, Any] | None = None  # in an exported folder: the parent, settings and checks (export.json)
 
     def write(self, folder: Path) -> None:
         (folder / RUN_FILE).write_text(self.model_dump_json(indent=2))

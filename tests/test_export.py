@@ -49,6 +49,8 @@ def test_int8_export_in_evaluate_predict_and_push(runs, tmp_path):
     e = run_cli("export", "student", "--runs-dir", runs, "--quantize", "int8", "--output", out, "--json")
     assert e.code == 0, e.stderr
     int8 = e.json["checks"]["int8"]
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["export"]["quantize"] == "int8" and recorded["export"]["checks"] == e.json["checks"]
     assert int8["accuracy_drop_pt"] == pytest.approx((int8["fp32_accuracy"] - int8["int8_accuracy"]) * 100, abs=1e-3)
     r = run_cli("evaluate", "teacher", "student", out, "--runs-dir", runs, "--latency-runs", "3", "--json")
     assert r.code == 0, r.stderr

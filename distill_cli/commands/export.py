@@ -28,7 +28,7 @@ from distill_cli.data.prepared import load_for_training
 from distill_cli.errors import DistillError, UsageError
 from distill_cli.files import move_into_place
 from distill_cli.onnx_model import EXPORT_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder, require_onnxruntime
-from distill_cli.runs import RUN_FILE, config_with_run_dataset, is_run
+from distill_cli.runs import RunRecord, config_with_run_dataset
 from distill_cli.training.trainer import MODEL_INPUTS
 from distill_cli.vocab import lost_tokens, trim
 
@@ -233,9 +233,8 @@ def accuracy(model, tokenizer, texts: list[str], gold: list[int], max_length: in
 
 
 def write_folder(folder: Path, ref, spec: str, fmt: str, quantize: str, trim_vocab: bool, checks: dict) -> dict:
-    """The parent's run record (its out-of-scope rule goes along) and ``export.json``."""
-    if ref.run_dir is not None and is_run(ref.run_dir):
-        shutil.copy2(ref.run_dir / RUN_FILE, folder / RUN_FILE)
+    """``export.json`` (the settings and checks; it marks the folder as this command's), and, when the parent
+    is a run, its ``run.json`` with the same record under ``export`` (the out-of-scope rule goes along)."""
     record = {
         "parent": spec,
         "format": fmt,
@@ -246,6 +245,10 @@ def write_folder(folder: Path, ref, spec: str, fmt: str, quantize: str, trim_voc
         "checks": checks,
     }
     (folder / EXPORT_FILE).write_text(json.dumps(record, indent=2))
+    parent = RunRecord.read(ref.run_dir) if ref.run_dir is not None else None
+    if parent is not None:
+        parent.export = record
+        parent.write(folder)
     return record
 
 
