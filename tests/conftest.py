@@ -55,6 +55,20 @@ def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
         assert n in lines[0], (n, lines[0])
 
 
+def block_import(monkeypatch, prefix: str) -> None:
+    """Make every import of a module starting with ``prefix`` fail, as if the package were not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def blocked(name, *args, **kwargs):
+        if name.startswith(prefix):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", blocked)
+
+
 def demo_words() -> list[str]:
     data = json.loads(DEMO.read_text())
     words = {w for pairs in data.values() for text, _ in pairs for w in re.findall(r"\w+|[^\w\s]", text.lower())}

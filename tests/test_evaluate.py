@@ -6,7 +6,7 @@ import json
 import textwrap
 
 import pytest
-from conftest import assert_one_line_error, distill_from_teacher, run_cli
+from conftest import assert_one_line_error, block_import, distill_from_teacher, run_cli
 
 from distill_cli.metrics import classification_metrics
 
@@ -131,16 +131,7 @@ def test_plot_is_a_png_that_opens(runs, tmp_path):
 
 
 def test_plot_without_matplotlib_exits_2_before_any_work(runs, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    block_import(monkeypatch, "matplotlib")
     r = run_cli("evaluate", "teacher", "--runs-dir", runs, "--plot", "p.png")
     assert_one_line_error(r, 2, "pip install 'distill-cli[plot]'")
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
+from conftest import TRAIN_FLAGS, assert_one_line_error, block_import, run_cli
 
 TEXTS = ["play some jazz", "what is the weather like tomorrow in paris", "set an alarm", "tell me a joke please"]
 
@@ -85,16 +85,7 @@ def test_export_bad_inputs(runs, tiny_st, tmp_path, monkeypatch):
     assert r.code == 1 and "--max-accuracy-drop" in r.stderr and not (tmp_path / "g").exists()
     assert_one_line_error(run_cli("export", "student", "--runs-dir", runs, "--quantize", "int4"), 2, "int8 or none")
     # Without onnxruntime: one line naming the extra, before any work.
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_onnxruntime(name, *args, **kwargs):
-        if name.startswith("onnxruntime"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    block_import(monkeypatch, "onnxruntime")
     assert_one_line_error(run_cli("export", "student", "--runs-dir", runs), 2, "pip install 'distill-cli[export]'")
 
 
