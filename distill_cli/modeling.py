@@ -7,7 +7,6 @@ config says ``trust_remote_code: true``, and a Hub id fails fast when the Hub ca
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,12 +157,7 @@ def pooling_of(ref: ModelRef, cfg: Config, model_config) -> str:
 
     if cfg.pooling != "auto":
         return cfg.pooling
-    modules = model_file(ref, "modules.json")
-    if modules is not None:  # the pooling config sits in a subfolder named by modules.json
-        for module in json.loads(modules.read_text()):
-            if module.get("type", "").endswith("Pooling"):
-                model_file(ref, f"{module['path']}/config.json")
-    return checkpoint_pooling(modules.parent if modules else None, model_config)
+    return checkpoint_pooling(model_config, lambda name: model_file(ref, name))
 
 
 def load_classifier(ref: ModelRef, cfg: Config, labels: list[str]):
@@ -206,8 +200,7 @@ def load_for_inference(ref: ModelRef, cfg: Config):
         return OnnxClassifier(Path(ref.location))
     model_config = load_model_config(ref, cfg)
     if getattr(model_config, POOLING_KEY, None) == "mean":
-        labels = label_names(model_config) or [str(i) for i in range(model_config.num_labels)]
-        model = _mean_pooling_classifier(ref, cfg, {"num_labels": len(labels)})
+        model = _mean_pooling_classifier(ref, cfg, {"num_labels": model_config.num_labels})
     else:
         model = _from_pretrained(AutoModelForSequenceClassification, ref, cfg)
     return model.eval()

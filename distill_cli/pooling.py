@@ -15,6 +15,7 @@ body at the root (``config.json``, ``model.safetensors`` with the head as ``clas
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,21 +23,21 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 POOLING_KEY = "distill_pooling"  # in config.json of the models this tool writes
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def checkpoint_pooling(model_dir: Path | None, model_config) -> str:
+def checkpoint_pooling(model_config, model_file: Callable[[str], Path | None]) -> str:
     """The pooling a checkpoint was trained with: recorded by this tool, declared by sentence-transformers'
-    ``modules.json`` + ``1_Pooling/config.json``, or else the architecture's own head ([CLS])."""
+    ``modules.json`` + ``1_Pooling/config.json``, or else the architecture's own head ([CLS]).
+    ``model_file(name)`` gives a file of the checkpoint (from its folder or the Hub), or None."""
     recorded = getattr(model_config, POOLING_KEY, None)
     if recorded:
         return recorded
-    if model_dir is not None and (model_dir / "modules.json").is_file():
-        for module in json.loads((model_dir / "modules.json").read_text()):
-            if module.get("type", "").endswith("Pooling"):
-                conf = json.loads((model_dir / module["path"] / "config.json").read_text())
-                if conf.get("pooling_mode_mean_tokens"):
-                    return "mean"
+    modules = model_file("modules.json")
+    for module in json.loads(modules.read_text()) if modules is not None else []:
+        if module.get("type", "").endswith("Pooling"):
+            conf = model_file(f"{module['path']}/config.json")
+            if conf is not None and json.loads(conf.read_text()).get("pooling_mode_mean_tokens"):
+                return "mean"
     return "cls"
 
 
