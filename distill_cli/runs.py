@@ -74,10 +74,10 @@ class RunRecord(BaseModel):
         (folder / RUN_FILE).write_text(self.model_dump_json(indent=2))
 
     @classmethod
-    def read(cls, folder: Path) -> RunRecord | None:
-        """The record of the run in ``folder``; None when the folder is not a finished run."""
-        path = folder / RUN_FILE
-        return cls.model_validate_json(path.read_text()) if path.is_file() else None
+    def read(cls, folder: Path | None) -> RunRecord | None:
+        """The record of the run in ``folder``; None when there is no folder or it is not a finished run."""
+        path = folder / RUN_FILE if folder is not None else None
+        return cls.model_validate_json(path.read_text()) if path is not None and path.is_file() else None
 
 
 def is_run(folder: Path) -> bool:
@@ -152,8 +152,14 @@ def config_with_run_dataset(cfg: Config, run_dir: Path | None, purpose: str) -> 
     folder when it is still there, else the source it was prepared from."""
     if cfg.dataset:
         return cfg
-    record = RunRecord.read(run_dir) if run_dir is not None else None
+    record = RunRecord.read(run_dir)
     if record is None:
         raise UsageError(f"no dataset for {purpose}: pass --dataset (the model is not a run that names one)")
     prepared = Path(record.dataset.path)
     return cfg.model_copy(update={"dataset": str(prepared) if prepared.is_dir() else record.config["dataset"]})
+
+
+def oos_rule_of(run_dir: Path | None) -> OOSRule | None:
+    """The out-of-scope rule a run chose on validation; None for a folder that is not a run, or has none."""
+    record = RunRecord.read(run_dir)
+    return record.oos_rule if record is not None else None

@@ -26,7 +26,7 @@ from distill_cli.errors import UsageError
 from distill_cli.files import atomic_file
 from distill_cli.metrics import COST, QUALITY, QUALITY_KEYS, classification_metrics
 from distill_cli.oos import apply_rule
-from distill_cli.runs import RunRecord, config_with_run_dataset
+from distill_cli.runs import config_with_run_dataset, oos_rule_of
 from distill_cli.ui import Bar, console
 
 WARMUP_RUNS = 10
@@ -75,8 +75,7 @@ class Candidate:
         return cls(ref, model, tokenizer, labels, [index[g] for g in gold], oos_id, cfg.max_length)
 
     def __call__(self, texts: list[str]):
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        return self.model(**enc).logits
+        return modeling.classify(self.model, self.tokenizer, texts, self.max_length)
 
 
 def measure(candidates: list[Candidate], texts: list[str], latency_runs: int, batch_size: int, extra_metrics: dict):
@@ -140,7 +139,7 @@ def predict_batched(candidate: Candidate, texts: list[str], batch_size: int) -> 
     with Bar(f"evaluate {candidate.ref.spec}", -(-len(texts) // batch_size)) as bar:
         start = time.perf_counter()
         for i in range(0, len(texts), batch_size):
-            probs.append(candidate(texts[i : i + batch_size]).float().softmax(-1).numpy())
+            probs.append(candidate(texts[i : i + batch_size]).softmax(-1).numpy())
             bar.advance()
         return np.concatenate(probs), time.perf_counter() - start
 
@@ -166,8 +165,7 @@ def time_interleaved(candidates: list[Candidate], texts: list[str], latency_runs
 
 def with_oos_rule(ref: modeling.ModelRef, probs: np.ndarray, y_true: list[int], labels: list[str], oos_id):
     """The metrics with the out-of-scope rule the run chose on validation; None without a rule to apply."""
-    record = RunRecord.read(ref.run_dir) if ref.run_dir is not None else None
-    rule = record.oos_rule if record is not None else None
+    rule = oos_rule_of(ref.run_dir)
     if rule is None or oos_id is None or labels[oos_id] != rule.oos_label:
         return None
     preds = apply_rule(probs, oos_id, rule.threshold)

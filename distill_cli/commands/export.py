@@ -183,19 +183,10 @@ def trace(model, tokenizer, input_names: list[str], path: Path) -> None:
     model.eval()  # the exporter restores the wrapper's training flag on the model too
 
 
-def logits_of(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(texts), batch_size):
-            batch = texts[i : i + batch_size]
-            enc = tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            out.append(model(**enc).logits.float().numpy())
-    return np.concatenate(out)
-
-
 def parity(model, graph: OnnxClassifier, tokenizer, texts: list[str], max_length: int) -> dict:
     """PyTorch against the fp32 graph on the same queries."""
-    ours, theirs = logits_of(model, tokenizer, texts, max_length), logits_of(graph, tokenizer, texts, max_length)
+    ours = modeling.batched_logits(model, tokenizer, texts, max_length)
+    theirs = modeling.batched_logits(graph, tokenizer, texts, max_length)
     return {
         "queries": len(texts),
         "max_abs_logit_difference": float(np.abs(ours - theirs).max()),
@@ -229,7 +220,7 @@ def quantize_int8(folder: Path, tokenizer, texts: list[str], gold: list[int], ma
 
 
 def accuracy(model, tokenizer, texts: list[str], gold: list[int], max_length: int) -> float:
-    return float((logits_of(model, tokenizer, texts, max_length).argmax(-1) == np.asarray(gold)).mean())
+    return float((modeling.batched_logits(model, tokenizer, texts, max_length).argmax(-1) == np.asarray(gold)).mean())
 
 
 def write_folder(folder: Path, ref, spec: str, fmt: str, quantize: str, trim_vocab: bool, checks: dict) -> dict:
@@ -245,7 +236,7 @@ def write_folder(folder: Path, ref, spec: str, fmt: str, quantize: str, trim_voc
         "checks": checks,
     }
     (folder / EXPORT_FILE).write_text(json.dumps(record, indent=2))
-    parent = RunRecord.read(ref.run_dir) if ref.run_dir is not None else None
+    parent = RunRecord.read(ref.run_dir)
     if parent is not None:
         parent.export = record
         parent.write(folder)

@@ -11,15 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from distill_cli import modeling
 from distill_cli.config import Config
 from distill_cli.errors import UsageError
 from distill_cli.oos import OOSRule, softmax
-from distill_cli.runs import RunRecord
-
-BATCH = 64
+from distill_cli.runs import oos_rule_of
 
 
 @dataclass
@@ -38,20 +35,13 @@ class Predictor:
         labels = modeling.label_names(model.config)
         if labels is None:
             raise UsageError(f"'{spec}' has no label names: is it a fine-tuned classifier?")
-        record = RunRecord.read(ref.run_dir) if ref.run_dir is not None else None
-        rule = record.oos_rule if record is not None else None
+        rule = oos_rule_of(ref.run_dir)
         oos_label = rule.oos_label if rule is not None else cfg.oos_label
         return cls(model, modeling.load_tokenizer(ref, cfg), labels, rule, oos_label, cfg.max_length)
 
-    @torch.inference_mode()
     def __call__(self, texts: list[str], top_k: int = 1) -> list[dict]:
-        out = []
-        for i in range(0, len(texts), BATCH):
-            batch = texts[i : i + BATCH]
-            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-            probs = softmax(self.model(**enc).logits.float().numpy())
-            out.extend(self.answer(text, p, top_k) for text, p in zip(batch, probs))
-        return out
+        probs = softmax(modeling.batched_logits(self.model, self.tokenizer, texts, self.max_length))
+        return [self.answer(text, p, top_k) for text, p in zip(texts, probs)]
 
     def answer(self, text: str, probs: np.ndarray, top_k: int) -> dict:
         best = np.argsort(-probs, kind="stable")[:top_k]
