@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
 from distill_cli.errors import UsageError
 
-COMMANDS = ("prepare", "finetune", "distill", "evaluate", "export", "predict", "push")
+COMMANDS = ("prepare", "finetune", "distill", "search", "evaluate", "export", "predict", "push")
 COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"finetune": {"alpha": 1.0}}
+# A search trains students as ``distill`` does, with its settings; its own ``search:`` section holds the
+# search space instead (``search_space.py``).
+SETTINGS_OF = {"search": "distill"}
 
 
 class Config(BaseModel):
@@ -67,6 +70,11 @@ class Config(BaseModel):
     gradient_accumulation_steps: PositiveInt = Field(1, description="Accumulate gradients over N batches.")
     seed: int = Field(42, description="Random seed (data split, head initialisation, shuffling).")
     group_by_length: bool = Field(True, description="Batch queries of similar length: far less padding.")
+    report_to: str | list[str] = Field(
+        "none",
+        validate_default=True,
+        description="Experiment trackers, as TrainingArguments.report_to: none, all, or names (tensorboard,mlflow).",
+    )
 
     # Out of scope
     oos_rule: Literal["auto", "threshold", "none"] = Field(
@@ -85,6 +93,14 @@ class Config(BaseModel):
     name: str | None = Field(None, description="Run name under the runs folder.")
     output: Path | None = Field(None, description="Output folder.")
     cache_dir: Path | None = Field(None, description="Cache of prepared datasets and teacher logits.")
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers(cls, value: str | list[str]) -> list[str]:
+        """``"tensorboard,mlflow"`` (as a flag gives it) or a YAML list; ``none`` is the empty list."""
+        names = value.split(",") if isinstance(value, str) else value
+        names = [n.strip() for n in names if n.strip()]
+        return [] if names == ["none"] else names
 
     def cache_root(self) -> Path:
         """Where prepared datasets and teacher logits are cached."""
@@ -121,6 +137,7 @@ def load_config(
     path: Path | None = None, command: str | None = None, overrides: dict[str, Any] | None = None
 ) -> Config:
     """Merge defaults, the YAML file and flag overrides (``None`` values are 'not given') into a Config."""
+    command = SETTINGS_OF.get(command, command)
     merged: dict[str, Any] = dict(COMMAND_DEFAULTS.get(command or "", {}))
     where = "flags"
     if path is not None:
@@ -140,14 +157,14 @@ def load_config(
         raise UsageError(f"{where}: {describe_validation_error(err)}") from None
 
 
-def describe_validation_error(err: ValidationError) -> str:
-    """One line naming each bad key and what it allows."""
+def describe_validation_error(err: ValidationError, fields=None, prefix: str = "") -> str:
+    """One line naming each bad key (of ``fields``, the Config's by default) and what it allows."""
     parts = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "config"
+        key = prefix + (".".join(str(p) for p in e["loc"]) or "config")
         if e["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(e["loc"][0]), Config.model_fields, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            close = difflib.get_close_matches(str(e["loc"][0]), fields or Config.model_fields, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
             parts.append(f"unknown key '{key}'{hint}")
         else:
             parts.append(f"'{key}': {e['msg'].lower()} (got {e.get('input')!r})")

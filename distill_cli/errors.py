@@ -35,3 +35,15 @@ class Interrupted(DistillError):
         again = args + (["--name", self.generated_name] if self.generated_name else [])
         again = [a for a in again if a not in ("--resume", "--overwrite")] + ["--resume"]
         return f"resume with: distill {shlex.join(again)}"
+
+
+class StudyInterrupted(Interrupted):
+    """``distill search`` stopped by a signal between trials: the study is intact, and the same command,
+    typed again, continues it."""
+
+    def __init__(self, study: str, trials_done: int, signum: int):
+        DistillError.__init__(self, f"interrupted after {trials_done} trial(s): study {study} is intact")
+        self.exit_code = 128 + signum
+
+    def resume_hint(self, args: list[str]) -> str:
+        return f"continue it with: distill {shlex.join(args)}"

@@ -1,5 +1,6 @@
 """The Hugging Face Hub as this tool sees it: its endpoint, offline mode, whether it can be reached, and
-what a Hub repository id looks like. Imports nothing of ours, so every module may use it."""
+what a Hub repository id looks like; and URLs made safe to print. Imports nothing of ours, so every module
+may use it."""
 
 from __future__ import annotations
 
@@ -38,5 +39,13 @@ def hub_unreachable_reason(timeout: float = 3.0) -> str | None:
     try:
         socket.create_connection((url.hostname, port), timeout=timeout).close()
     except OSError as err:
-        return f"cannot connect to {url.scheme}://{url.netloc} ({err.strerror or err})"
+        return f"cannot connect to {redact_url(endpoint())} ({err.strerror or err})"
     return None
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the password of its ``user:password@`` part: safe to print or store."""
+    parts = urlparse(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()

@@ -45,6 +45,7 @@ TRAIN = DATA + (
     "warmup",
     "gradient_accumulation_steps",
     "group_by_length",
+    "report_to",
     "name",
     "pooling",
     "head_init",

@@ -105,10 +105,10 @@ def test_probe_fits_logistic_regression_and_starts_lower_than_a_random_head(tiny
     torch.manual_seed(0)
     random_head = load_classifier(ref, cfg, labels)
     probed = load_classifier(ref, cfg, labels)
-    probe(probed, tok, train, 24)
+    features = head_features(probed, tok, list(train["text"]), 24)
+    probe(probed, features, torch.tensor(train["label"]))
     assert validation_loss(probed) < validation_loss(random_head) - 0.1
     # The probe is multinomial logistic regression with C = PROBE_C: scikit-learn agrees with it.
-    features = head_features(probed, tok, list(train["text"]), 24)
     weight, bias = fit_head(features, torch.tensor(train["label"]), len(labels))
     sk = LogisticRegression(C=PROBE_C, max_iter=2000, tol=1e-8).fit(features.numpy(), train["label"])
     ours = (features @ weight.T + bias).argmax(-1).numpy()

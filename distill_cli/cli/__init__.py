@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 from rich.markup import escape
 
 from distill_cli import __version__
-from distill_cli.cli import config, evaluate, export, predict, prepare, push, train
+from distill_cli.cli import config, evaluate, export, predict, prepare, push, search, train
 from distill_cli.config import COMMANDS
 from distill_cli.errors import DistillError, Interrupted
 from distill_cli.ui import console
@@ -56,6 +56,7 @@ REGISTRY = {
     "prepare": prepare.prepare,
     "finetune": train.finetune,
     "distill": train.distill,
+    "search": search.search,
     "evaluate": evaluate.evaluate,
     "export": export.export,
     "predict": predict.predict,

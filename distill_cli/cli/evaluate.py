@@ -37,7 +37,9 @@ def evaluate(
     from distill_cli.commands import evaluate as command
 
     if plot is not None:
-        command.require_matplotlib()
+        from distill_cli.ui import require_matplotlib
+
+        require_matplotlib()
     quiet_libraries()
     settings = dict(split=split, threads=threads, latency_runs=latency_runs, batch_size=batch_size)
     report = command.evaluate_models(cfg, models, **settings, extra_metrics=metric or [])

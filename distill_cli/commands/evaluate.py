@@ -32,13 +32,6 @@ from distill_cli.ui import Bar, console
 WARMUP_RUNS = 10
 
 
-def require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'distill-cli[plot]'") from None
-
-
 def evaluation_data(cfg: Config, refs: list[modeling.ModelRef], split: str):
     """Texts and gold label names of ``split``. Without --dataset, the first run's own dataset."""
     cfg = config_with_run_dataset(cfg, refs[0].run_dir, "evaluate")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -33,7 +33,7 @@ from distill_cli.runs import (
     run_path,
 )
 from distill_cli.training.callbacks import RichProgress, StopOnSignal
-from distill_cli.training.head import probe
+from distill_cli.training.head import head_features, probe
 from distill_cli.training.teacher_cache import compute_logits, teacher_logits
 from distill_cli.training.trainer import (
     DistillationTrainer,
@@ -67,25 +67,58 @@ class TeacherSetup:
     cache_reused: bool | None = None
 
 
+@dataclass
+class Setup:
+    """Everything a run needs before its student is built. ``distill search`` builds it once and shares it
+    with every trial: the teacher's logits, the data and the probe's frozen features are paid for once."""
+
+    models: Models
+    prepared: Prepared
+    teacher: TeacherSetup
+    oos_label: str | None
+    probe_features: dict[int | None, torch.Tensor] = field(default_factory=dict)  # by student_layers
+
+
 def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = False) -> RunRecord:
     """Run ``finetune`` or ``distill`` end to end; the record is also written to the run's ``run.json``."""
     check_command(cfg, command)
     student_ref = modeling.resolve_model(cfg.student, cfg)
     args = training_arguments(cfg, command)
     run = open_run_folder(cfg, command, args, resume, overwrite)
+    setup = shared_setup(cfg, command, args, student_ref, teacher_alpha=args.alpha)
+    model, layers_kept = build_student(cfg, setup)
+    if cfg.head_init == "probe" and run.resume_from is None:
+        probe_head(cfg, args, model, setup)
+    trainer = build_trainer(args, model, setup, [RichProgress(f"{command} {run.final.name}"), StopOnSignal()])
+    train_s = fit(trainer, run)
+    return finish_training(cfg, command, run, trainer, setup, layers_kept, train_s)
+
+
+def shared_setup(cfg: Config, command: str, args, student_ref: modeling.ModelRef, teacher_alpha: float) -> Setup:
+    """Models, data, the out-of-scope check and the teacher (its logits when ``teacher_alpha < 1``)."""
     models = load_models(cfg, command, student_ref)
     prepared = load_data(cfg, args, models)
     oos_label = check_oos_rule(cfg, prepared)
-    model, layers_kept = build_student(cfg, models, prepared.label_names)
-    teacher = setup_teacher(cfg, args, models, list(prepared.datasets["train"]["text"]))
-    if cfg.head_init == "probe" and run.resume_from is None:
-        probe_head(cfg, args, model, models, prepared, teacher)
-    trainer = build_trainer(command, args, run, model, models, prepared, teacher)
-    train_s = fit(trainer, run)
-    oos_rule = choose_oos_rule(cfg, trainer, prepared, oos_label)
-    record = run_record(cfg, command, run, trainer, models, prepared, teacher, layers_kept, train_s, oos_rule)
+    teacher = setup_teacher(cfg, args, models, list(prepared.datasets["train"]["text"]), teacher_alpha)
+    return Setup(models, prepared, teacher, oos_label)
+
+
+def finish_training(
+    cfg: Config,
+    command: str,
+    run: RunFolder,
+    trainer: DistillationTrainer,
+    setup: Setup,
+    layers_kept: list[int] | None,
+    train_s: float,
+    search: dict | None = None,
+) -> RunRecord:
+    """Choose the out-of-scope rule, save the model and move the run folder into place."""
+    oos_rule = choose_oos_rule(cfg, trainer, setup.prepared, setup.oos_label)
+    record = run_record(cfg, command, run, trainer, setup, layers_kept, train_s, oos_rule)
+    record.search = search
     save_model(trainer, run.partial)
-    if args.process_index == 0:
+    if trainer.args.process_index == 0:
         finish_run(run, record)
     return record
 
@@ -99,16 +132,38 @@ def check_command(cfg: Config, command: str) -> None:
         )
     if command == "distill" and not cfg.teacher:
         raise UsageError("distill needs a teacher: pass --teacher NAME or set 'teacher' in the config")
+    check_trackers(cfg.report_to)
 
 
-def training_arguments(cfg: Config, command: str) -> DistillationTrainingArguments:
-    """The config's recipe plus what every run of this tool sets (epoch checkpoints, no pickles, CPU)."""
+def check_trackers(names: list[str]) -> None:
+    """``report_to`` names that transformers knows and that are installed, before any compute."""
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    available = get_available_reporting_integrations()
+    for name in names:
+        if name == "all":
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            known = ", ".join(sorted(INTEGRATION_TO_CALLBACK))
+            raise UsageError(f"report_to {name}: not a tracker transformers knows (none, all, {known})")
+        if name not in available:
+            raise UsageError(f"report_to {name}: its package is not installed (pip install {name})")
+
+
+def training_arguments(
+    cfg: Config, command: str, output_dir: Path | None = None, checkpoints: bool = True
+) -> DistillationTrainingArguments:
+    """The config's recipe plus what every run of this tool sets (epoch checkpoints, no pickles, CPU).
+    Without ``output_dir``, the run folder is set once its name is known on every rank."""
     return DistillationTrainingArguments(
-        output_dir=str(cfg.runs_dir / ".pending"),  # set to the run folder once its name is known on every rank
+        output_dir=str(output_dir or cfg.runs_dir / ".pending"),
         **recipe_arguments(cfg),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         data_seed=cfg.seed,
-        save_strategy="epoch",
+        save_strategy="epoch" if checkpoints else "no",
         save_total_limit=1,
         logging_strategy="steps",
         logging_steps=10,
@@ -189,17 +244,18 @@ def check_oos_rule(cfg: Config, prepared: Prepared) -> str | None:
     return None
 
 
-def build_student(cfg: Config, models: Models, labels: list[str]):
-    """The student classifier over ``labels``, cut to ``cfg.student_layers``; returns it and the layers kept."""
+def build_student(cfg: Config, setup: Setup):
+    """The student classifier over the data's labels, cut to ``cfg.student_layers``; returns it and the
+    layers kept."""
     transformers.set_seed(cfg.seed)  # before the model is built: the new classifier head is random
-    model = modeling.load_classifier(models.student, cfg, labels)
+    model = modeling.load_classifier(setup.models.student, cfg, setup.prepared.label_names)
     layers_kept = modeling.keep_layers(model, cfg.student_layers) if cfg.student_layers else None
     return model, layers_kept
 
 
-def setup_teacher(cfg: Config, args, models: Models, train_texts: list[str]) -> TeacherSetup:
-    """Cached mode: the teacher's logits over the training texts, computed once (by rank 0) or read back.
-    Online mode: the teacher model itself, run on every step."""
+def setup_teacher(cfg: Config, args, models: Models, train_texts: list[str], alpha: float) -> TeacherSetup:
+    """Cached mode: the teacher's logits over the training texts, computed once (by rank 0) or read back;
+    none when ``alpha`` is 1 (the labels alone). Online mode: the teacher model itself, run on every step."""
     setup = TeacherSetup()
     if models.teacher is None:
         return setup
@@ -209,7 +265,7 @@ def setup_teacher(cfg: Config, args, models: Models, train_texts: list[str]) -> 
             "distillation works best within one model type"
         )
     start = time.perf_counter()
-    if cfg.teacher_mode == "cached" and args.alpha < 1.0:
+    if cfg.teacher_mode == "cached" and alpha < 1.0:
         with args.main_process_first(local=False, desc="teacher logits"):
             setup.logits, setup.cache_reused = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts)
     elif cfg.teacher_mode == "online":
@@ -218,36 +274,34 @@ def setup_teacher(cfg: Config, args, models: Models, train_texts: list[str]) -> 
     return setup
 
 
-def probe_head(cfg: Config, args, model, models: Models, prepared: Prepared, teacher: TeacherSetup) -> None:
+def probe_head(cfg: Config, args, model, setup: Setup) -> None:
     """Fit the head on the frozen body first (``training/head.py``); a student fits it to the teacher's
-    soft targets with the run's own alpha and temperature."""
-    train_ds = prepared.datasets["train"]
+    soft targets with the run's own alpha and temperature. The frozen features are kept in ``setup``."""
+    train_ds, teacher, tokenizer = setup.prepared.datasets["train"], setup.teacher, setup.models.tokenizer
     logits = teacher.logits
     if logits is None and teacher.model is not None and args.alpha < 1.0:
-        logits = compute_logits(teacher.model, models.tokenizer, list(train_ds["text"]), cfg.max_length)
+        logits = compute_logits(teacher.model, tokenizer, list(train_ds["text"]), cfg.max_length)
     alpha = args.alpha if logits is not None else 1.0
-    probe(model, models.tokenizer, train_ds, cfg.max_length, logits, alpha, cfg.temperature)
+    features = setup.probe_features.get(cfg.student_layers)
+    if features is None:
+        features = setup.probe_features[cfg.student_layers] = head_features(
+            model, tokenizer, list(train_ds["text"]), cfg.max_length
+        )
+    probe(model, features, torch.tensor(train_ds["label"]), logits, alpha, cfg.temperature)
 
 
-def build_trainer(
-    command: str,
-    args: DistillationTrainingArguments,
-    run: RunFolder,
-    model,
-    models: Models,
-    prepared: Prepared,
-    teacher: TeacherSetup,
-) -> DistillationTrainer:
+def build_trainer(args: DistillationTrainingArguments, model, setup: Setup, callbacks: list) -> DistillationTrainer:
+    prepared = setup.prepared
     trainer = DistillationTrainer(
         model=model,
         args=args,
         train_dataset=add_row_and_length(prepared.datasets["train"]),
         eval_dataset=prepared.datasets["validation"],
-        processing_class=models.tokenizer,
-        data_collator=DistillCollator(models.tokenizer, teacher.logits),
+        processing_class=setup.models.tokenizer,
+        data_collator=DistillCollator(setup.models.tokenizer, setup.teacher.logits),
         compute_metrics=metrics_fn(prepared.label_names, prepared.manifest.get("oos_label")),
-        teacher_model=teacher.model,
-        callbacks=[RichProgress(f"{command} {run.final.name}"), StopOnSignal()],
+        teacher_model=setup.teacher.model,
+        callbacks=callbacks,
     )
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # its raw dicts would go to stdout
     return trainer
@@ -292,14 +346,13 @@ def run_record(
     command: str,
     run: RunFolder,
     trainer: DistillationTrainer,
-    models: Models,
-    prepared: Prepared,
-    teacher: TeacherSetup,
+    setup: Setup,
     layers_kept: list[int] | None,
     train_s: float,
     oos_rule: OOSRule | None,
 ) -> RunRecord:
     """What ``run.json`` records of this run."""
+    models, prepared, teacher = setup.models, setup.prepared, setup.teacher
     history = trainer.state.log_history
     epochs = [epoch_metrics(h) for h in history if "eval_accuracy" in h]
     manifest = prepared.manifest

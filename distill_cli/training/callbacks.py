@@ -1,4 +1,5 @@
-"""Trainer callbacks: rich progress instead of tqdm bars, and a clean stop on Ctrl-C or SIGTERM."""
+"""Trainer callbacks: rich progress instead of tqdm bars, a clean stop on Ctrl-C or SIGTERM, and the
+validation accuracy of each epoch reported to an Optuna trial."""
 
 from __future__ import annotations
 
@@ -77,3 +78,19 @@ class StopOnSignal(TrainerCallback):
         if self.signum is not None:
             control.should_evaluate = False
             control.should_save = False
+
+
+class ReportToTrial(TrainerCallback):
+    """Each epoch's validation accuracy goes to the Optuna ``trial``; a trial the pruner condemns stops at
+    the end of that epoch (``pruned`` says so)."""
+
+    def __init__(self, trial):
+        self.trial, self.accuracies, self.pruned = trial, [], False
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not metrics or "eval_accuracy" not in metrics:
+            return
+        self.accuracies.append(metrics["eval_accuracy"])
+        self.trial.report(metrics["eval_accuracy"], step=len(self.accuracies))
+        if self.trial.should_prune():
+            self.pruned = control.should_training_stop = True

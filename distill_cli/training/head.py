@@ -71,14 +71,11 @@ def fit_head(
     return weight.detach(), bias.detach()
 
 
-def probe(model, tokenizer, train_ds, max_length: int, teacher_logits=None, alpha=1.0, temperature=1.0) -> None:
-    """Fit ``model``'s head on its frozen features over ``train_ds`` (rows aligned with ``teacher_logits``)."""
-    was_training = model.training
-    features = head_features(model, tokenizer, list(train_ds["text"]), max_length)
-    labels = torch.tensor(train_ds["label"])
+def probe(model, features: torch.Tensor, labels: torch.Tensor, teacher_logits=None, alpha=1.0, temperature=1.0):
+    """Fit ``model``'s head on its frozen ``features`` (see ``head_features``; rows aligned with ``labels``
+    and ``teacher_logits``)."""
     head = final_linear(model)
     weight, bias = fit_head(features, labels, head.out_features, teacher_logits, alpha, temperature)
     with torch.no_grad():
         head.weight.copy_(weight)
         head.bias.copy_(bias)
-    model.train(was_training)

@@ -157,7 +157,7 @@ def recipe_arguments(cfg: Config) -> dict:
         warmup_steps=cfg.warmup,
         seed=cfg.seed,
         eval_strategy="epoch",
-        report_to="none",
+        report_to=cfg.report_to,
         disable_tqdm=True,
         temperature=cfg.temperature,
     )
