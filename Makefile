@@ -5,14 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 1
 
-.PHONY: install demo test lint bench bench-pretrained bench-cost clean
+.PHONY: install demo test lint bench bench-pretrained bench-search bench-static bench-cost clean
 
 # torch 2.13.0 first: that pin takes the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,offline,export,search]"
+	$(PY) -m pip install -q -e ".[dev,offline,export,search,static]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,15 +35,26 @@ lint: install
 
 # The book's experiment on CLINC150 "plus" from ../shared (about an hour on 2 cores); SEEDS=3 repeats the students.
 # Then the defaults (pooling, probe, out-of-scope rule) against the frozen-encoder peers (about 30 minutes),
-# and the exported students (ONNX fp32, int8, trimmed vocabulary) beside the teacher (about 10 minutes).
+# the exported students (ONNX fp32, int8, trimmed vocabulary) beside the teacher (about 10 minutes),
+# an 8-trial search study (about 35 minutes) and a static student against model2vec (about 15 minutes).
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/reproduce_book.py --seeds $(SEEDS)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/keep_pretrained.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/export_speed.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/search_study.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_student.py
 
 bench-pretrained: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/keep_pretrained.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/export_speed.py
+
+# An 8-trial `distill search` study on CLINC150 and its cost against the textbook's search (about 35 minutes).
+bench-search: install
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/search_study.py
+
+# A static (model2vec) student against model2vec's own classifier, beside the teacher (about 15 minutes).
+bench-static: install
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_student.py
 
 # Seconds per epoch of finetune vs cached and online distill (issue: the teacher-logit cache).
 bench-cost: install

@@ -61,6 +61,11 @@ def machine() -> dict:
     }
 
 
+def pct(value: float | None) -> str:
+    """A share as a percentage with two decimals, for the markdown tables; — for none."""
+    return "—" if value is None else f"{value * 100:.2f}"
+
+
 def save(name: str, payload: dict) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from common import distill, machine, require_clinc, save
+from common import distill, machine, pct, require_clinc, save
 from keep_pretrained import CACHE, RUNS
 
 EXPORTS = {  # name: (parent run, export flags)
@@ -35,9 +35,6 @@ def main() -> None:
 
 
 def summary(results: dict) -> str:
-    def pct(v):
-        return "—" if v is None else f"{v * 100:.2f}"
-
     models = results["evaluation"]["models"]
     teacher, student = models[0], models[1]
     lines = [

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import OUT, distill, machine, require_clinc, save
+from common import OUT, distill, machine, pct, require_clinc, save
 
 RUNS = OUT / "keep-pretrained"
 CACHE = OUT / "cache"
@@ -105,9 +105,6 @@ def main() -> None:
 
 def summary(results: dict) -> str:
     """The markdown table for BENCHMARKS.md: validation accuracy (what choices are made on), then test."""
-
-    def pct(v):
-        return "—" if v is None else f"{v * 100:.2f}"
 
     lines = [
         "| model | validation acc. % | test acc. % | in-scope % | OOS recall % | with the OOS rule: test acc. % "

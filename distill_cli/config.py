@@ -41,7 +41,8 @@ class Config(BaseModel):
 
     # Models
     student: str = Field(
-        "distilbert-base-uncased", description="Student checkpoint: folder, run name, alias or Hub id."
+        "distilbert-base-uncased",
+        description="Student checkpoint: folder, run name, alias or Hub id; static:<encoder> for a static student.",
     )
     student_layers: PositiveInt | None = Field(None, description="Keep N of the student's layers, spread evenly.")
     teacher: str | None = Field(None, description="Teacher: folder, run name, alias or Hub id.")
@@ -54,6 +55,9 @@ class Config(BaseModel):
     head_init: Literal["probe", "random"] = Field(
         "probe",
         description="probe: fit the head on frozen features first; random: the checkpoint's head, else random.",
+    )
+    static_dims: PositiveInt = Field(
+        256, description="Static students (static:<encoder>): dimensions of the token vectors, by PCA."
     )
     aliases: dict[str, str] = Field(default_factory=dict, description="Model names: name -> checkpoint.")
     trust_remote_code: bool = Field(False, description="Run model code from the checkpoint (off unless set).")

@@ -17,6 +17,7 @@ from distill_cli.errors import DistillError, UsageError
 from distill_cli.hub import hub_unreachable_reason, is_hub_id
 from distill_cli.pooling import POOLING_KEY
 from distill_cli.runs import is_run
+from distill_cli.static import StaticClassifier, StaticTokenizer, encoder_spec, is_static_folder
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -56,6 +57,10 @@ class ModelRef:
 
 
 def resolve_model(spec: str, cfg: Config, _seen: tuple[str, ...] = ()) -> ModelRef:
+    encoder = encoder_spec(spec)
+    if encoder is not None:  # static:<encoder>: the encoder its static vectors are made from
+        target = resolve_model(encoder, cfg, _seen)
+        return ModelRef(spec, target.location, target.kind)
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -110,6 +115,8 @@ def _from_pretrained(loader, ref: ModelRef, cfg: Config, **kwargs):
 
 
 def load_tokenizer(ref: ModelRef, cfg: Config):
+    if is_static(ref):
+        return StaticTokenizer()
     from transformers import AutoTokenizer
 
     return _from_pretrained(AutoTokenizer, ref, cfg)
@@ -190,14 +197,22 @@ def _mean_pooling_classifier(ref: ModelRef, cfg: Config, label_config: dict, kee
     return model
 
 
+def is_static(ref: ModelRef) -> bool:
+    """A trained static student (a model2vec pipeline folder)."""
+    return ref.is_local and is_static_folder(Path(ref.location))
+
+
 def load_for_inference(ref: ModelRef, cfg: Config):
-    """A trained classifier, as it is, in eval mode: PyTorch, or ONNX Runtime for an exported folder."""
+    """A trained classifier, as it is, in eval mode: PyTorch, ONNX Runtime for an exported folder, or
+    model2vec's pipeline for a static student."""
     from transformers import AutoModelForSequenceClassification
 
     from distill_cli.onnx_model import OnnxClassifier, is_onnx_folder
 
     if ref.is_local and is_onnx_folder(Path(ref.location)):
         return OnnxClassifier(Path(ref.location))
+    if is_static(ref):
+        return StaticClassifier(Path(ref.location))
     model_config = load_model_config(ref, cfg)
     if getattr(model_config, POOLING_KEY, None) == "mean":
         model = _mean_pooling_classifier(ref, cfg, {"num_labels": model_config.num_labels})

@@ -52,7 +52,7 @@ TRAIN = DATA + (
     "oos_rule",
     "oos_share",
 )
-DISTILL = TRAIN + ("teacher", "teacher_mode", "temperature")
+DISTILL = TRAIN + ("teacher", "teacher_mode", "temperature", "static_dims")
 EVALUATE = ("dataset", "oos_label", "max_length", "runs_dir", "cache_dir", "seed", "validation_size")
 EXPORT = ("dataset", "runs_dir", "cache_dir", "max_length", "seed", "validation_size")
 PREDICT = ("runs_dir", "max_length", "oos_label")

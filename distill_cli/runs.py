@@ -98,7 +98,8 @@ class RunFolder:
         return self.final.with_name(self.final.name + ".partial")
 
 
-def _slug(spec: str) -> str:
+def slug(spec: str) -> str:
+    """A model argument as a folder-name part: ``static:minilm-l6`` -> ``static-minilm-l6``."""
     return re.sub(r"[^\w.-]+", "-", Path(spec).name or spec).strip("-") or "model"
 
 
@@ -108,7 +109,7 @@ def run_path(cfg: Config, command: str) -> tuple[Path, bool]:
         return cfg.output, False
     if cfg.name:
         return cfg.runs_dir / cfg.name, False
-    return cfg.runs_dir / f"{command}-{_slug(cfg.student)}-{time.strftime('%Y%m%d-%H%M%S')}", True
+    return cfg.runs_dir / f"{command}-{slug(cfg.student)}-{time.strftime('%Y%m%d-%H%M%S')}", True
 
 
 def open_run(final: Path, generated: bool, resume: bool, overwrite: bool, is_main: bool) -> RunFolder:

@@ -20,9 +20,14 @@ def emit_json(obj: dict) -> None:
 
 def quiet_libraries() -> None:
     """Our own progress replaces tqdm bars and library chatter."""
+    import logging
+    import os
+
     import datasets
     import transformers
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # bars of other libraries (model2vec's distillation)
+    logging.getLogger("model2vec").setLevel(logging.ERROR)
     datasets.disable_progress_bars()
     datasets.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

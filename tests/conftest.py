@@ -7,7 +7,7 @@ import io
 import json
 import re
 import shutil
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -159,22 +159,29 @@ def distill_from_teacher(runs, student, *extra: str) -> Result:
     return run_cli("distill", *TRAIN_FLAGS, "--runs-dir", runs, "--teacher", "teacher", "--student", student, *extra)
 
 
-@pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory, tiny_bert) -> Path:
-    """A runs folder holding a tiny fine-tuned teacher ('teacher') and a distilled 2-layer student ('student')."""
-    root = tmp_path_factory.mktemp("runs-home")
+@contextmanager
+def working_in(root: Path):
+    """For fixtures wider than a test: work in ``root`` with its own cache, offline."""
     mp = pytest.MonkeyPatch()
     mp.chdir(root)
     mp.setenv("DISTILL_CACHE", str(root / "cache"))
     mp.setenv("HF_HUB_OFFLINE", "1")
     try:
+        yield
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory, tiny_bert) -> Path:
+    """A runs folder holding a tiny fine-tuned teacher ('teacher') and a distilled 2-layer student ('student')."""
+    root = tmp_path_factory.mktemp("runs-home")
+    with working_in(root):
         r = run_cli("finetune", *TRAIN_FLAGS, "--student", tiny_bert, "--epochs", "6", "--name", "teacher")
         assert r.code == 0, r.stderr
         flags = ("--student-layers", "2", "--alpha", "0.5", "--temperature", "2", "--epochs", "4")
         r = distill_from_teacher(root / "runs", "teacher", *flags, "--name", "student")
         assert r.code == 0, r.stderr
-    finally:
-        mp.undo()
     return root / "runs"
 
 

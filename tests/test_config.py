@@ -82,10 +82,22 @@ def test_config_show_round_trips_and_applies_flags(tmp_path):
 
 @pytest.mark.parametrize("name", ["demo.yaml", "clinc-minilm-offline.yaml", "clinc-bert-distilbert.yaml"])
 def test_shipped_configs_are_valid(name):
-    for command in ("prepare", "finetune", "distill", "evaluate"):
+    from distill_cli.search_space import load_search_settings
+
+    for command in ("prepare", "finetune", "distill", "search", "evaluate"):
         cfg = load_config(REPO / "configs" / name, command)
         assert cfg.dataset
     assert load_config(REPO / "configs" / name, "finetune").alpha == 1.0
+    # search trains with the distill section's settings; its own section is the space.
+    assert load_config(REPO / "configs" / name, "search") == load_config(REPO / "configs" / name, "distill")
+    assert load_search_settings(REPO / "configs" / name, {}).ranges()["alpha"] == (0.0, 1.0)
+
+
+def test_the_benchmark_study_config_is_valid():
+    from distill_cli.search_space import load_search_settings
+
+    settings = load_search_settings(REPO / "benchmarks" / "search_clinc.yaml", {"trials": 3})
+    assert settings.trials == 3 and settings.ranges()["epochs"] == (1, 3)
 
 
 def test_book_config_holds_the_book_recipe():
@@ -114,6 +126,7 @@ def test_flags_are_the_config_fields_with_their_own_help():
         "prepare": options.PREPARE,
         "finetune": options.TRAIN,
         "distill": options.DISTILL,
+        "search": options.DISTILL,
         "evaluate": options.EVALUATE,
         "export": options.EXPORT,
         "predict": options.PREDICT,
@@ -132,4 +145,4 @@ def test_flags_are_the_config_fields_with_their_own_help():
 
 def test_config_show_names_the_commands_it_knows():
     r = run_cli("config", "show", "--command", "train")
-    assert_one_line_error(r, 2, "expected prepare, finetune, distill, evaluate, export, predict or push")
+    assert_one_line_error(r, 2, "expected prepare, finetune, distill, search, evaluate, export, predict or push")

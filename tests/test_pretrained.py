@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
+from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli, working_in
 
 from distill_cli.config import Config
 
@@ -23,14 +23,9 @@ def _finetune(student, name, *extra):
 def mean_run(tiny_st, tmp_path_factory):
     """A run fine-tuned from the tiny sentence-transformers folder with the defaults (pooling auto, probe)."""
     root = tmp_path_factory.mktemp("mean-run")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)
-    mp.setenv("DISTILL_CACHE", str(root / "cache"))
-    try:
+    with working_in(root):
         r = _finetune(tiny_st, "mean")
         assert r.code == 0, r.stderr
-    finally:
-        mp.undo()
     return root / "runs" / "mean"
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from tests.conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
+from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
 
 SPACE = {"epochs": [1, 2], "alpha": [0.0, 1.0], "temperature": [1.0, 8.0], "learning_rate": [1e-3, 1e-2]}
 
@@ -231,3 +230,14 @@ def test_report_to_passes_through_to_the_trainer(tiny_bert):
     r = run_cli("finetune", *TRAIN_FLAGS, "--student", tiny_bert, "--name", "x", "--report-to", "mlflow")
     assert_one_line_error(r, 2, "report_to mlflow", "not installed")
     assert not Path("runs/x.partial").exists()
+
+
+def test_an_rdb_url_holds_the_study(runs, tiny_distilbert, tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    r = search(runs, tiny_distilbert, write_config(tmp_path), "--trials", "2", "--storage", url, "--json")
+    assert r.code == 0, r.stderr
+    assert r.json["storage"] == url and not (runs / "study" / "study.journal").exists()
+    trials = optuna.load_study(study_name="study", storage=url).get_trials()
+    assert len(trials) == 2 and (runs / "study" / "best.yaml").is_file()

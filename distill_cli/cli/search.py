@@ -38,7 +38,8 @@ def search(
 
         require_matplotlib()
     quiet_libraries()
-    report = command.search(cfg, settings, cfg.name, plot=plot)
+    # The study's name comes from --name alone: a config's ``name`` is the name of a distill run.
+    report = command.search(cfg, settings, overrides.get("name"), plot=plot)
     command.render(report)
     if plot is not None:
         info(f"plot written to {plot}")

@@ -30,6 +30,7 @@ from distill_cli.files import move_into_place
 from distill_cli.onnx_model import EXPORT_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder, require_onnxruntime
 from distill_cli.runs import RunRecord, config_with_run_dataset
 from distill_cli.training.trainer import MODEL_INPUTS
+from distill_cli.ui import warn
 from distill_cli.vocab import lost_tokens, trim
 
 PARITY_QUERIES = 512  # validation queries compared between PyTorch and the fp32 graph
@@ -70,9 +71,11 @@ def export(
     """Export ``spec`` to ``output`` and return the export record (also in the folder's ``export.json``)."""
     if fmt == "torch" and quantize != "none":
         raise UsageError("--quantize int8 is for --format onnx")
+    ref = modeling.resolve_model(spec, cfg)
+    if modeling.is_static(ref):
+        return copy_static(ref, spec, output or cfg.runs_dir / f"{Path(ref.location).name}-export", overwrite)
     if fmt == "onnx":
         require_onnxruntime()
-    ref = modeling.resolve_model(spec, cfg)
     if ref.is_local and is_onnx_folder(Path(ref.location)):
         raise UsageError(f"{spec} is already an exported ONNX folder")
     name = Path(ref.location).name if ref.is_local else spec.split("/")[-1]
@@ -96,6 +99,21 @@ def export(
             checks.update(write_onnx(tmp, model, tokenizer, texts, quantize, cfg.max_length))
         record = write_folder(tmp, ref, spec, fmt, quantize, trim_vocab, checks)
         gate(checks, max_accuracy_drop)
+        move_into_place(tmp, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {**record, "output": str(output)}
+
+
+def copy_static(ref: modeling.ModelRef, spec: str, output: Path, overwrite: bool) -> dict:
+    """A static student is already its serving form (numpy, float16 vectors): the export is a copy, with the
+    export record beside it, so that scripts that export every student work for this one too."""
+    check_output(output, overwrite)
+    warn(f"{spec} is a static model2vec pipeline: exported as it is (format, quantization and trimming do not apply)")
+    tmp = output.with_name(f".{output.name}.tmp-{time.time_ns()}")
+    try:
+        shutil.copytree(ref.location, tmp, ignore=shutil.ignore_patterns(EXPORT_FILE))
+        record = write_folder(tmp, ref, spec, "static", "none", False, {})
         move_into_place(tmp, output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -263,6 +281,8 @@ def render(record: dict) -> None:
     from distill_cli.ui import info
 
     kind = f"{record['format']}, {'int8' if record['quantize'] == 'int8' else 'fp32'}"
+    if record["format"] == "static":
+        kind = "model2vec, float16 vectors"
     info(f"exported {record['parent']} → {record['output']} ({kind}, {record['size_mb']:.1f} MB)")
     if "trim" in record["checks"]:
         t = record["checks"]["trim"]

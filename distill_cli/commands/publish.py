@@ -17,6 +17,7 @@ from distill_cli.hub import endpoint, is_hub_id, offline_mode
 from distill_cli.metrics import QUALITY
 from distill_cli.modeling import BUILTIN_ALIASES, resolve_model
 from distill_cli.runs import RunRecord
+from distill_cli.static import encoder_spec
 
 # What a run folder may publish; everything else (pickles, checkpoints, optimizer states) stays home.
 PUBLISH = (
@@ -86,6 +87,17 @@ probs = np.exp(logits - logits.max(-1, keepdims=True))
 probs /= probs.sum(-1, keepdims=True)
 score, intent = probs[0].max(), labels[int(probs[0].argmax())]
 ```
+{%- elif pooling == "static" -%}
+A static model ([model2vec](https://github.com/MinishLab/model2vec)): one vector per token, averaged, and a
+small head. It needs numpy, not torch:
+
+```python
+from model2vec.inference import StaticModelPipeline
+
+pipeline = StaticModelPipeline.from_pretrained("{{ repo_id }}")
+probs = pipeline.predict_proba(["{{ example }}"])[0]
+score, intent = probs.max(), pipeline.classes_[probs.argmax()]
+```
 {%- elif pooling == "mean" -%}
 The encoder reads a sentence as the mean of its token vectors, as it was pretrained to; the folder is a
 sentence-transformers model whose last module (`2_Dense`) gives the logits:
@@ -133,6 +145,7 @@ def hub_origin(spec: str | None, runs_dir: Path, depth: int = 0, follow_runs: bo
     """The Hub model ``spec`` is, or (``follow_runs``) that a run descends from through the runs it started from."""
     if not spec or depth > 10:
         return None
+    spec = encoder_spec(spec) or spec  # a static student descends from its encoder
     if spec in BUILTIN_ALIASES:
         return BUILTIN_ALIASES[spec][1]
     for candidate in (Path(spec), runs_dir / spec):
@@ -219,6 +232,8 @@ def export_settings(run_dir: Path) -> dict:
 def library_name(run_dir: Path, run: RunRecord | None) -> str:
     if (run_dir / "model.onnx").is_file():
         return "onnx"
+    if run and run.student.pooling == "static":
+        return "model2vec"
     return "sentence-transformers" if run and run.student.pooling == "mean" else "transformers"
 
 

@@ -25,10 +25,12 @@ from pathlib import Path
 from distill_cli import modeling
 from distill_cli.commands.train import (
     Setup,
+    Trained,
     build_student,
     build_trainer,
     check_trackers,
     finish_training,
+    is_static_spec,
     probe_head,
     shared_setup,
     training_arguments,
@@ -37,8 +39,10 @@ from distill_cli.config import Config
 from distill_cli.errors import DistillError, StudyInterrupted, UsageError
 from distill_cli.files import atomic_file, file_lock
 from distill_cli.hub import redact_url
-from distill_cli.runs import RunFolder, RunRecord
+from distill_cli.runs import RunFolder, RunRecord, slug
 from distill_cli.search_space import SearchSettings
+from distill_cli.static import require_model2vec
+from distill_cli.static import with_defaults as static_defaults
 from distill_cli.training.callbacks import ReportToTrial, RichProgress, StopOnSignal
 from distill_cli.ui import info, warn
 
@@ -71,19 +75,22 @@ class Study:
     folder: Path
     optuna: object  # optuna.Study
     setup: Setup | None = None
-    last: tuple | None = None  # the trial just trained: (config, trainer, layers kept, seconds)
+    last: Trained | None = None  # the trial just trained, until keep_if_best has seen it
 
 
 def search(cfg: Config, settings: SearchSettings, name: str | None, plot: Path | None = None) -> dict:
     """Run ``settings.trials`` trials (fewer on ``timeout`` or a signal) and return the study's summary;
     ``plot`` also writes the history and importances there."""
+    if is_static_spec(cfg):
+        require_model2vec()
+        cfg = static_defaults(cfg)
     study = open_study(cfg, settings, name)
     start = time.perf_counter()
     lowest_alpha = settings.alpha[0] if settings.alpha is not None else cfg.alpha
     args = training_arguments(cfg, "distill")
     study.setup = shared_setup(cfg, "distill", args, study_student(cfg), teacher_alpha=lowest_alpha)
     added = run_trials(study, start)
-    if any(t.state.name == "COMPLETE" for t in study.optuna.get_trials(deepcopy=False)):
+    if completed(study):
         write_best_config(study)
     if plot is not None:
         plot_study(study, plot)
@@ -101,6 +108,7 @@ def open_study(cfg: Config, settings: SearchSettings, name: str | None) -> Study
     if cfg.teacher_mode != "cached":
         raise UsageError("search pays for the teacher once: it needs teacher_mode cached, not online")
     check_trackers(cfg.report_to)
+    modeling.resolve_model(cfg.teacher, cfg)  # a misspelt model fails here, before the study folder exists
     check_layers(cfg, settings)
     name = name or f"search-{slug(cfg.teacher)}-{slug(cfg.student)}"
     if "/" in name or name in ("", ".", ".."):
@@ -124,15 +132,13 @@ def study_student(cfg: Config) -> modeling.ModelRef:
     return modeling.resolve_model(cfg.student, cfg)
 
 
-def slug(spec: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(spec).name or spec).strip("-.") or "model"
-
-
 def check_layers(cfg: Config, settings: SearchSettings) -> None:
-    """A ``student_layers`` range within the student's own layers (its config is read, not its weights)."""
+    """The student resolves, and a ``student_layers`` range lies within its layers (its config is read, not
+    its weights)."""
+    student = study_student(cfg)
     if settings.student_layers is None:
         return
-    student_config = modeling.load_model_config(study_student(cfg), cfg)
+    student_config = modeling.load_model_config(student, cfg)
     have = getattr(student_config, "num_hidden_layers", None)
     if have is not None and settings.student_layers[1] > have:
         raise UsageError(f"search.student_layers: up to {settings.student_layers[1]}, but the student has {have}")
@@ -268,8 +274,7 @@ def run_trial(study: Study, trial) -> float:
     args = training_arguments(cfg, "distill", output_dir=folder, checkpoints=False)
     try:
         model, layers_kept = build_student(cfg, study.setup)
-        if cfg.head_init == "probe":
-            probe_head(cfg, args, model, study.setup)
+        probe_head(cfg, args, model, study.setup)
         reporter = ReportToTrial(trial)
         trainer = build_trainer(args, model, study.setup, [RichProgress(f"trial {trial.number}"), reporter])
         trainer.train()
@@ -282,7 +287,7 @@ def run_trial(study: Study, trial) -> float:
         raise optuna.TrialPruned(f"pruned after epoch {len(reporter.accuracies)}")
     if not reporter.accuracies:
         raise DistillError("the trial ended without a validation pass")
-    study.last = (cfg, trainer, layers_kept, seconds)
+    study.last = Trained(cfg, "distill", trainer, layers_kept, seconds)
     return reporter.accuracies[-1]
 
 
@@ -290,8 +295,7 @@ def keep_if_best(study: Study, number: int, value: float) -> None:
     """Save the trial just finished as ``<study>/best/`` when it is the study's best and better than the model
     already there (which another worker may have written meanwhile: the lock makes the check and the swap one
     step)."""
-    cfg, trainer, layers_kept, seconds = study.last
-    study.last = None
+    trained, study.last = study.last, None
     if study.optuna.best_trial.number != number:
         return
     with file_lock(study.folder / ".best.lock"):
@@ -301,7 +305,7 @@ def keep_if_best(study: Study, number: int, value: float) -> None:
         run = RunFolder(study.folder / BEST_RUN, generated=False)
         shutil.rmtree(run.partial, ignore_errors=True)  # a crashed save of our own
         search = {"study": study.name, "trial": number, "value": value}
-        finish_training(cfg, "distill", run, trainer, study.setup, layers_kept, seconds, search=search)
+        finish_training(trained, run, study.setup, search=search)
     info(f"trial {number}: new best, validation accuracy {value:.4f}, kept in {run.final}")
 
 
@@ -414,8 +418,10 @@ def plot_study(study: Study, path: Path) -> None:
     fig, (history, importance) = plt.subplots(1, 2, figsize=(13, 5))
     if done:
         values = [t.value * 100 for t in done]
-        history.scatter([t.number for t in done], values, label="trial")
-        history.step([t.number for t in done], [max(values[: i + 1]) for i in range(len(values))], where="post")
+        history.scatter([t.number for t in done], values, label="finished trial")
+        best = [max(values[: i + 1]) for i in range(len(values))]
+        history.step([t.number for t in done], best, where="post", label="best so far")
+        history.legend(loc="lower right")
     history.set_xlabel("Trial")
     history.set_ylabel("Validation accuracy (%)")
     history.set_title(f"Optimisation history · {study.name}")

@@ -32,6 +32,9 @@ from distill_cli.runs import (
     open_run,
     run_path,
 )
+from distill_cli.static import PATIENCE, PREFIX, require_model2vec
+from distill_cli.static import with_defaults as static_defaults
+from distill_cli.training import static_student
 from distill_cli.training.callbacks import RichProgress, StopOnSignal
 from distill_cli.training.head import head_features, probe
 from distill_cli.training.teacher_cache import compute_logits, teacher_logits
@@ -79,19 +82,33 @@ class Setup:
     probe_features: dict[int | None, torch.Tensor] = field(default_factory=dict)  # by student_layers
 
 
+@dataclass
+class Trained:
+    """A student after training, with what finishing its run needs."""
+
+    cfg: Config
+    command: str
+    trainer: DistillationTrainer
+    layers_kept: list[int] | None
+    train_s: float
+
+
 def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = False) -> RunRecord:
     """Run ``finetune`` or ``distill`` end to end; the record is also written to the run's ``run.json``."""
+    if is_static_spec(cfg):
+        require_model2vec()
+        cfg = static_defaults(cfg)
     check_command(cfg, command)
     student_ref = modeling.resolve_model(cfg.student, cfg)
     args = training_arguments(cfg, command)
     run = open_run_folder(cfg, command, args, resume, overwrite)
     setup = shared_setup(cfg, command, args, student_ref, teacher_alpha=args.alpha)
     model, layers_kept = build_student(cfg, setup)
-    if cfg.head_init == "probe" and run.resume_from is None:
+    if run.resume_from is None:
         probe_head(cfg, args, model, setup)
     trainer = build_trainer(args, model, setup, [RichProgress(f"{command} {run.final.name}"), StopOnSignal()])
     train_s = fit(trainer, run)
-    return finish_training(cfg, command, run, trainer, setup, layers_kept, train_s)
+    return finish_training(Trained(cfg, command, trainer, layers_kept, train_s), run, setup)
 
 
 def shared_setup(cfg: Config, command: str, args, student_ref: modeling.ModelRef, teacher_alpha: float) -> Setup:
@@ -103,24 +120,20 @@ def shared_setup(cfg: Config, command: str, args, student_ref: modeling.ModelRef
     return Setup(models, prepared, teacher, oos_label)
 
 
-def finish_training(
-    cfg: Config,
-    command: str,
-    run: RunFolder,
-    trainer: DistillationTrainer,
-    setup: Setup,
-    layers_kept: list[int] | None,
-    train_s: float,
-    search: dict | None = None,
-) -> RunRecord:
+def finish_training(trained: Trained, run: RunFolder, setup: Setup, search: dict | None = None) -> RunRecord:
     """Choose the out-of-scope rule, save the model and move the run folder into place."""
-    oos_rule = choose_oos_rule(cfg, trainer, setup.prepared, setup.oos_label)
-    record = run_record(cfg, command, run, trainer, setup, layers_kept, train_s, oos_rule)
+    oos_rule = choose_oos_rule(trained.cfg, trained.trainer, setup.prepared, setup.oos_label)
+    record = run_record(trained, run, setup, oos_rule)
     record.search = search
-    save_model(trainer, run.partial)
-    if trainer.args.process_index == 0:
+    save_model(trained.trainer, run.partial)
+    if trained.trainer.args.process_index == 0:
         finish_run(run, record)
     return record
+
+
+def is_static_spec(cfg: Config) -> bool:
+    """The student is ``static:<encoder>``."""
+    return cfg.student.startswith(PREFIX)
 
 
 def check_command(cfg: Config, command: str) -> None:
@@ -132,6 +145,10 @@ def check_command(cfg: Config, command: str) -> None:
         )
     if command == "distill" and not cfg.teacher:
         raise UsageError("distill needs a teacher: pass --teacher NAME or set 'teacher' in the config")
+    if is_static_spec(cfg) and cfg.student_layers:
+        raise UsageError("--student-layers cuts a transformer; a static student has no layers")
+    if is_static_spec(cfg) and cfg.teacher_mode == "online":
+        raise UsageError("a static student learns from cached teacher logits: drop --teacher-mode online")
     check_trackers(cfg.report_to)
 
 
@@ -173,6 +190,17 @@ def training_arguments(
         ddp_find_unused_parameters=False,
         dataloader_pin_memory=False,
         alpha=cfg.alpha if command == "distill" else 1.0,
+        **(static_arguments() if is_static_spec(cfg) and checkpoints else {}),
+    )
+
+
+def static_arguments() -> dict:
+    """A static student trains until validation accuracy stops improving, and keeps its best epoch."""
+    return dict(
+        label_names=["labels"],  # its forward takes no labels: tell the Trainer where they are
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
     )
 
 
@@ -204,7 +232,8 @@ def load_models(cfg: Config, command: str, student_ref: modeling.ModelRef) -> Mo
     if command == "distill":
         models.teacher, models.teacher_config, models.teacher_labels = modeling.teacher_with_labels(cfg)
     models.student_config = modeling.load_model_config(student_ref, cfg)
-    modeling.check_family(models.student_config, "student", cfg.student)
+    if not is_static_spec(cfg):  # model2vec makes static vectors of any encoder
+        modeling.check_family(models.student_config, "student", cfg.student)
     models.tokenizer = modeling.load_tokenizer(student_ref, cfg)
     if models.teacher is not None and cfg.teacher_mode == "online":
         teacher_tokenizer = modeling.load_tokenizer(models.teacher, cfg)
@@ -248,6 +277,8 @@ def build_student(cfg: Config, setup: Setup):
     """The student classifier over the data's labels, cut to ``cfg.student_layers``; returns it and the
     layers kept."""
     transformers.set_seed(cfg.seed)  # before the model is built: the new classifier head is random
+    if is_static_spec(cfg):
+        return static_student.build_student(setup.models.student, cfg, setup.prepared.label_names), None
     model = modeling.load_classifier(setup.models.student, cfg, setup.prepared.label_names)
     layers_kept = modeling.keep_layers(model, cfg.student_layers) if cfg.student_layers else None
     return model, layers_kept
@@ -276,7 +307,10 @@ def setup_teacher(cfg: Config, args, models: Models, train_texts: list[str], alp
 
 def probe_head(cfg: Config, args, model, setup: Setup) -> None:
     """Fit the head on the frozen body first (``training/head.py``); a student fits it to the teacher's
-    soft targets with the run's own alpha and temperature. The frozen features are kept in ``setup``."""
+    soft targets with the run's own alpha and temperature. The frozen features are kept in ``setup``.
+    Not for ``head_init random``, nor for a static student (model2vec's head starts as model2vec makes it)."""
+    if cfg.head_init != "probe" or is_static_spec(cfg):
+        return
     train_ds, teacher, tokenizer = setup.prepared.datasets["train"], setup.teacher, setup.models.tokenizer
     logits = teacher.logits
     if logits is None and teacher.model is not None and args.alpha < 1.0:
@@ -292,13 +326,18 @@ def probe_head(cfg: Config, args, model, setup: Setup) -> None:
 
 def build_trainer(args: DistillationTrainingArguments, model, setup: Setup, callbacks: list) -> DistillationTrainer:
     prepared = setup.prepared
+    collator = DistillCollator(setup.models.tokenizer, setup.teacher.logits)
+    if isinstance(model, static_student.StaticStudent):
+        collator = static_student.StaticCollator(model, setup.teacher.logits)
+        if args.load_best_model_at_end:
+            callbacks = [*callbacks, transformers.EarlyStoppingCallback(early_stopping_patience=PATIENCE)]
     trainer = DistillationTrainer(
         model=model,
         args=args,
         train_dataset=add_row_and_length(prepared.datasets["train"]),
         eval_dataset=prepared.datasets["validation"],
         processing_class=setup.models.tokenizer,
-        data_collator=DistillCollator(setup.models.tokenizer, setup.teacher.logits),
+        data_collator=collator,
         compute_metrics=metrics_fn(prepared.label_names, prepared.manifest.get("oos_label")),
         teacher_model=setup.teacher.model,
         callbacks=callbacks,
@@ -332,8 +371,12 @@ def choose_oos_rule(cfg: Config, trainer, prepared: Prepared, oos_label: str | N
 
 
 def save_model(trainer: DistillationTrainer, folder: Path) -> None:
-    """The weights and tokenizer; a mean-pooled model also writes its config and sentence-transformers files."""
-    if isinstance(trainer.model, MeanPoolingClassifier):
+    """The weights and tokenizer; a mean-pooled model also writes its config and sentence-transformers files,
+    a static student its model2vec pipeline."""
+    if isinstance(trainer.model, static_student.StaticStudent):
+        if trainer.args.should_save:
+            trainer.model.save(folder)
+    elif isinstance(trainer.model, MeanPoolingClassifier):
         if trainer.args.should_save:
             trainer.model.save_pretrained(folder)
             trainer.processing_class.save_pretrained(folder)
@@ -341,17 +384,9 @@ def save_model(trainer: DistillationTrainer, folder: Path) -> None:
         trainer.save_model(str(folder))
 
 
-def run_record(
-    cfg: Config,
-    command: str,
-    run: RunFolder,
-    trainer: DistillationTrainer,
-    setup: Setup,
-    layers_kept: list[int] | None,
-    train_s: float,
-    oos_rule: OOSRule | None,
-) -> RunRecord:
+def run_record(trained: Trained, run: RunFolder, setup: Setup, oos_rule: OOSRule | None) -> RunRecord:
     """What ``run.json`` records of this run."""
+    cfg, command, trainer, layers_kept = trained.cfg, trained.command, trained.trainer, trained.layers_kept
     models, prepared, teacher = setup.models, setup.prepared, setup.teacher
     history = trainer.state.log_history
     epochs = [epoch_metrics(h) for h in history if "eval_accuracy" in h]
@@ -366,8 +401,8 @@ def run_record(
             location=models.student.location,
             layers_kept=layers_kept,
             parameters=sum(p.numel() for p in trainer.model.parameters()),
-            pooling="mean" if isinstance(trainer.model, MeanPoolingClassifier) else "cls",
-            head_init=cfg.head_init,
+            pooling="static" if is_static_spec(cfg) else pooling_name(trainer.model),
+            head_init="model2vec" if is_static_spec(cfg) else cfg.head_init,
         ),
         teacher=None
         if models.teacher is None
@@ -390,13 +425,25 @@ def run_record(
             "transformers": transformers.__version__,
             "distill": __version__,
         },
-        train_s=round(train_s, 2),
+        train_s=round(trained.train_s, 2),
         teacher_cache_s=round(teacher.seconds, 2),
         eval_s=round(sum(h.get("eval_runtime", 0.0) for h in history if "eval_accuracy" in h), 2),
         epochs=epochs,
-        metrics=epochs[-1] if epochs else {},
+        metrics=final_metrics(epochs, trainer.args.load_best_model_at_end),
         oos_rule=oos_rule,
     )
+
+
+def final_metrics(epochs: list[dict], best_kept: bool) -> dict:
+    """The metrics of the model that is saved: the last epoch's, or the best one's when the Trainer kept the
+    best (the first of equals, as the Trainer does)."""
+    if not epochs:
+        return {}
+    return max(epochs, key=lambda e: e.get("accuracy") or 0.0) if best_kept else epochs[-1]
+
+
+def pooling_name(model) -> str:
+    return "mean" if isinstance(model, MeanPoolingClassifier) else "cls"
 
 
 def epoch_metrics(entry: dict) -> dict:

@@ -132,8 +132,11 @@ class DistillCollator:
         self.pad = DataCollatorWithPadding(tokenizer)
         self.teacher_logits = teacher_logits
 
+    def encode(self, features: list[dict]) -> dict:
+        return self.pad([{k: f[k] for k in (*MODEL_INPUTS, "label") if k in f} for f in features])
+
     def __call__(self, features: list[dict]) -> dict:
-        batch = self.pad([{k: f[k] for k in (*MODEL_INPUTS, "label") if k in f} for f in features])
+        batch = self.encode(features)
         if self.teacher_logits is not None and ROW in features[0]:
             batch[TEACHER_LOGITS] = self.teacher_logits[torch.tensor([f[ROW] for f in features])]
         return batch

@@ -1,0 +1,128 @@
+"""Static-embedding students: ``--student static:<encoder>``, with model2vec.
+
+A static student is a table of token vectors, made from a transformer encoder by ``model2vec``'s
+distillation (one forward pass per vocabulary token, then PCA), and a small head. A query costs one
+tokenizer pass, a mean of vectors and a matrix product: a fraction of a millisecond, and no torch at
+serving time. It learns with the same loss as every student, ``alpha * CE + (1 - alpha) * T^2 * KL``,
+against the teacher's cached logits: model2vec's own classifier module (``StaticModelForClassification``)
+trained by ``DistillationTrainer`` (``training/static_student.py``), with early stopping and the best
+epoch kept, on validation.
+
+The run folder is model2vec's ``StaticModelPipeline`` (safetensors and JSON, loadable without torch) plus
+``run.json``. ``StaticClassifier`` runs such a folder the way every command calls a model. This module
+imports nothing heavy at load time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from distill_cli.config import Config
+from distill_cli.errors import UsageError
+
+PREFIX = "static:"
+HEAD_FILE = "head.safetensors"
+# Settings a static student trains well with, used where the config and flags leave them unset: its
+# embeddings want a far larger learning rate than a transformer's, and its epochs cost about a second.
+DEFAULTS = {"learning_rate": 1e-3, "epochs": 30, "batch_size": 256}
+PATIENCE = 5  # epochs without a better validation accuracy before training stops (model2vec's default)
+
+
+def encoder_spec(student: str) -> str | None:
+    """``minilm-l6`` for ``static:minilm-l6``; None for a transformer student."""
+    return student[len(PREFIX) :] if student.startswith(PREFIX) else None
+
+
+def is_static_folder(path: Path) -> bool:
+    """A model2vec pipeline: its head, and a config that describes it."""
+    if not (path / HEAD_FILE).is_file() or not (path / "config.json").is_file():
+        return False
+    return "head_config" in json.loads((path / "config.json").read_text())
+
+
+def require_model2vec() -> None:
+    try:
+        import model2vec  # noqa: F401
+    except ImportError:
+        raise UsageError("static students need model2vec: pip install 'distill-cli[static]'") from None
+
+
+def with_defaults(cfg: Config) -> Config:
+    """``cfg`` with the static student's ``DEFAULTS`` where neither the config nor a flag set a value."""
+    return cfg.model_copy(update={k: v for k, v in DEFAULTS.items() if k not in cfg.model_fields_set})
+
+
+def static_model(encoder, cfg: Config):
+    """The static model of ``encoder`` (a ``ModelRef``), made once and kept in the cache, keyed by the
+    encoder's weights, the dimensions and model2vec's version."""
+    import model2vec
+    from model2vec import StaticModel
+
+    from distill_cli import modeling
+    from distill_cli.files import move_into_place
+    from distill_cli.training.teacher_cache import model_fingerprint
+
+    encoder_config = modeling.load_model_config(encoder, cfg)
+    key = hashlib.sha256(
+        json.dumps([model_fingerprint(encoder, encoder_config), cfg.static_dims, model2vec.__version__]).encode()
+    ).hexdigest()[:24]
+    folder = cfg.cache_root() / "static" / key
+    if (folder / "model.safetensors").is_file():
+        return StaticModel.from_pretrained(str(folder))
+    static = distill_static(encoder, cfg)
+    partial = folder.with_name(f".{key}.partial")
+    static.save_pretrained(str(partial))
+    move_into_place(partial, folder)
+    return static
+
+
+def distill_static(encoder, cfg: Config):
+    """model2vec's distillation of the encoder's body, loaded by us (local files, no remote code unless
+    the config allows it): a vector for every token of its vocabulary, mean-pooled, PCA to ``static_dims``."""
+    from model2vec.distill import distill_from_model
+    from transformers import AutoModel
+
+    from distill_cli import modeling
+    from distill_cli.ui import info
+
+    body = modeling._from_pretrained(AutoModel, encoder, cfg)
+    tokenizer = modeling.load_tokenizer(encoder, cfg)
+    info(f"making the static model of {encoder.spec} ({len(tokenizer)} tokens, {cfg.static_dims} dimensions)")
+    return distill_from_model(body, tokenizer, pca_dims=cfg.static_dims)
+
+
+class StaticTokenizer:
+    """Stands where a tokenizer goes for a static model: the pipeline tokenizes by itself."""
+
+    def __call__(self, texts, **_kwargs) -> dict:
+        return {"texts": [texts] if isinstance(texts, str) else list(texts)}
+
+
+class StaticClassifier:
+    """A saved static pipeline (``StaticModelPipeline``, numpy only), called like a transformers model
+    with what ``StaticTokenizer`` gives: ``model(texts=[...]).logits``."""
+
+    def __init__(self, folder: Path):
+        require_model2vec()
+        from model2vec.inference import StaticModelPipeline
+
+        self.pipeline = StaticModelPipeline.from_pretrained(str(folder))
+        labels = [str(c) for c in self.pipeline.classes_]
+        self.config = SimpleNamespace(id2label=dict(enumerate(labels)), num_labels=len(labels))
+
+    def __call__(self, texts: list[str]):
+        import torch
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        logits = self.pipeline.head._logits(self.pipeline.model.encode(texts))
+        return SequenceClassifierOutput(logits=torch.from_numpy(logits))
+
+    def eval(self) -> StaticClassifier:
+        return self
+
+    def num_parameters(self) -> int:
+        head = sum(layer.weight.size + layer.bias.size for layer in self.pipeline.head.layers)
+        return int(self.pipeline.model.embedding.size + head)
