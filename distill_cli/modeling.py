@@ -59,6 +59,8 @@ class ModelRef:
 def resolve_model(spec: str, cfg: Config, _seen: tuple[str, ...] = ()) -> ModelRef:
     encoder = encoder_spec(spec)
     if encoder is not None:  # static:<encoder>: the encoder its static vectors are made from
+        if not encoder:
+            raise UsageError("static: needs an encoder to make the vectors from, e.g. static:minilm-l6")
         target = resolve_model(encoder, cfg, _seen)
         return ModelRef(spec, target.location, target.kind)
     path = Path(spec).expanduser()

@@ -131,6 +131,7 @@ def test_static_bad_inputs_exit_2(runs, tiny_bert, tmp_path, monkeypatch):
     (tmp_path / "notes").mkdir()
     r = distill_from_teacher(runs, f"static:{tmp_path / 'notes'}", *STATIC)
     assert_one_line_error(r, 2, "not a model directory")
+    assert_one_line_error(distill_from_teacher(runs, "static:", *STATIC), 2, "static: needs an encoder")
     r = distill_from_teacher(runs, f"static:{tiny_bert}", *STATIC, "--student-layers", "2")
     assert_one_line_error(r, 2, "static student has no layers")
     # A teacher whose labels are not the data's.
