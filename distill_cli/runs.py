@@ -21,6 +21,7 @@ from distill_cli.files import move_into_place
 from distill_cli.oos import OOSRule
 
 RUN_FILE = "run.json"
+PARTIAL_MARK = ".distill-run"  # in <name>.partial/: the folder is a run this tool started
 PICKLES = ("training_args.bin",)  # what Trainer.save_model writes beside the weights
 
 
@@ -104,10 +105,13 @@ def slug(spec: str) -> str:
 
 
 def run_path(cfg: Config, command: str) -> tuple[Path, bool]:
-    """The run folder, and whether its name was generated."""
+    """The run folder, and whether its name was generated. A name is one folder under the runs folder
+    (``--output`` takes any path)."""
     if cfg.output is not None:
         return cfg.output, False
     if cfg.name:
+        if Path(cfg.name).name != cfg.name or cfg.name in (".", ".."):
+            raise UsageError(f"--name {cfg.name!r}: a run name is one folder name under {cfg.runs_dir}; use --output")
         return cfg.runs_dir / cfg.name, False
     return cfg.runs_dir / f"{command}-{slug(cfg.student)}-{time.strftime('%Y%m%d-%H%M%S')}", True
 
@@ -118,6 +122,8 @@ def open_run(final: Path, generated: bool, resume: bool, overwrite: bool, is_mai
     run = RunFolder(final, generated)
     if final.exists() and not overwrite:
         raise UsageError(f"run folder {final} already exists; pass --overwrite to replace it, or another --name")
+    if final.exists() and not is_run(final):
+        raise UsageError(f"{final} is not a run made by distill (no {RUN_FILE}); refusing to replace it")
     if resume:
         run.resume_from = last_checkpoint(run.partial)
         if run.resume_from is None:
@@ -128,9 +134,23 @@ def open_run(final: Path, generated: bool, resume: bool, overwrite: bool, is_mai
             raise UsageError(
                 f"{run.partial} holds an interrupted run; pass --resume to continue it or --overwrite to start over"
             )
+        if not is_our_partial(run.partial):
+            raise UsageError(f"{run.partial} was not started by distill; refusing to replace it")
         if is_main:
             shutil.rmtree(run.partial)
     return run
+
+
+def mark_started(run: RunFolder) -> None:
+    """Create ``<name>.partial/`` with the mark that makes it this tool's (rank 0, once every rank has
+    checked the folders: the mark is what lets ``--overwrite`` replace it later)."""
+    run.partial.mkdir(parents=True, exist_ok=True)
+    (run.partial / PARTIAL_MARK).write_text("a distill run in progress\n")
+
+
+def is_our_partial(partial: Path) -> bool:
+    """A ``.partial`` folder this tool started: it carries the mark, or holds nothing but checkpoints."""
+    return (partial / PARTIAL_MARK).is_file() or all(p.name.startswith("checkpoint-") for p in partial.iterdir())
 
 
 def last_checkpoint(partial: Path) -> Path | None:
@@ -145,6 +165,7 @@ def finish_run(run: RunFolder, record: RunRecord) -> None:
         shutil.rmtree(ckpt)
     for pickle in PICKLES:
         (run.partial / pickle).unlink(missing_ok=True)
+    (run.partial / PARTIAL_MARK).unlink(missing_ok=True)
     record.write(run.partial)
     move_into_place(run.partial, run.final)
 

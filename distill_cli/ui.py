@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 
@@ -14,8 +15,20 @@ console = Console(stderr=True, highlight=False)
 
 
 def emit_json(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    """One JSON object on stdout. A NaN or infinity (a diverged run) is written as null: strict JSON."""
+    sys.stdout.write(json.dumps(finite(obj), default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def finite(value):
+    """``value`` with every non-finite float replaced by None, in nested dicts, lists and tuples."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def quiet_libraries() -> None:

@@ -135,6 +135,12 @@ def test_second_run_reuses_the_saved_result(tiny_bert, tmp_path):
     assert replaced.code == 0 and "music" in replaced.json["labels"]
     # Nothing half-written lies around.
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # --overwrite never replaces a folder that is not a prepared dataset.
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    r = prepare(tiny_bert, other, "--output", tmp_path / "notes", "--overwrite")
+    assert_one_line_error(r, 2, "is not a dataset prepared by distill")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
 
 
 def test_labels_follow_the_teacher_and_mismatch_is_named(tiny_bert, tmp_path):

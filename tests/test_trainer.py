@@ -189,6 +189,35 @@ def test_existing_run_is_never_overwritten_without_flag(tiny_bert):
     assert sorted(p.name for p in Path("runs").iterdir()) == ["same"]
 
 
+def test_overwrite_replaces_only_what_this_tool_made(tiny_bert, tmp_path):
+    notes = Path("runs/notes")
+    notes.mkdir(parents=True)
+    (notes / "todo.txt").write_text("mine")
+    assert_one_line_error(_finetune(tiny_bert, "notes", "--overwrite"), 2, "runs/notes is not a run made by distill")
+    assert (notes / "todo.txt").read_text() == "mine"
+    # A .partial folder the tool did not start is not replaced either.
+    (Path("runs") / "other.partial").mkdir()
+    (Path("runs") / "other.partial" / "draft.txt").write_text("mine")
+    r = _finetune(tiny_bert, "other", "--overwrite")
+    assert_one_line_error(r, 2, "runs/other.partial was not started by distill")
+    assert (Path("runs") / "other.partial" / "draft.txt").read_text() == "mine"
+    # A name is one folder under the runs folder: nothing is written outside it.
+    assert_one_line_error(_finetune(tiny_bert, "../escape"), 2, "--name '../escape'", "one folder name")
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "escape.partial").exists()
+
+
+def test_json_output_is_strict_json_even_for_a_diverged_run(capsys):
+    import json
+
+    from distill_cli.ui import emit_json
+
+    emit_json({"loss": float("nan"), "epochs": [{"accuracy": float("inf")}, {"accuracy": 0.5}]})
+    assert json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(c)) == {
+        "loss": None,
+        "epochs": [{"accuracy": None}, {"accuracy": 0.5}],
+    }
+
+
 def test_same_seed_same_metrics(tiny_bert):
     a, b = _finetune(tiny_bert, "a"), _finetune(tiny_bert, "b")
     assert a.json["epochs"] == b.json["epochs"]
@@ -283,6 +312,50 @@ def test_teacher_cache_is_reused_across_runs(runs):
     second = json.loads((runs / "again2" / "run.json").read_text())["teacher"]
     assert first["cache_reused"] is False and second["cache_reused"] is True
     assert len(list(Path("c/teacher-logits").glob("*.safetensors"))) == 1
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "nan"])
+def test_a_damaged_teacher_cache_entry_is_rebuilt_not_trusted(runs, damage):
+    import torch
+    from safetensors.torch import save_file
+
+    flags = ("--student-layers", "1", "--epochs", "1", "--cache-dir", "c", "--json")
+    first = distill_from_teacher(runs, "teacher", *flags, "--name", "clean")
+    assert first.code == 0, first.stderr
+    (entry,) = Path("c/teacher-logits").glob("*.safetensors")
+    raw = bytearray(entry.read_bytes())
+    if damage == "flip":  # damaged data bytes: the checksum no longer matches
+        raw[-64:] = bytes(b ^ 0xFF for b in raw[-64:])
+        entry.write_bytes(bytes(raw))
+    elif damage == "truncate":  # a damaged header or a short file
+        entry.write_bytes(bytes(raw[: len(raw) // 3]))
+    else:  # NaN values: refused even with the shape and a checksum of their own
+        from safetensors import safe_open
+
+        from distill_cli.training.teacher_cache import tensor_digest
+
+        with safe_open(str(entry), "pt") as f:
+            shape = f.get_tensor("logits").shape
+        logits = torch.full(tuple(shape), float("nan"))
+        save_file({"logits": logits}, str(entry), metadata={"rows": str(shape[0]), "sha256": tensor_digest(logits)})
+    again = distill_from_teacher(runs, "teacher", *flags, "--name", "again")
+    assert again.code == 0, again.stderr
+    assert "teacher-logit cache entry" in again.stderr and "damaged; computing it again" in again.stderr
+    assert again.json["epochs"] == first.json["epochs"]  # the same run as with the sound cache
+    assert json.loads((runs / "again" / "run.json").read_text())["teacher"]["cache_reused"] is False
+
+
+def test_a_diverging_run_stops_with_exit_1_and_keeps_no_finished_model(runs, monkeypatch):
+    import torch
+
+    from distill_cli.training import trainer
+
+    monkeypatch.setattr(trainer, "distillation_loss", lambda *a: torch.tensor(float("nan"), requires_grad=True))
+    r = distill_from_teacher(runs, "teacher", "--student-layers", "1", "--epochs", "1", "--name", "nan", "--json")
+    last = [ln for ln in r.stderr.splitlines() if ln.strip()][-1]
+    assert r.code == 1 and last.startswith("error: training diverged: the loss is nan at step 0")
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert not (runs / "nan").exists() and (runs / "nan.partial").is_dir()  # nothing that looks finished
 
 
 def test_two_processes_with_torchrun(runs, tmp_path):

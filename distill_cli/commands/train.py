@@ -29,6 +29,7 @@ from distill_cli.runs import (
     StudentRecord,
     TeacherRecord,
     finish_run,
+    mark_started,
     open_run,
     run_path,
 )
@@ -349,6 +350,8 @@ def build_trainer(args: DistillationTrainingArguments, model, setup: Setup, call
 def fit(trainer: DistillationTrainer, run: RunFolder) -> float:
     """Train (or resume); a signal saves a checkpoint and raises ``Interrupted``. Returns the seconds spent."""
     stopper = next(c for c in trainer.callback_handler.callbacks if isinstance(c, StopOnSignal))
+    if trainer.args.process_index == 0:
+        mark_started(run)
     stopper.install()
     start = time.perf_counter()
     try:

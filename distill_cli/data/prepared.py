@@ -172,6 +172,8 @@ def prepare(
         return Prepared(path, existing, load_prepared(path)[1], reused=True)
     if path.exists() and not overwrite and (existing is not None or any(path.iterdir())):
         raise UsageError(f"{path} already holds other data; pass --overwrite or choose another --output")
+    if path.exists() and existing is None and any(path.iterdir()):
+        raise UsageError(f"{path} is not a dataset prepared by distill (no manifest.json); refusing to replace it")
     if "validation" not in splits:
         splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_size, cfg.seed)
     dsd = tokenize(to_datasets(splits, names), tokenizer, cfg.max_length)

@@ -94,3 +94,4 @@ class ReportToTrial(TrainerCallback):
         self.trial.report(metrics["eval_accuracy"], step=len(self.accuracies))
         if self.trial.should_prune():
             self.pruned = control.should_training_stop = True
+

@@ -13,9 +13,10 @@ import torch
 
 from distill_cli import modeling
 from distill_cli.config import Config
+from distill_cli.errors import DistillError
 from distill_cli.files import atomic_file
 from distill_cli.training.trainer import MODEL_INPUTS
-from distill_cli.ui import Bar
+from distill_cli.ui import Bar, warn
 
 
 def _file_digest(path: Path) -> str:
@@ -64,8 +65,9 @@ def compute_logits(model, tokenizer, texts: list[str], max_length: int, descript
 
 
 def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: list[str]) -> tuple[torch.Tensor, bool]:
-    """The teacher's logits over ``texts``, from the cache when the same teacher saw the same texts."""
-    from safetensors.torch import load_file, save_file
+    """The teacher's logits over ``texts``, from the cache when the same teacher saw the same texts. A cache
+    entry is trusted only when its shape, checksum and values check out; a damaged one is computed again."""
+    from safetensors.torch import save_file
 
     key = hashlib.sha256(
         json.dumps(
@@ -77,11 +79,37 @@ def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: lis
         ).encode()
     ).hexdigest()[:24]
     path = cfg.cache_root() / "teacher-logits" / f"{key}.safetensors"
+    shape = (len(texts), model_config.num_labels)
     if path.is_file():
-        return load_file(str(path))["logits"], True
+        cached = read_checked(path, shape)
+        if cached is not None:
+            return cached, True
+        warn(f"the teacher-logit cache entry {path.name} is damaged; computing it again")
     tokenizer = modeling.load_tokenizer(ref, cfg)
     model = modeling.load_for_inference(ref, cfg)
-    logits = compute_logits(model, tokenizer, texts, cfg.max_length)
+    logits = compute_logits(model, tokenizer, texts, cfg.max_length).contiguous()
+    if not torch.isfinite(logits).all():
+        raise DistillError(f"teacher '{ref.spec}' gives non-finite logits (NaN or infinity): it cannot teach")
+    metadata = {"teacher": ref.spec, "rows": str(shape[0]), "sha256": tensor_digest(logits)}
     with atomic_file(path) as tmp:
-        save_file({"logits": logits.contiguous()}, str(tmp), metadata={"teacher": ref.spec, "rows": str(len(texts))})
+        save_file({"logits": logits}, str(tmp), metadata=metadata)
     return logits, False
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.numpy().tobytes()).hexdigest()
+
+
+def read_checked(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
+    """The cached logits if the file reads, has the expected shape, matches its checksum and holds only
+    finite values; else None."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            digest = (f.metadata() or {}).get("sha256")
+            logits = f.get_tensor("logits")
+    except Exception:  # noqa: BLE001 - a truncated or garbled file raises several kinds of error
+        return None
+    ok = tuple(logits.shape) == shape and digest == tensor_digest(logits) and bool(torch.isfinite(logits).all())
+    return logits if ok else None

@@ -19,6 +19,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from distill_cli.config import Config
+from distill_cli.errors import DistillError
 from distill_cli.training import checkpoint
 from distill_cli.training.loss import distillation_loss
 
@@ -72,6 +73,12 @@ class DistillationTrainer(Trainer):
             loss = distillation_loss(outputs.logits, labels, teacher_logits, self.args.alpha, self.args.temperature)
         else:
             loss = F.cross_entropy(outputs.logits, labels)
+        if not torch.isfinite(loss):
+            # Stop at the first bad step: the run stays unfinished in .partial, no finished-looking model.
+            raise DistillError(
+                f"training diverged: the loss is {loss.item()} at step {self.state.global_step}; "
+                "lower the learning rate, or check the data and the teacher"
+            )
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
