@@ -116,6 +116,23 @@ def _from_pretrained(loader, ref: ModelRef, cfg: Config, **kwargs):
         raise UsageError(f"cannot load '{ref.spec}': {str(err).splitlines()[0]}") from None
 
 
+PICKLED_WEIGHTS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+def load_weights(loader, ref: ModelRef, cfg: Config, **kwargs):
+    """``loader.from_pretrained`` for a model's weights, from safetensors only: a pickled checkpoint can run
+    code when it is loaded, so it needs the same opt-in as remote code (``trust_remote_code``)."""
+    if not cfg.trust_remote_code and ref.is_local:
+        folder = Path(ref.location)
+        pickled = [p.name for pattern in PICKLED_WEIGHTS for p in folder.glob(pattern)]
+        if pickled and not list(folder.glob("*.safetensors")):
+            raise UsageError(
+                f"{ref.location} holds only pickled weights ({pickled[0]}), which can run code when loaded: "
+                "convert them to safetensors, or set trust_remote_code: true to load them"
+            )
+    return _from_pretrained(loader, ref, cfg, use_safetensors=not cfg.trust_remote_code or None, **kwargs)
+
+
 def load_tokenizer(ref: ModelRef, cfg: Config):
     if is_static(ref):
         return StaticTokenizer()
@@ -182,7 +199,7 @@ def load_classifier(ref: ModelRef, cfg: Config, labels: list[str]):
         return _mean_pooling_classifier(ref, cfg, label_config, keep_head)
     from transformers import AutoModelForSequenceClassification
 
-    return _from_pretrained(AutoModelForSequenceClassification, ref, cfg, **label_config, ignore_mismatched_sizes=True)
+    return load_weights(AutoModelForSequenceClassification, ref, cfg, **label_config, ignore_mismatched_sizes=True)
 
 
 def _mean_pooling_classifier(ref: ModelRef, cfg: Config, label_config: dict, keep_head: bool = True):
@@ -190,7 +207,7 @@ def _mean_pooling_classifier(ref: ModelRef, cfg: Config, label_config: dict, kee
 
     from distill_cli.pooling import MeanPoolingClassifier, load_head
 
-    body = _from_pretrained(AutoModel, ref, cfg, **label_config)
+    body = load_weights(AutoModel, ref, cfg, **label_config)
     dropout = getattr(body.config, "hidden_dropout_prob", getattr(body.config, "dropout", 0.1))
     model = MeanPoolingClassifier(body, label_config["num_labels"], dropout)
     weights = model_file(ref, "model.safetensors") if keep_head else None
@@ -219,7 +236,7 @@ def load_for_inference(ref: ModelRef, cfg: Config):
     if getattr(model_config, POOLING_KEY, None) == "mean":
         model = _mean_pooling_classifier(ref, cfg, {"num_labels": model_config.num_labels})
     else:
-        model = _from_pretrained(AutoModelForSequenceClassification, ref, cfg)
+        model = load_weights(AutoModelForSequenceClassification, ref, cfg)
     return model.eval()
 
 

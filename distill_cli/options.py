@@ -53,7 +53,16 @@ TRAIN = DATA + (
     "oos_share",
 )
 DISTILL = TRAIN + ("teacher", "teacher_mode", "temperature", "static_dims")
-EVALUATE = ("dataset", "oos_label", "max_length", "runs_dir", "cache_dir", "seed", "validation_size")
+EVALUATE = (
+    "dataset",
+    "oos_label",
+    "max_length",
+    "runs_dir",
+    "cache_dir",
+    "seed",
+    "validation_size",
+    "trust_remote_code",
+)
 EXPORT = ("dataset", "runs_dir", "cache_dir", "max_length", "seed", "validation_size")
 PREDICT = ("runs_dir", "max_length", "oos_label")
 PUSH = ("runs_dir",)

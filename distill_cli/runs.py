@@ -22,7 +22,6 @@ from distill_cli.oos import OOSRule
 
 RUN_FILE = "run.json"
 PARTIAL_MARK = ".distill-run"  # in <name>.partial/: the folder is a run this tool started
-PICKLES = ("training_args.bin",)  # what Trainer.save_model writes beside the weights
 
 
 class StudentRecord(BaseModel):
@@ -160,11 +159,9 @@ def last_checkpoint(partial: Path) -> Path | None:
 
 
 def finish_run(run: RunFolder, record: RunRecord) -> None:
-    """Drop checkpoints and pickles, write run.json, and move the run into place in one rename."""
+    """Drop checkpoints and the mark, write run.json, and move the run into place in one rename."""
     for ckpt in run.partial.glob("checkpoint-*"):
         shutil.rmtree(ckpt)
-    for pickle in PICKLES:
-        (run.partial / pickle).unlink(missing_ok=True)
     (run.partial / PARTIAL_MARK).unlink(missing_ok=True)
     record.write(run.partial)
     move_into_place(run.partial, run.final)

@@ -88,7 +88,7 @@ def distill_static(encoder, cfg: Config):
     from distill_cli import modeling
     from distill_cli.ui import info
 
-    body = modeling._from_pretrained(AutoModel, encoder, cfg)
+    body = modeling.load_weights(AutoModel, encoder, cfg)
     tokenizer = modeling.load_tokenizer(encoder, cfg)
     info(f"making the static model of {encoder.spec} ({len(tokenizer)} tokens, {cfg.static_dims} dimensions)")
     return distill_from_model(body, tokenizer, pca_dims=cfg.static_dims)

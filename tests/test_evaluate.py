@@ -176,12 +176,15 @@ def test_extra_metric_from_a_local_evaluate_module(runs, tmp_path):
                 return {"errors": sum(p != r for p, r in zip(predictions, references))}
     """)
     )
-    r = run_cli("evaluate", "student", "--runs-dir", runs, "--latency-runs", "2", "--metric", str(module), "--json")
+    flags = ("--runs-dir", runs, "--latency-runs", "2", "--metric", str(module))
+    refused = run_cli("evaluate", "student", *flags)  # a metric is code: it runs only when allowed
+    assert_one_line_error(refused, 2, "--metric runs the metric's own code", "--trust-remote-code")
+    r = run_cli("evaluate", "student", *flags, "--trust-remote-code", "--json")
     assert r.code == 0, r.stderr
     m = r.json["models"][0]
     n = json.loads((runs / "student" / "run.json").read_text())["dataset"]["splits"]["test"]
     assert m["extra_metrics"][str(module)]["errors"] == round((1 - m["accuracy"]) * n)
-    missing = run_cli("evaluate", "student", "--runs-dir", runs, "--metric", "no_such_metric_anywhere")
+    missing = run_cli("evaluate", "student", *flags[:2], "--metric", "no_such_metric_anywhere", "--trust-remote-code")
     assert_one_line_error(missing, 2, "cannot load metric 'no_such_metric_anywhere'")
 
 

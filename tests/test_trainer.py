@@ -206,6 +206,28 @@ def test_overwrite_replaces_only_what_this_tool_made(tiny_bert, tmp_path):
     assert not (tmp_path / "escape").exists() and not (tmp_path / "escape.partial").exists()
 
 
+def test_pickled_weights_are_refused_unless_allowed(tiny_bert, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "pickled"  # the tiny model as an old checkpoint: pytorch_model.bin, a pickle
+    shutil.copytree(tiny_bert, pickled)
+    torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    assert (pickled / "pytorch_model.bin").is_file() and not list(pickled.glob("*.safetensors"))
+    r = _finetune(pickled, "p", "--epochs", "1")
+    assert_one_line_error(r, 2, "holds only pickled weights (pytorch_model.bin)", "convert them to safetensors")
+    assert not Path("runs").exists()
+    allowed = tmp_path / "allow.yaml"
+    allowed.write_text("trust_remote_code: true\n")
+    r = _finetune(pickled, "p", "--epochs", "1", "--config", allowed)
+    assert r.code == 0, r.stderr
+    # Nor does a run or its checkpoints keep a pickle of the training arguments.
+    assert not list(Path("runs").rglob("*.bin"))
+
+
 def test_json_output_is_strict_json_even_for_a_diverged_run(capsys):
     import json
 

@@ -205,6 +205,11 @@ def evaluate_models(
     extra_metrics: list[str] | None = None,
 ) -> dict:
     """Measure every model on ``split``; results also go into each run folder's ``eval_results.json``."""
+    if extra_metrics and not cfg.trust_remote_code:
+        raise UsageError(
+            "--metric runs the metric's own code (a local script, or one fetched from the Hub): "
+            "pass --trust-remote-code to allow it"
+        )
     refs = [modeling.resolve_model(s, cfg) for s in specs]  # every name checked before any compute
     metrics = {name: load_metric(name) for name in extra_metrics or []}  # loaded once, for every model
     if threads:

@@ -91,6 +91,12 @@ class DistillationTrainer(Trainer):
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
         )
 
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        """As ``Trainer._save``, without the ``training_args.bin`` pickle it writes last: the run's settings are
+        in ``run.json``, and its checkpoints hold no pickle."""
+        super()._save(output_dir, state_dict)
+        Path(output_dir or self.args.output_dir, "training_args.bin").unlink(missing_ok=True)
+
     # Pickle-free checkpoints (see distill_cli/checkpoint.py).
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         if self.args.should_save:
