@@ -72,7 +72,9 @@ class Config(BaseModel):
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     warmup: float = Field(0.0, ge=0, lt=1, description="Fraction of steps for learning-rate warmup.")
     gradient_accumulation_steps: PositiveInt = Field(1, description="Accumulate gradients over N batches.")
-    seed: int = Field(42, description="Random seed (data split, head initialisation, shuffling).")
+    seed: int = Field(
+        42, ge=0, lt=2**32, description="Random seed (data split, head initialisation, shuffling)."
+    )
     group_by_length: bool = Field(True, description="Batch queries of similar length: far less padding.")
     report_to: str | list[str] = Field(
         "none",

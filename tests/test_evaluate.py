@@ -191,6 +191,11 @@ def test_extra_metric_from_a_local_evaluate_module(runs, tmp_path):
 def test_bad_model_and_split(runs):
     assert_one_line_error(run_cli("evaluate", "teacher", "./nope", "--runs-dir", runs), 2, "model not found: ./nope")
     assert_one_line_error(run_cli("evaluate", "teacher", "--runs-dir", runs, "--split", "dev"), 2, "no 'dev' split")
+    # An output that cannot be written is refused before the evaluation, not after it.
+    r = run_cli("evaluate", "teacher", "--runs-dir", runs, "--output", runs)
+    assert_one_line_error(r, 2, "it is a folder")
+    r = run_cli("evaluate", "teacher", "--runs-dir", runs, "--plot", runs / "no" / "such" / "plot.png")
+    assert_one_line_error(r, 2, "its folder does not exist")
 
 
 def test_agreement_and_the_intents_that_lost_the_most(runs, tmp_path):

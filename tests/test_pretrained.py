@@ -176,7 +176,8 @@ def test_bad_inputs_for_the_rule_and_predict(runs, tmp_path, monkeypatch):
     assert_one_line_error(_finetune("x", "a", "--oos-share", "0"), 2, "oos_share")
     data = tmp_path / "no-oos.csv"
     data.write_text("text,label\n" + "".join(f"play song {i},music\nset alarm {i},alarm\n" for i in range(10)))
-    r = run_cli("finetune", "--dataset", data, "--student", runs / "teacher", "--oos-rule", "threshold", "--name", "t")
+    flags = ("--oos-rule", "threshold", "--name", "t", "--max-length", "24")
+    r = run_cli("finetune", "--dataset", data, "--student", runs / "teacher", *flags)
     assert_one_line_error(r, 2, "needs an out-of-scope label", "--oos-label")
     assert not (tmp_path / "runs" / "t").exists()
     (tmp_path / "notes").mkdir()

@@ -151,6 +151,8 @@ def test_server_down_and_offline_mode(evaluated, monkeypatch):
 
 def test_bad_arguments(evaluated):
     assert_one_line_error(push(evaluated, "--repo-id", "no-owner", "--dry-run"), 2, "expected OWNER/NAME")
+    for bad in ("me/..", "me/x--y", "me/-x"):  # huggingface_hub's own rules, checked by the dry run too
+        assert_one_line_error(push(evaluated, "--repo-id", bad, "--dry-run"), 2, f"--repo-id {bad!r}")
     r = run_cli("push", "nowhere/at/all", "--repo-id", "me/a", "--dry-run")
     assert_one_line_error(r, 2, "model not found")
     empty = Path("empty-model")

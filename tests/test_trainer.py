@@ -228,6 +228,13 @@ def test_pickled_weights_are_refused_unless_allowed(tiny_bert, tmp_path):
     assert not list(Path("runs").rglob("*.bin"))
 
 
+def test_settings_a_model_cannot_take_are_refused_before_any_run_folder(tiny_bert):
+    assert_one_line_error(_finetune(tiny_bert, "s", "--seed", "-1"), 2, "'seed'", "greater than or equal to 0")
+    r = _finetune(tiny_bert, "m", "--max-length", "100000")
+    assert_one_line_error(r, 2, "--max-length 100000: the student reads at most")
+    assert not Path("runs").exists()
+
+
 def test_json_output_is_strict_json_even_for_a_diverged_run(capsys):
     import json
 
@@ -310,7 +317,8 @@ def test_label_mismatch_with_the_teacher_exits_2(runs, tmp_path):
     data.write_text(
         "text,label\nplay jazz,play_music\nbook a flight,book_flight\nwhat time is it,clock\nset alarm,set_alarm\n"
     )
-    r = run_cli("distill", "--dataset", data, "--runs-dir", runs, "--teacher", "teacher", "--student", "teacher")
+    flags = ("--runs-dir", runs, "--teacher", "teacher", "--student", "teacher", "--max-length", "24")
+    r = run_cli("distill", "--dataset", data, *flags)
     assert_one_line_error(r, 2, "unknown to the teacher teacher", "book_flight, clock")
 
 

@@ -7,6 +7,7 @@ import typer
 from rich.markup import escape
 
 from distill_cli.config import load_config
+from distill_cli.errors import UsageError
 from distill_cli.options import EVALUATE, ConfigOpt, JsonOpt, config_flags
 from distill_cli.ui import console, emit_json, info, quiet_libraries
 
@@ -40,6 +41,10 @@ def evaluate(
         from distill_cli.ui import require_matplotlib
 
         require_matplotlib()
+    for path in (output, plot):  # a path that cannot be written fails now, not after the evaluation
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            problem = "it is a folder" if path.is_dir() else "its folder does not exist"
+            raise UsageError(f"cannot write {path}: {problem}")
     quiet_libraries()
     settings = dict(split=split, threads=threads, latency_runs=latency_runs, batch_size=batch_size)
     report = command.evaluate_models(cfg, models, **settings, extra_metrics=metric or [])

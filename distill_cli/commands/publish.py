@@ -279,6 +279,18 @@ def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
     return str(card)
 
 
+def check_repo_id(repo_id: str) -> None:
+    """OWNER/NAME, by huggingface_hub's own rules (no ``--`` or ``..``, no leading or trailing ``-`` or ``.``)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not REPO_ID.match(repo_id):
+        raise UsageError(f"--repo-id {repo_id!r}: expected OWNER/NAME")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise UsageError(f"--repo-id {repo_id!r}: {str(err).splitlines()[0]}") from None
+
+
 def push(
     cfg: Config,
     model: str,
@@ -288,8 +300,7 @@ def push(
     dry_run: bool = False,
 ) -> dict:
     """Publish a run folder to ``repo_id`` in one commit; ``dry_run`` shows what would go and touches nothing."""
-    if not REPO_ID.match(repo_id):
-        raise UsageError(f"--repo-id {repo_id!r}: expected OWNER/NAME")
+    check_repo_id(repo_id)
     ref = resolve_model(model, cfg)
     if not ref.is_local:
         raise UsageError(f"push publishes a local run: '{model}' is not a run name or folder")

@@ -235,6 +235,7 @@ def load_models(cfg: Config, command: str, student_ref: modeling.ModelRef) -> Mo
     models.student_config = modeling.load_model_config(student_ref, cfg)
     if not is_static_spec(cfg):  # model2vec makes static vectors of any encoder
         modeling.check_family(models.student_config, "student", cfg.student)
+        check_max_length(cfg, models.student_config, "student")
     models.tokenizer = modeling.load_tokenizer(student_ref, cfg)
     if models.teacher is not None and cfg.teacher_mode == "online":
         teacher_tokenizer = modeling.load_tokenizer(models.teacher, cfg)
@@ -244,6 +245,13 @@ def load_models(cfg: Config, command: str, student_ref: modeling.ModelRef) -> Mo
                 "the default cached mode works with different tokenizers"
             )
     return models
+
+
+def check_max_length(cfg: Config, model_config, role: str) -> None:
+    """``max_length`` within the positions the model has, before anything is built."""
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions is not None and cfg.max_length > positions:
+        raise UsageError(f"--max-length {cfg.max_length}: the {role} reads at most {positions} tokens")
 
 
 def load_data(cfg: Config, args, models: Models) -> Prepared:
