@@ -104,6 +104,11 @@ def _from_pretrained(loader, ref: ModelRef, cfg: Config, **kwargs):
             **kwargs,
         )
     except OSError as err:
+        if offline and "/" not in ref.spec:  # a bare name is more often a misspelt run than a Hub model
+            raise UsageError(
+                f"no run, folder or alias named '{ref.spec}' (runs are looked up in {cfg.runs_dir}), and as a Hub "
+                f"model it is not cached while the Hub is unreachable ({offline})"
+            ) from None
         if offline:
             raise DistillError(
                 f"cannot load '{ref.spec}': the Hugging Face Hub is unreachable ({offline}) and it is not "

@@ -190,6 +190,8 @@ def test_extra_metric_from_a_local_evaluate_module(runs, tmp_path):
 
 def test_bad_model_and_split(runs):
     assert_one_line_error(run_cli("evaluate", "teacher", "./nope", "--runs-dir", runs), 2, "model not found: ./nope")
+    r = run_cli("predict", "studnet", "hello", "--runs-dir", runs)  # a misspelt run, offline: named as such
+    assert_one_line_error(r, 2, "no run, folder or alias named 'studnet'")
     assert_one_line_error(run_cli("evaluate", "teacher", "--runs-dir", runs, "--split", "dev"), 2, "no 'dev' split")
     # An output that cannot be written is refused before the evaluation, not after it.
     r = run_cli("evaluate", "teacher", "--runs-dir", runs, "--output", runs)
