@@ -119,6 +119,13 @@ def test_real_clinc150_plus(tmp_path):
     assert sum(1 for x in test["label"] if x == oos) == 1000
 
 
+def test_one_example_per_class_leaves_no_validation_split_and_is_refused(tiny_bert, tmp_path):
+    data = write_rows(tmp_path / "few.csv", [("play jazz", "music"), ("wake me at 7", "alarm"), ("hi", "greet")])
+    r = prepare(tiny_bert, data, "--output", tmp_path / "out")
+    assert_one_line_error(r, 2, "too few examples to hold out a validation split")
+    assert not (tmp_path / "out").exists()
+
+
 def test_second_run_reuses_the_saved_result(tiny_bert, tmp_path):
     data = write_rows(tmp_path / "d.csv")
     first = prepare(tiny_bert, data, "--output", tmp_path / "out")

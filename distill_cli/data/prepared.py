@@ -176,6 +176,11 @@ def prepare(
         raise UsageError(f"{path} is not a dataset prepared by distill (no manifest.json); refusing to replace it")
     if "validation" not in splits:
         splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_size, cfg.seed)
+        if not splits["validation"]["label"]:
+            raise UsageError(
+                f"{source.description}: too few examples to hold out a validation split (a class needs at least "
+                "2); add examples, or give a validation split of its own"
+            )
     dsd = tokenize(to_datasets(splits, names), tokenizer, cfg.max_length)
     manifest = {
         "key": key,
