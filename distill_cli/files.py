@@ -23,6 +23,19 @@ def atomic_file(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder path beside ``path`` (not yet created: the writer makes it); when the block
+    succeeds it replaces ``path`` in one rename, when it fails it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
+    try:
+        yield tmp
+        move_into_place(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def move_into_place(src: Path, dest: Path) -> None:
     """Rename the finished folder ``src`` to ``dest``, replacing a folder already there."""
     old = None

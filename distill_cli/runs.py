@@ -103,14 +103,19 @@ def slug(spec: str) -> str:
     return re.sub(r"[^\w.-]+", "-", Path(spec).name or spec).strip("-") or "model"
 
 
+def check_name(name: str, runs_dir: Path, what: str, hint: str = "") -> None:
+    """A run's or a study's name is one folder under the runs folder: nothing is written outside it."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise UsageError(f"--name {name!r}: a {what} name is one folder name under {runs_dir}{hint}")
+
+
 def run_path(cfg: Config, command: str) -> tuple[Path, bool]:
     """The run folder, and whether its name was generated. A name is one folder under the runs folder
     (``--output`` takes any path)."""
     if cfg.output is not None:
         return cfg.output, False
     if cfg.name:
-        if Path(cfg.name).name != cfg.name or cfg.name in (".", ".."):
-            raise UsageError(f"--name {cfg.name!r}: a run name is one folder name under {cfg.runs_dir}; use --output")
+        check_name(cfg.name, cfg.runs_dir, "run", "; use --output")
         return cfg.runs_dir / cfg.name, False
     return cfg.runs_dir / f"{command}-{slug(cfg.student)}-{time.strftime('%Y%m%d-%H%M%S')}", True
 

@@ -10,12 +10,11 @@ epoch kept, on validation.
 
 The run folder is model2vec's ``StaticModelPipeline`` (safetensors and JSON, loadable without torch) plus
 ``run.json``. ``StaticClassifier`` runs such a folder the way every command calls a model. This module
-imports nothing heavy at load time.
+imports nothing heavy at load time, and nothing of ours that loads models (``modeling`` imports it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -51,47 +50,12 @@ def require_model2vec() -> None:
 
 
 def with_defaults(cfg: Config) -> Config:
-    """``cfg`` with the static student's ``DEFAULTS`` where neither the config nor a flag set a value."""
+    """``cfg`` as it is for a transformer student. For a static one, model2vec must be installed, and the
+    ``DEFAULTS`` fill what neither the config nor a flag set."""
+    if encoder_spec(cfg.student) is None:
+        return cfg
+    require_model2vec()
     return cfg.model_copy(update={k: v for k, v in DEFAULTS.items() if k not in cfg.model_fields_set})
-
-
-def static_model(encoder, cfg: Config):
-    """The static model of ``encoder`` (a ``ModelRef``), made once and kept in the cache, keyed by the
-    encoder's weights, the dimensions and model2vec's version."""
-    import model2vec
-    from model2vec import StaticModel
-
-    from distill_cli import modeling
-    from distill_cli.files import move_into_place
-    from distill_cli.training.teacher_cache import model_fingerprint
-
-    encoder_config = modeling.load_model_config(encoder, cfg)
-    key = hashlib.sha256(
-        json.dumps([model_fingerprint(encoder, encoder_config), cfg.static_dims, model2vec.__version__]).encode()
-    ).hexdigest()[:24]
-    folder = cfg.cache_root() / "static" / key
-    if (folder / "model.safetensors").is_file():
-        return StaticModel.from_pretrained(str(folder))
-    static = distill_static(encoder, cfg)
-    partial = folder.with_name(f".{key}.partial")
-    static.save_pretrained(str(partial))
-    move_into_place(partial, folder)
-    return static
-
-
-def distill_static(encoder, cfg: Config):
-    """model2vec's distillation of the encoder's body, loaded by us (local files, no remote code unless
-    the config allows it): a vector for every token of its vocabulary, mean-pooled, PCA to ``static_dims``."""
-    from model2vec.distill import distill_from_model
-    from transformers import AutoModel
-
-    from distill_cli import modeling
-    from distill_cli.ui import info
-
-    body = modeling.load_weights(AutoModel, encoder, cfg)
-    tokenizer = modeling.load_tokenizer(encoder, cfg)
-    info(f"making the static model of {encoder.spec} ({len(tokenizer)} tokens, {cfg.static_dims} dimensions)")
-    return distill_from_model(body, tokenizer, pca_dims=cfg.static_dims)
 
 
 class StaticTokenizer:

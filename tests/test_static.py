@@ -116,11 +116,11 @@ def test_evaluate_export_and_push_take_a_static_student(static_run, tiny_runs, t
 
 
 def test_the_static_model_is_made_once_and_cached(runs, tiny_bert, monkeypatch):
-    from distill_cli import static
+    from distill_cli.training import static_student
 
     made = []
-    real = static.distill_static
-    monkeypatch.setattr(static, "distill_static", lambda *a: made.append(1) or real(*a))
+    real = static_student.distill_static
+    monkeypatch.setattr(static_student, "distill_static", lambda *a: made.append(1) or real(*a))
     for name in ("a", "b"):
         r = distill_from_teacher(runs, f"static:{tiny_bert}", *STATIC, "--epochs", "1", "--name", name)
         assert r.code == 0, r.stderr

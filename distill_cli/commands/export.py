@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from distill_cli import modeling
 from distill_cli.config import Config
 from distill_cli.data.prepared import load_for_training
 from distill_cli.errors import DistillError, UsageError
-from distill_cli.files import move_into_place
+from distill_cli.files import atomic_folder
 from distill_cli.onnx_model import EXPORT_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder, require_onnxruntime
 from distill_cli.runs import RunRecord, config_with_run_dataset
 from distill_cli.training.trainer import MODEL_INPUTS
@@ -89,9 +88,8 @@ def export(
     checks = {}
     if trim_vocab:
         model, tokenizer, checks["trim"] = trim_step(model, tokenizer, texts, cfg.max_length)
-    tmp = output.with_name(f".{output.name}.tmp-{time.time_ns()}")
-    try:
-        tmp.mkdir(parents=True)
+    with atomic_folder(output) as tmp:
+        tmp.mkdir()
         tokenizer.save_pretrained(tmp)
         if fmt == "torch":
             model.save_pretrained(tmp)
@@ -99,9 +97,6 @@ def export(
             checks.update(write_onnx(tmp, model, tokenizer, texts, quantize, cfg.max_length))
         record = write_folder(tmp, ref, spec, fmt, quantize, trim_vocab, checks)
         gate(checks, max_accuracy_drop)
-        move_into_place(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return {**record, "output": str(output)}
 
 
@@ -110,13 +105,9 @@ def copy_static(ref: modeling.ModelRef, spec: str, output: Path, overwrite: bool
     export record beside it, so that scripts that export every student work for this one too."""
     check_output(output, overwrite)
     warn(f"{spec} is a static model2vec pipeline: exported as it is (format, quantization and trimming do not apply)")
-    tmp = output.with_name(f".{output.name}.tmp-{time.time_ns()}")
-    try:
+    with atomic_folder(output) as tmp:
         shutil.copytree(ref.location, tmp, ignore=shutil.ignore_patterns(EXPORT_FILE))
         record = write_folder(tmp, ref, spec, "static", "none", False, {})
-        move_into_place(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return {**record, "output": str(output)}
 
 

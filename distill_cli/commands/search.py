@@ -30,7 +30,6 @@ from distill_cli.commands.train import (
     build_trainer,
     check_trackers,
     finish_training,
-    is_static_spec,
     probe_head,
     shared_setup,
     training_arguments,
@@ -39,9 +38,8 @@ from distill_cli.config import Config
 from distill_cli.errors import DistillError, StudyInterrupted, UsageError
 from distill_cli.files import atomic_file, file_lock
 from distill_cli.hub import redact_url
-from distill_cli.runs import RunFolder, RunRecord, slug
+from distill_cli.runs import RunFolder, RunRecord, check_name, slug
 from distill_cli.search_space import SearchSettings
-from distill_cli.static import require_model2vec
 from distill_cli.static import with_defaults as static_defaults
 from distill_cli.training.callbacks import ReportToTrial, RichProgress, StopOnSignal
 from distill_cli.ui import info, warn
@@ -73,6 +71,7 @@ class Study:
     settings: SearchSettings
     name: str
     folder: Path
+    student: modeling.ModelRef
     optuna: object  # optuna.Study
     setup: Setup | None = None
     last: Trained | None = None  # the trial just trained, until keep_if_best has seen it
@@ -81,14 +80,12 @@ class Study:
 def search(cfg: Config, settings: SearchSettings, name: str | None, plot: Path | None = None) -> dict:
     """Run ``settings.trials`` trials (fewer on ``timeout`` or a signal) and return the study's summary;
     ``plot`` also writes the history and importances there."""
-    if is_static_spec(cfg):
-        require_model2vec()
-        cfg = static_defaults(cfg)
+    cfg = static_defaults(cfg)
     study = open_study(cfg, settings, name)
     start = time.perf_counter()
     lowest_alpha = settings.alpha[0] if settings.alpha is not None else cfg.alpha
     args = training_arguments(cfg, "distill")
-    study.setup = shared_setup(cfg, "distill", args, study_student(cfg), teacher_alpha=lowest_alpha)
+    study.setup = shared_setup(cfg, "distill", args, study.student, teacher_alpha=lowest_alpha)
     added = run_trials(study, start)
     if completed(study):
         write_best_config(study)
@@ -109,10 +106,10 @@ def open_study(cfg: Config, settings: SearchSettings, name: str | None) -> Study
         raise UsageError("search pays for the teacher once: it needs teacher_mode cached, not online")
     check_trackers(cfg.report_to)
     modeling.resolve_model(cfg.teacher, cfg)  # a misspelt model fails here, before the study folder exists
-    check_layers(cfg, settings)
+    student = modeling.resolve_model(cfg.student, cfg)
+    check_layers(cfg, settings, student)
     name = name or f"search-{slug(cfg.teacher)}-{slug(cfg.student)}"
-    if "/" in name or name in ("", ".", ".."):
-        raise UsageError(f"--name {name}: a study name is one folder name under {cfg.runs_dir}")
+    check_name(name, cfg.runs_dir, "study")
     folder = cfg.runs_dir / name
     if folder.is_dir() and any(folder.iterdir()) and not any((folder / f).exists() for f in OURS):
         raise UsageError(f"{folder} exists and is not a study folder; pass another --name")
@@ -125,17 +122,11 @@ def open_study(cfg: Config, settings: SearchSettings, name: str | None) -> Study
         load_if_exists=True,
     )
     check_same_study(study, identity(cfg, settings), name)
-    return Study(cfg, settings, name, folder, study)
+    return Study(cfg, settings, name, folder, student, study)
 
 
-def study_student(cfg: Config) -> modeling.ModelRef:
-    return modeling.resolve_model(cfg.student, cfg)
-
-
-def check_layers(cfg: Config, settings: SearchSettings) -> None:
-    """The student resolves, and a ``student_layers`` range lies within its layers (its config is read, not
-    its weights)."""
-    student = study_student(cfg)
+def check_layers(cfg: Config, settings: SearchSettings, student: modeling.ModelRef) -> None:
+    """A ``student_layers`` range within the student's own layers (its config is read, not its weights)."""
     if settings.student_layers is None:
         return
     student_config = modeling.load_model_config(student, cfg)
@@ -177,10 +168,11 @@ def make_pruner(kind: str):
 
 
 def identity(cfg: Config, settings: SearchSettings) -> dict:
-    """What makes trials comparable: every training setting and the space (as JSON values)."""
-    setup = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in NOT_PART_OF_STUDY}
-    space = {k: list(v) for k, v in settings.ranges().items()}
-    return json.loads(json.dumps({"config": setup, "space": space, "pruner": settings.pruner}))
+    """What makes trials comparable, as JSON values under flat names: every training setting
+    (``config.<key>``), the space (``space.<key>``) and the pruner."""
+    setup = {f"config.{k}": v for k, v in cfg.model_dump(mode="json").items() if k not in NOT_PART_OF_STUDY}
+    space = {f"space.{k}": list(v) for k, v in settings.ranges().items()}
+    return json.loads(json.dumps({**setup, **space, "pruner": settings.pruner}))
 
 
 def check_same_study(study, wanted: dict, name: str) -> None:
@@ -189,14 +181,7 @@ def check_same_study(study, wanted: dict, name: str) -> None:
     if stored is None:
         study.set_user_attr("setup", wanted)
         return
-    changed = sorted(
-        f"{part}.{key}"
-        for part in wanted
-        for key in set(stored.get(part) or {}) | set(wanted[part] or {})
-        if isinstance(wanted[part], dict) and (stored.get(part) or {}).get(key) != wanted[part].get(key)
-    )
-    if stored.get("pruner") != wanted["pruner"]:
-        changed.append("pruner")
+    changed = sorted(k for k in stored.keys() | wanted.keys() if stored.get(k) != wanted.get(k))
     if changed:
         raise UsageError(
             f"study {name} was started with other settings ({', '.join(changed)}); "

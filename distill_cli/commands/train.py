@@ -33,7 +33,7 @@ from distill_cli.runs import (
     open_run,
     run_path,
 )
-from distill_cli.static import PATIENCE, PREFIX, require_model2vec
+from distill_cli.static import PATIENCE, encoder_spec
 from distill_cli.static import with_defaults as static_defaults
 from distill_cli.training import static_student
 from distill_cli.training.callbacks import RichProgress, StopOnSignal
@@ -96,9 +96,7 @@ class Trained:
 
 def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = False) -> RunRecord:
     """Run ``finetune`` or ``distill`` end to end; the record is also written to the run's ``run.json``."""
-    if is_static_spec(cfg):
-        require_model2vec()
-        cfg = static_defaults(cfg)
+    cfg = static_defaults(cfg)
     check_command(cfg, command)
     student_ref = modeling.resolve_model(cfg.student, cfg)
     args = training_arguments(cfg, command)
@@ -134,7 +132,7 @@ def finish_training(trained: Trained, run: RunFolder, setup: Setup, search: dict
 
 def is_static_spec(cfg: Config) -> bool:
     """The student is ``static:<encoder>``."""
-    return cfg.student.startswith(PREFIX)
+    return encoder_spec(cfg.student) is not None
 
 
 def check_command(cfg: Config, command: str) -> None:

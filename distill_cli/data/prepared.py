@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from distill_cli import __version__
 from distill_cli.config import Config
 from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, Source, Table, read_source, sha
 from distill_cli.errors import UsageError
-from distill_cli.files import move_into_place
+from distill_cli.files import atomic_folder
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -222,14 +221,9 @@ def to_datasets(splits: dict[str, Table], names: list[str]) -> DatasetDict:
 
 def save_atomically(dsd: DatasetDict, manifest: dict, path: Path) -> None:
     """Write into a sibling temporary folder, then swap it in: a failure never leaves half a dataset."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
-    try:
+    with atomic_folder(path) as tmp:
         dsd.save_to_disk(str(tmp))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        move_into_place(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_manifest(path: Path) -> dict | None:

@@ -3,14 +3,48 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from distill_cli import modeling
 from distill_cli.config import Config
-from distill_cli.static import static_model
+from distill_cli.data.sources import sha
+from distill_cli.files import atomic_folder
+from distill_cli.training.teacher_cache import model_fingerprint
 from distill_cli.training.trainer import DistillCollator
+from distill_cli.ui import info
+
+
+def static_model(encoder: modeling.ModelRef, cfg: Config):
+    """The static model of ``encoder``, made once and kept in the cache, keyed by the encoder's weights, the
+    dimensions and model2vec's version."""
+    import model2vec
+    from model2vec import StaticModel
+
+    encoder_config = modeling.load_model_config(encoder, cfg)
+    key = sha(json.dumps([model_fingerprint(encoder, encoder_config), cfg.static_dims, model2vec.__version__]))
+    folder = cfg.cache_root() / "static" / key[:24]
+    if (folder / "model.safetensors").is_file():
+        return StaticModel.from_pretrained(str(folder))
+    static = distill_static(encoder, cfg)
+    with atomic_folder(folder) as tmp:
+        static.save_pretrained(str(tmp))
+    return static
+
+
+def distill_static(encoder: modeling.ModelRef, cfg: Config):
+    """model2vec's distillation of the encoder's body, loaded by us (safetensors, no remote code unless the
+    config allows it): a vector for every token of its vocabulary, mean-pooled, PCA to ``static_dims``."""
+    from model2vec.distill import distill_from_model
+    from transformers import AutoModel
+
+    body = modeling.load_weights(AutoModel, encoder, cfg)
+    tokenizer = modeling.load_tokenizer(encoder, cfg)
+    info(f"making the static model of {encoder.spec} ({len(tokenizer)} tokens, {cfg.static_dims} dimensions)")
+    return distill_from_model(body, tokenizer, pca_dims=cfg.static_dims)
 
 
 class StaticStudent(torch.nn.Module):

@@ -13,6 +13,7 @@ import torch
 
 from distill_cli import modeling
 from distill_cli.config import Config
+from distill_cli.data.sources import sha
 from distill_cli.errors import DistillError
 from distill_cli.files import atomic_file
 from distill_cli.training.trainer import MODEL_INPUTS
@@ -69,15 +70,7 @@ def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: lis
     entry is trusted only when its shape, checksum and values check out; a damaged one is computed again."""
     from safetensors.torch import save_file
 
-    key = hashlib.sha256(
-        json.dumps(
-            [
-                model_fingerprint(ref, model_config),
-                cfg.max_length,
-                hashlib.sha256("\n".join(texts).encode()).hexdigest(),
-            ]
-        ).encode()
-    ).hexdigest()[:24]
+    key = sha(json.dumps([model_fingerprint(ref, model_config), cfg.max_length, sha("\n".join(texts))]))[:24]
     path = cfg.cache_root() / "teacher-logits" / f"{key}.safetensors"
     shape = (len(texts), model_config.num_labels)
     if path.is_file():
