@@ -199,6 +199,89 @@ def test_bad_inputs_exit_nonzero_with_one_line_and_touch_nothing(tiny_bert, tmp_
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*")} == before
 
 
+def write_json_rows(path: Path, records: list[dict]) -> Path:
+    path.write_text(json.dumps(records))
+    return path
+
+
+def test_columns_and_labels_are_read_exactly_or_refused(tiny_bert, tmp_path):
+    """Each case: one line naming the file, the row or line and the column; nothing written."""
+    base = [{"text": t, "label": lab} for t, lab in ROWS]
+    (tmp_path / "dup.csv").write_text("text,text,label\na,b,x\nc,d,y\n")
+    (tmp_path / "extra.csv").write_text("text,label\nwake me,alarm\nrain, today,weather\nhi,oos\n")
+    (tmp_path / "lines.json").write_text("\n".join(json.dumps(r) for r in base[:3]) + '\n{"text": "x", oops}\n')
+    (tmp_path / "empty-label.csv").write_text("text,label\nwake me,alarm\nrain,\nsun,weather\nhi,alarm\n")
+    write_json_rows(tmp_path / "null.json", base[:4] + [{"text": "odd", "label": None}] + base[4:])
+    write_json_rows(tmp_path / "nan.json", base[:2] + [{"text": "odd", "label": float("nan")}] + base[2:])
+    numbers = [{"text": r["text"], "label": i % 3} for i, r in enumerate(base)]
+    numbers[7]["label"] = 1.0
+    write_json_rows(tmp_path / "numbers.json", numbers)
+    folder = tmp_path / "only-in-test"
+    folder.mkdir()
+    write_rows(folder / "train.csv")
+    write_rows(folder / "test.csv", [("wake me", "alarm"), ("play jazz", "music")])
+    cases = [
+        ("dup.csv", "dup.csv: the header names column 'text' twice"),
+        ("extra.csv", "extra.csv: line 3 has 3 fields, the header has 2"),
+        ("lines.json", "lines.json is not valid JSON lines: line 4"),
+        ("empty-label.csv", "the train split, column 'label': row 2 has no label"),
+        ("null.json", "column 'label': row 5 has no label (None)"),
+        ("nan.json", "column 'label': row 3 has no label (nan)"),
+        ("numbers.json", "labels '1' (train row 2) and '1.0' (train row 8) are one number written two ways"),
+        ("only-in-test", "label 'music' (test row 2) never occurs in train"),
+    ]
+    for name, needle in cases:
+        result = prepare(tiny_bert, tmp_path / name, "--output", tmp_path / "out")
+        assert_one_line_error(result, 2, needle)
+        assert not (tmp_path / "out").exists()
+    # The same rows read right: JSON lines in a .json file, numbers written one way, a quoted comma.
+    (tmp_path / "lines.json").write_text("\n".join(json.dumps(r) for r in base) + "\n")
+    numbers[7]["label"] = 1
+    write_json_rows(tmp_path / "numbers.json", numbers)
+    (tmp_path / "extra.csv").write_text('text,label\nwake me,alarm\n"rain, today",weather\n' + "".join(
+        f"{t},{lab}\n" for t, lab in ROWS))  # fmt: skip
+    for name, labels in [("lines.json", ["alarm", "oos", "weather"]), ("numbers.json", ["0", "1", "2"])]:
+        r = prepare(tiny_bert, tmp_path / name)
+        assert r.code == 0, r.stderr
+        assert r.json["labels"] == labels
+    r = prepare(tiny_bert, tmp_path / "extra.csv")
+    assert r.code == 0, r.stderr
+    assert sum(r.json["splits"].values()) == len(ROWS) + 2
+
+
+def test_a_damaged_prepared_dataset_is_never_used(tiny_bert, tmp_path):
+    """Flipped bytes, a truncated file, labels reordered in the manifest: the automatic cache entry is
+    rebuilt with a warning; a folder the user named is refused with the command that rebuilds it."""
+    data = write_rows(tmp_path / "d.csv")
+    first = prepare(tiny_bert, data)
+    auto = Path(first.json["output"])
+    arrow = next(auto.rglob("train/*.arrow"))
+    original = arrow.read_bytes()
+    blob = bytearray(original)
+    blob[len(blob) // 2] ^= 0xFF
+    arrow.write_bytes(bytes(blob))
+    again = prepare(tiny_bert, data)
+    assert again.code == 0 and again.json["reused"] is False
+    assert "the cached dataset" in again.stderr and "train/" in again.stderr and "rebuilding" in again.stderr
+    assert arrow.read_bytes() == original  # rebuilt as it was
+    third = prepare(tiny_bert, data)
+    assert third.json["reused"] is True and third.stderr.count("warning") == 0
+
+    named = tmp_path / "named"
+    assert prepare(tiny_bert, data, "--output", named).code == 0
+    manifest = json.loads((named / "manifest.json").read_text())
+    manifest["labels"] = list(reversed(manifest["labels"]))  # the manifest no longer matches the ClassLabel
+    (named / "manifest.json").write_text(json.dumps(manifest))
+    r = run_cli("finetune", "--dataset", named, "--student", tiny_bert, "--max-length", "24", "--epochs", "1")
+    assert_one_line_error(r, 2, f"prepared dataset {named} is damaged", "label order", "--overwrite")
+    assert not Path("runs").exists()
+    assert prepare(tiny_bert, data, "--output", named, "--overwrite").code == 0
+    victim = next(named.rglob("validation/*.arrow"))
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated
+    r = run_cli("evaluate", tiny_bert, "--dataset", named)
+    assert_one_line_error(r, 2, "is damaged", "validation/", "does not match its checksum")
+
+
 def test_hub_dataset_while_offline_fails_fast(tiny_bert, monkeypatch):
     start = time.perf_counter()
     result = prepare(tiny_bert, "clinc_oos:plus")

@@ -8,6 +8,7 @@ when missing) and ``test`` (when given), a ``text`` column and a ``label`` ``Cla
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections import defaultdict
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from distill_cli import __version__
 from distill_cli.config import Config
-from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, Source, Table, read_source, sha
+from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, Source, Table, read_source, sha, sha_file
 from distill_cli.errors import UsageError
 from distill_cli.files import atomic_folder
+from distill_cli.ui import warn
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -70,7 +72,9 @@ def normalise(source: Source, cfg: Config) -> tuple[dict[str, Table], str, str]:
             raise UsageError(f"{source.description}: the {split} split has empty or non-text values in '{text_col}'")
         if source.label_names and all(isinstance(x, int) for x in labels):
             labels = [source.label_names[x] for x in labels]
+        check_label_values(labels, f"{source.description}: the {split} split, column '{label_col}'")
         out[split] = {"text": list(texts), "label": [str(x) for x in labels]}
+    check_label_sets(out, f"{source.description}: column '{label_col}'")
     classes = set(out["train"]["label"])
     if len(classes) < 2:
         raise UsageError(
@@ -78,6 +82,41 @@ def normalise(source: Source, cfg: Config) -> tuple[dict[str, Table], str, str]:
             "a classifier needs at least 2"
         )
     return out, text_col, label_col
+
+
+def check_label_values(labels: list, where: str) -> None:
+    """No label may be missing: an empty, null or NaN value would become a class named "", "None" or "nan"."""
+    for row, value in enumerate(labels, 1):
+        if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+            raise UsageError(f"{where}: row {row} has no label ({value!r}); fill it in or drop the row")
+
+
+def check_label_sets(splits: dict[str, Table], where: str) -> None:
+    """Labels are read exactly: one number written two ways (1 and 1.0) is refused rather than made two
+    classes, and a label that validation or test hold but train does not is one no model could learn."""
+    spellings: dict[float, dict[str, str]] = defaultdict(dict)
+    for split, table in splits.items():
+        for row, label in enumerate(table["label"], 1):
+            number = _as_number(label)
+            if number is not None:
+                spellings[number].setdefault(label, f"{split} row {row}")
+    for found in spellings.values():
+        if len(found) > 1:
+            (a, at_a), (b, at_b) = list(found.items())[:2]
+            raise UsageError(f"{where}: labels '{a}' ({at_a}) and '{b}' ({at_b}) are one number written two ways")
+    known = set(splits["train"]["label"])
+    for split in ("validation", "test"):
+        for row, label in enumerate(splits.get(split, {}).get("label", []), 1):
+            if label not in known:
+                raise UsageError(f"{where}: label '{label}' ({split} row {row}) never occurs in train")
+
+
+def _as_number(label: str) -> float | None:
+    try:
+        number = float(label)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def check_labels(found: set[str], known: list[str], whose: str) -> None:
@@ -137,7 +176,7 @@ def cache_key(cfg: Config, source: Source, label_names: list[str] | None, tok_pr
         "labels": label_names,
         "tokenizer": tok_print,
         "max_length": cfg.max_length,
-        "format": 1,
+        "format": 2,  # 2: the manifest holds file checksums
     }
     return sha(json.dumps(settings, sort_keys=True))[:16]
 
@@ -168,7 +207,13 @@ def prepare(
     names = list(label_names) if label_names is not None else sorted(found)
     existing = read_manifest(path)
     if existing is not None and existing.get("key") == key and not overwrite:
-        return Prepared(path, existing, load_prepared(path)[1], reused=True)
+        if output is not None:  # a folder the user named: verified, or an error naming it
+            return Prepared(path, existing, load_prepared(path)[1], reused=True)
+        dsd, problem = verify_prepared(path, existing)
+        if dsd is not None:
+            return Prepared(path, existing, dsd, reused=True)
+        warn(f"the cached dataset {path.name} is damaged ({problem}); rebuilding it")
+        overwrite = True  # our own cache entry: safe to replace
     if path.exists() and not overwrite and (existing is not None or any(path.iterdir())):
         raise UsageError(f"{path} already holds other data; pass --overwrite or choose another --output")
     if path.exists() and existing is None and any(path.iterdir()):
@@ -220,10 +265,52 @@ def to_datasets(splits: dict[str, Table], names: list[str]) -> DatasetDict:
 
 
 def save_atomically(dsd: DatasetDict, manifest: dict, path: Path) -> None:
-    """Write into a sibling temporary folder, then swap it in: a failure never leaves half a dataset."""
+    """Write into a sibling temporary folder, then swap it in: a failure never leaves half a dataset.
+    The manifest records a checksum of every file, which ``verify_prepared`` checks before use."""
     with atomic_folder(path) as tmp:
         dsd.save_to_disk(str(tmp))
+        manifest["files"] = file_checksums(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def file_checksums(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): sha_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def verify_prepared(path: Path, manifest: dict) -> tuple[DatasetDict | None, str | None]:
+    """The dataset in ``path`` and None when it is what its manifest says (every file's checksum, the label
+    order of every split, the row counts); else None and what is wrong."""
+    from datasets import load_from_disk
+
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        return None, "it has no checksums (prepared by an older distill)"
+    for name, digest in files.items():
+        file = path / name
+        if not file.is_file():
+            return None, f"{name} is missing"
+        if sha_file(file) != digest:
+            return None, f"{name} does not match its checksum"
+    try:
+        dsd = load_from_disk(str(path))
+    except Exception as err:  # noqa: BLE001 - whatever datasets raises on a damaged folder, say what it is
+        return None, f"it cannot be read ({type(err).__name__})"
+    for split, ds in dsd.items():
+        names = ds.features["label"].names if "label" in ds.features else None
+        if names != manifest["labels"]:
+            return None, f"the {split} split's label order differs from {MANIFEST}'s"
+        if len(ds) != manifest["splits"].get(split):
+            return None, f"the {split} split has {len(ds)} rows, {MANIFEST} says {manifest['splits'].get(split)}"
+    return dsd, None
+
+
+def source_spec(manifest: dict) -> str:
+    """What to pass as ``--dataset`` to prepare the same source again."""
+    return str(manifest.get("source", "SOURCE")).removeprefix("builtin:")
 
 
 def read_manifest(path: Path) -> dict | None:
@@ -234,12 +321,17 @@ def read_manifest(path: Path) -> dict | None:
 
 
 def load_prepared(path: Path) -> tuple[dict, DatasetDict]:
-    from datasets import load_from_disk
-
+    """A folder the user named: used only when it verifies, else one line naming it and how to rebuild it."""
     manifest = read_manifest(path)
     if manifest is None:
         raise UsageError(f"{path} is not a prepared dataset (no {MANIFEST})")
-    return manifest, load_from_disk(str(path))
+    dsd, problem = verify_prepared(path, manifest)
+    if problem:
+        raise UsageError(
+            f"prepared dataset {path} is damaged: {problem}; rebuild it with: distill prepare "
+            f"--dataset {source_spec(manifest)} --output {path} --overwrite"
+        )
+    return manifest, dsd
 
 
 def load_for_training(
@@ -254,6 +346,11 @@ def load_for_training(
     the folder was prepared for another tokenizer."""
     if cfg.dataset and read_manifest(Path(cfg.dataset)) is not None:
         path = Path(cfg.dataset)
+        if path.parent.resolve() == (cfg.cache_root() / "prepared").resolve():  # our cache entry, via a run
+            manifest = read_manifest(path)
+            if verify_prepared(path, manifest)[1] is not None:  # damaged: rebuilt from its source by prepare
+                source_cfg = cfg.model_copy(update={"dataset": source_spec(manifest)})
+                return prepare(source_cfg, tokenizer, tokenizer_name, label_names, teacher_name)
         manifest, dsd = load_prepared(path)
         if label_names is not None and label_names != manifest["labels"]:
             check_labels(set(manifest["labels"]), label_names, f"the teacher {teacher_name}")

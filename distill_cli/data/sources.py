@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -49,6 +50,15 @@ def sha(*chunks: bytes | str) -> str:
     h = hashlib.sha256()
     for c in chunks:
         h.update(c.encode() if isinstance(c, str) else c)
+    return h.hexdigest()
+
+
+def sha_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
     return h.hexdigest()
 
 
@@ -126,11 +136,8 @@ def _parse_json(path: Path, raw: bytes) -> dict[str, Table]:
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        if raw.lstrip().startswith(b"{") and b"\n" in raw.strip():
-            try:
-                return _parse_jsonl(path, raw)
-            except UsageError:
-                pass
+        if _looks_like_json_lines(raw):  # JSON lines in a .json file: its own errors name the right line
+            return _parse_jsonl(path, raw)
         raise UsageError(f"{path} is not valid JSON: {err}") from None
     if _is_clinc(data):
         # Raw CLINC150: train/val/test (and oos_train/oos_val/oos_test) lists of [text, intent].
@@ -153,6 +160,15 @@ def _parse_json(path: Path, raw: bytes) -> dict[str, Table]:
     raise UsageError(f"{path}: expected records, columns or the CLINC150 layout, got {type(data).__name__}")
 
 
+def _looks_like_json_lines(raw: bytes) -> bool:
+    """The first line is a JSON object on its own, and more lines follow."""
+    first, _, rest = raw.strip().partition(b"\n")
+    try:
+        return isinstance(json.loads(first), dict) and bool(rest.strip())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
 def _parse_jsonl(path: Path, raw: bytes) -> dict[str, Table]:
     rows = []
     for n, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
@@ -171,10 +187,31 @@ def _parse_csv(path: Path, raw: bytes) -> dict[str, Table]:
         raise UsageError(f"{path} is not a UTF-8 CSV file") from None
     if "\x00" in text:
         raise UsageError(f"{path} is not a CSV file (binary content)")
-    rows = list(csv.DictReader(text.splitlines()))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, [])
+    _check_unique(header, path)
+    rows = []
+    for row in reader:
+        if not row:  # a blank line
+            continue
+        if len(row) != len(header):
+            raise UsageError(
+                f"{path}: line {reader.line_num} has {len(row)} fields, the header has {len(header)} "
+                f"({', '.join(header)}); quote fields that hold commas"
+            )
+        rows.append(dict(zip(header, row)))
     if not rows:
         raise UsageError(f"{path} has a header but no rows")
     return {"train": _rows_to_table(rows, path)}
+
+
+def _check_unique(columns: list[str], path: Path) -> None:
+    """Two columns of one name: refuse rather than silently read one of them."""
+    seen = set()
+    for name in columns:
+        if name in seen:
+            raise UsageError(f"{path}: the header names column '{name}' twice; rename one")
+        seen.add(name)
 
 
 def _parse_parquet(path: Path, raw: bytes) -> dict[str, Table]:
@@ -185,6 +222,7 @@ def _parse_parquet(path: Path, raw: bytes) -> dict[str, Table]:
         table = pq.read_table(pa.BufferReader(raw))
     except (pa.ArrowInvalid, OSError) as err:
         raise UsageError(f"{path} is not a Parquet file: {err}") from None
+    _check_unique(table.column_names, path)
     return {"train": table.to_pydict()}
 
 

@@ -13,19 +13,11 @@ import torch
 
 from distill_cli import modeling
 from distill_cli.config import Config
-from distill_cli.data.sources import sha
+from distill_cli.data.sources import sha, sha_file
 from distill_cli.errors import DistillError
 from distill_cli.files import atomic_file
 from distill_cli.training.trainer import MODEL_INPUTS
 from distill_cli.ui import Bar, warn
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_fingerprint(ref: modeling.ModelRef, model_config) -> str:
@@ -34,7 +26,7 @@ def model_fingerprint(ref: modeling.ModelRef, model_config) -> str:
         root = Path(ref.location)
         files = sorted(root.glob("*.safetensors")) + sorted(root.glob("pytorch_model*.bin"))
         files += [root / n for n in ("config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json")]
-        return hashlib.sha256("".join(f.name + _file_digest(f) for f in files if f.is_file()).encode()).hexdigest()
+        return hashlib.sha256("".join(f.name + sha_file(f) for f in files if f.is_file()).encode()).hexdigest()
     return f"{ref.location}@{getattr(model_config, '_commit_hash', None)}"
 
 
