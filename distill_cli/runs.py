@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from distill_cli.config import Config
 from distill_cli.errors import UsageError
-from distill_cli.files import move_into_place
+from distill_cli.files import move_into_place, try_lock
 from distill_cli.oos import OOSRule
 
 RUN_FILE = "run.json"
@@ -92,10 +92,17 @@ class RunFolder:
     final: Path
     generated: bool  # the name was made up here (it holds a timestamp) and must be passed again to resume
     resume_from: Path | None = None
+    lock: Any = None  # the open lock file while this process writes the run (released when it exits)
 
     @property
     def partial(self) -> Path:
         return self.final.with_name(self.final.name + ".partial")
+
+    def release(self) -> None:
+        """Let another process write a run of this name (the lock file stays: removing it would race)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
 
 
 def slug(spec: str) -> str:
@@ -120,23 +127,33 @@ def run_path(cfg: Config, command: str) -> tuple[Path, bool]:
     return cfg.runs_dir / f"{command}-{slug(cfg.student)}-{time.strftime('%Y%m%d-%H%M%S')}", True
 
 
-def open_run(final: Path, generated: bool, resume: bool, overwrite: bool, is_main: bool) -> RunFolder:
+def open_run(
+    final: Path, generated: bool, resume: bool, overwrite: bool, is_main: bool, world_size: int = 1
+) -> RunFolder:
     """Check the run folder before any compute and find the checkpoint to resume from, if asked.
-    A finished run is never replaced without ``overwrite``, nor an interrupted one without ``resume``."""
+    A finished run is never replaced without ``overwrite``, nor an interrupted one without ``resume``;
+    a run of the same name that another process is writing is refused (a lock held until it finishes)."""
     run = RunFolder(final, generated)
+    if is_main:
+        run.lock = try_lock(final.with_name(f".{final.name}.lock"))
+        if run.lock is None:
+            raise UsageError(f"run {final.name} is being written by another distill process; wait, or use another name")
     if final.exists() and not overwrite:
         raise UsageError(f"run folder {final} already exists; pass --overwrite to replace it, or another --name")
     if final.exists() and not is_run(final):
         raise UsageError(f"{final} is not a run made by distill (no {RUN_FILE}); refusing to replace it")
+    resumable = usable_checkpoint(run.partial, world_size) if run.partial.exists() else None
     if resume:
-        run.resume_from = last_checkpoint(run.partial)
-        if run.resume_from is None:
-            raise UsageError(f"nothing to resume: no checkpoint under {run.partial}")
+        if resumable is None:
+            raise UsageError(f"nothing to resume: {run.partial} holds no checkpoint; pass --overwrite to start over")
+        run.resume_from = resumable
         return run
     if run.partial.exists():
         if not overwrite:
             raise UsageError(
                 f"{run.partial} holds an interrupted run; pass --resume to continue it or --overwrite to start over"
+                if resumable is not None
+                else f"{run.partial} holds an interrupted run that saved no checkpoint; pass --overwrite to start over"
             )
         if not is_our_partial(run.partial):
             raise UsageError(f"{run.partial} was not started by distill; refusing to replace it")
@@ -157,10 +174,24 @@ def is_our_partial(partial: Path) -> bool:
     return (partial / PARTIAL_MARK).is_file() or all(p.name.startswith("checkpoint-") for p in partial.iterdir())
 
 
-def last_checkpoint(partial: Path) -> Path | None:
-    ckpts = sorted(partial.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    ckpts = [c for c in ckpts if (c / "trainer_state.json").is_file()]
-    return ckpts[-1] if ckpts else None
+def usable_checkpoint(partial: Path, world_size: int = 1) -> Path | None:
+    """The newest checkpoint whose every file reads; a damaged newer one is named in a warning. None when
+    there is no checkpoint; a one-line error naming the file when there are some and none is usable."""
+    from distill_cli.training.checkpoint import checkpoint_problem
+    from distill_cli.ui import warn
+
+    ckpts = sorted(partial.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    damaged = []
+    for ckpt in ckpts:
+        problem = checkpoint_problem(ckpt, world_size)
+        if problem is None:
+            for bad in damaged:
+                warn(f"{bad} is not usable; resuming from {ckpt.name}")
+            return ckpt
+        damaged.append(f"{ckpt.name}: {problem}")
+    if damaged:
+        raise UsageError(f"cannot resume from {partial}: {damaged[0]}; pass --overwrite to start over")
+    return None
 
 
 def finish_run(run: RunFolder, record: RunRecord) -> None:

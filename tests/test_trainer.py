@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -276,13 +277,51 @@ def test_interrupt_saves_a_checkpoint_and_resume_ends_like_an_uninterrupted_run(
     monkeypatch.setattr(RichProgress, "on_step_end", original)
     refused = _finetune(tiny_bert, "cut", *flags)
     assert_one_line_error(refused, 2, "interrupted run", "--resume")
+
+    # A damaged checkpoint is never resumed from silently: the file is named, or an older one is used.
+    ckpt = Path("runs/cut.partial/checkpoint-20")
+    shutil.copytree(ckpt, "saved")
+    rng = ckpt / "rng_state.safetensors"
+    rng.write_bytes(rng.read_bytes()[:-40])  # truncated
+    damaged = _finetune(tiny_bert, "cut", *flags, "--resume")
+    assert_one_line_error(damaged, 2, "checkpoint-20: rng_state.safetensors is damaged", "--overwrite")
+    (ckpt / "scheduler.json").unlink()
+    assert_one_line_error(_finetune(tiny_bert, "cut", *flags, "--resume"), 2, "scheduler.json is missing")
+    # With an older intact checkpoint beside it (here: the same state under an older name), that one is used.
+    shutil.copytree("saved", "runs/cut.partial/checkpoint-10")
     resumed = _finetune(tiny_bert, "cut", *flags, "--resume")
     assert resumed.code == 0, resumed.stderr
+    assert "checkpoint-20: scheduler.json is missing" in resumed.stderr and "from checkpoint-10" in resumed.stderr
     assert resumed.json["metrics"] == reference.json["metrics"]
     assert not Path("runs/cut.partial").exists() and Path("runs/cut/run.json").is_file()
 
     # Pickles are never loaded on resume: torch.load is not called.
     assert_one_line_error(_finetune(tiny_bert, "none", "--resume"), 2, "nothing to resume")
+
+
+def test_a_crashed_run_never_blocks_the_next_one(tiny_bert):
+    """Killed before its first checkpoint (SIGKILL, a double Ctrl-C): the .partial folder holds only the mark."""
+    partial = Path("runs/crashed.partial")
+    partial.mkdir(parents=True)
+    (partial / ".distill-run").write_text("a distill run in progress\n")
+    again = _finetune(tiny_bert, "crashed")
+    assert_one_line_error(again, 2, "interrupted run that saved no checkpoint", "--overwrite")
+    assert "--resume" not in again.stderr
+    assert_one_line_error(_finetune(tiny_bert, "crashed", "--resume"), 2, "nothing to resume", "--overwrite")
+    fresh = _finetune(tiny_bert, "crashed", "--overwrite")
+    assert fresh.code == 0, fresh.stderr
+    assert Path("runs/crashed/run.json").is_file() and not partial.exists()
+
+
+def test_a_second_run_of_the_same_name_at_once_is_refused(tiny_bert):
+    from distill_cli.files import try_lock
+
+    held = try_lock(Path("runs/.busy.lock"))  # what the first run holds until it ends, however it ends
+    busy = _finetune(tiny_bert, "busy")
+    assert_one_line_error(busy, 2, "run busy is being written by another distill process")
+    assert not Path("runs/busy.partial").exists() and not Path("runs/busy").exists()
+    held.close()
+    assert _finetune(tiny_bert, "busy").code == 0
 
 
 def test_student_layers_come_from_the_checkpoint(tiny_bert):

@@ -101,13 +101,16 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
     student_ref = modeling.resolve_model(cfg.student, cfg)
     args = training_arguments(cfg, command)
     run = open_run_folder(cfg, command, args, resume, overwrite)
-    setup = shared_setup(cfg, command, args, student_ref, teacher_alpha=args.alpha)
-    model, layers_kept = build_student(cfg, setup)
-    if run.resume_from is None:
-        probe_head(cfg, args, model, setup)
-    trainer = build_trainer(args, model, setup, [RichProgress(f"{command} {run.final.name}"), StopOnSignal()])
-    train_s = fit(trainer, run)
-    return finish_training(Trained(cfg, command, trainer, layers_kept, train_s), run, setup)
+    try:
+        setup = shared_setup(cfg, command, args, student_ref, teacher_alpha=args.alpha)
+        model, layers_kept = build_student(cfg, setup)
+        if run.resume_from is None:
+            probe_head(cfg, args, model, setup)
+        trainer = build_trainer(args, model, setup, [RichProgress(f"{command} {run.final.name}"), StopOnSignal()])
+        train_s = fit(trainer, run)
+        return finish_training(Trained(cfg, command, trainer, layers_kept, train_s), run, setup)
+    finally:
+        run.release()
 
 
 def shared_setup(cfg: Config, command: str, args, student_ref: modeling.ModelRef, teacher_alpha: float) -> Setup:
@@ -206,7 +209,7 @@ def static_arguments() -> dict:
 def open_run_folder(cfg: Config, command: str, args, resume: bool, overwrite: bool) -> RunFolder:
     final, generated = run_path(cfg, command)
     final = Path(same_on_all_ranks(str(final)))
-    run = open_run(final, generated, resume, overwrite, is_main=args.process_index == 0)
+    run = open_run(final, generated, resume, overwrite, is_main=args.process_index == 0, world_size=args.world_size)
     args.output_dir = str(run.partial)
     return run
 

@@ -72,3 +72,23 @@ def load_rng(path: Path) -> None:
     kind, pos, has_gauss, cached = meta["numpy"]
     np.random.set_state((kind, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.random.set_rng_state(tensors["torch_cpu"])
+
+
+def checkpoint_problem(ckpt: Path, world_size: int) -> str | None:
+    """What makes a checkpoint unusable to resume from, naming the file; None when every file reads.
+    Resuming without its optimizer, scheduler or RNG state would silently train a different run."""
+    ranks = [rng_file(ckpt, r, world_size).name for r in range(world_size)]
+    needed = ["trainer_state.json", SCHEDULER, OPTIMIZER, *ranks]
+    weights = [p.name for p in ckpt.glob("*.safetensors") if p.name != OPTIMIZER and not p.name.startswith("rng_state")]
+    for name in [*needed, *(weights or ["model.safetensors"])]:
+        path = ckpt / name
+        if not path.is_file():
+            return f"{name} is missing"
+        try:
+            if name.endswith(".json"):
+                json.loads(path.read_text())
+            else:
+                load_file(str(path))  # every tensor: a truncated file fails here
+        except Exception as err:  # noqa: BLE001 - any failure to read means the file cannot be trusted
+            return f"{name} is damaged ({type(err).__name__})"
+    return None

@@ -103,8 +103,9 @@ class DistillationTrainer(Trainer):
             checkpoint.save_optimizer(self.optimizer, Path(output_dir) / checkpoint.OPTIMIZER)
             checkpoint.save_scheduler(self.lr_scheduler, Path(output_dir) / checkpoint.SCHEDULER)
 
+    # Resuming loads every state or fails (``runs.usable_checkpoint`` checked them): never a silent skip.
     def _load_optimizer_and_scheduler(self, ckpt: str | None) -> None:
-        if ckpt is not None and (Path(ckpt) / checkpoint.OPTIMIZER).is_file():
+        if ckpt is not None:
             checkpoint.load_optimizer(self.optimizer, Path(ckpt) / checkpoint.OPTIMIZER)
             checkpoint.load_scheduler(self.lr_scheduler, Path(ckpt) / checkpoint.SCHEDULER)
 
@@ -114,9 +115,7 @@ class DistillationTrainer(Trainer):
 
     def _load_rng_state(self, ckpt: str | None) -> None:
         if ckpt is not None:
-            path = checkpoint.rng_file(Path(ckpt), self.args.process_index, self.args.world_size)
-            if path.is_file():
-                checkpoint.load_rng(path)
+            checkpoint.load_rng(checkpoint.rng_file(Path(ckpt), self.args.process_index, self.args.world_size))
 
 
 class EpochLengthGroupedSampler(LengthGroupedSampler):
