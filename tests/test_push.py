@@ -68,7 +68,8 @@ def test_push_uploads_one_commit_with_a_real_card(evaluated, monkeypatch):
     uploaded = hub.files["me/clinc-student"]
     assert sorted(uploaded) == EXPECTED
     for name in EXPECTED[1:]:
-        assert uploaded[name] == (evaluated / "student" / name).read_bytes(), name
+        if name not in ("run.json", "eval_results.json"):  # those go as public copies: see the next test
+            assert uploaded[name] == (evaluated / "student" / name).read_bytes(), name
 
     card = uploaded["README.md"].decode()
     meta = yaml.safe_load(card.split("---")[1])
@@ -97,6 +98,49 @@ def test_push_uploads_one_commit_with_a_real_card(evaluated, monkeypatch):
     ):
         assert needle in card, needle
     assert r.json["url"].endswith("me/clinc-student")
+
+
+def test_nothing_private_leaves_the_machine(evaluated, monkeypatch, tmp_path):
+    """run.json and eval_results.json name datasets and models as a user knows them: no local path, no home
+    folder, no cache key. They stay valid records, and the local files keep their paths."""
+    from distill_cli.runs import RunRecord
+
+    local = json.loads((evaluated / "student" / "run.json").read_text())
+    cache_key = Path(local["dataset"]["path"]).name
+    home_of_runs = str(Path(local["output"]).parents[1])
+    assert home_of_runs in json.dumps(local)  # the local record does hold paths
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    with FakeHub(token=TOKEN) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        assert push(evaluated, "--repo-id", "me/private-check").code == 0
+    uploaded = hub.files["me/private-check"]
+    for name in ("run.json", "eval_results.json", "README.md"):
+        text = uploaded[name].decode()
+        for private in (home_of_runs, str(tmp_path), str(Path.home()), "site-packages", cache_key, "/tmp/"):
+            assert private not in text, (name, private)
+    record = json.loads(uploaded["run.json"])
+    assert record["dataset"]["source"] == "builtin:demo-intents" and record["teacher"]["spec"] == "teacher"
+    assert record["student"]["location"] == "teacher" and record["output"] == "student"
+    assert record["labels"] == local["labels"] and record["metrics"] == local["metrics"]
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "run.json").write_bytes(uploaded["run.json"])
+    assert RunRecord.read(public).name == "student"  # still a record the tool reads
+    assert json.loads((evaluated / "student" / "run.json").read_text()) == local
+
+
+def test_a_card_pushed_before_evaluate_holds_the_validation_metrics(runs):
+    r = run_cli("push", "student", "--runs-dir", runs, "--repo-id", "me/early", "--dry-run", "--json")
+    assert r.code == 0, r.stderr
+    card = r.json["card"]
+    meta = yaml.safe_load(card.split("---")[1])
+    result = meta["model-index"][0]["results"][0]
+    assert result["dataset"]["split"] == "validation"
+    metrics = {m["name"]: m["value"] for m in result["metrics"]}
+    run = json.loads((runs / "student" / "run.json").read_text())
+    assert metrics["Accuracy"] == pytest.approx(run["metrics"]["accuracy"], abs=1e-4)
+    assert "On the validation split" in card and "Not evaluated on a test split yet" in card
 
 
 def test_the_token_appears_in_no_output_and_no_file(evaluated, monkeypatch, tmp_path):

@@ -130,6 +130,48 @@ With `distill`: `distill predict MODEL "{{ example }}"`.
 """
 
 
+# Published as public copies (see ``public_json``): they record where things were on this machine.
+RECORDS = ("run.json", "export.json", "eval_results.json")
+
+
+def public_name(value: str) -> str:
+    """A local path as the name a user knows it by (``/home/me/data/plus.json`` -> ``plus.json``); anything
+    else (a Hub id ``owner/name``, a run name, a built-in alias) as it is."""
+    path = Path(value).expanduser()
+    looks_local = path.is_absolute() or value.startswith(("~", "./", "../")) or value.count("/") > 1
+    return path.name if looks_local or ("/" in value and path.exists()) else value
+
+
+def public_json(data):
+    """A copy of a JSON record fit to publish: every local path becomes a name (``public_name``); labels are
+    the user's own words and stay as they are."""
+    if isinstance(data, dict):
+        return {k: v if k in ("labels", "oos_label") else public_json(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [public_json(v) for v in data]
+    return public_name(data) if isinstance(data, str) else data
+
+
+def public_record(file: Path) -> bytes:
+    """What ``push`` uploads for ``run.json``, ``export.json`` or ``eval_results.json``: no local path, no
+    cache key, no folder of this machine; still a valid record for the commands that read it."""
+    data = json.loads(file.read_text())
+    if file.name == "run.json":
+        data["dataset"]["path"] = data["dataset"]["source"]  # its cache folder, whose name is a cache key
+        data["config"].update(runs_dir="runs", cache_dir=None, output=None)
+    return json.dumps(public_json(data), indent=2).encode()
+
+
+def file_content(file: Path) -> str | bytes:
+    """The bytes ``push`` uploads for ``file`` (a public copy of a record), or its path to upload as it is."""
+    return public_record(file) if file.name in RECORDS else str(file)
+
+
+def content_size(file: Path) -> int:
+    content = file_content(file)
+    return len(content) if isinstance(content, bytes) else file.stat().st_size
+
+
 def publishable_files(run_dir: Path) -> list[Path]:
     """The run's own files that belong on the Hub: no pickles, no links out of the folder."""
     top = [p for p in sorted(run_dir.iterdir()) if any(fnmatch(p.name, pattern) for pattern in PUBLISH)]
@@ -156,10 +198,18 @@ def hub_origin(spec: str | None, runs_dir: Path, depth: int = 0, follow_runs: bo
     return spec if is_hub_id(spec) and "/" in spec and not Path(spec).exists() else None
 
 
-def results_table(evals: dict | None, name: str) -> str:
-    if not evals:
-        return "Not evaluated yet: run `distill evaluate TEACHER RUN` before pushing to add the comparison."
+def results_table(evals: dict | None, name: str, run: RunRecord | None = None) -> str:
     shown = [m for m in QUALITY if m.card_type]
+    if not evals:
+        if run is None or not run.metrics:
+            return "Not evaluated yet: run `distill evaluate TEACHER RUN` before pushing to add the comparison."
+        values = {m.long: run.metrics.get(m.key) for m in shown}
+        cells = ", ".join(f"{name} {v * 100:.2f}%" for name, v in values.items() if v is not None)
+        return (
+            f"On the validation split ({run.dataset.splits.get('validation', 0):,} queries), after the last epoch "
+            f"of training: {cells}. Not evaluated on a test split yet: run `distill evaluate TEACHER RUN` before "
+            "pushing to add the comparison, with latency and size."
+        )
     rows = [
         "| model | " + " | ".join(m.long for m in shown) + " | latency ms | size MB |",
         "|---|" + "---|" * len(shown) + "---|---|",
@@ -178,19 +228,23 @@ def results_table(evals: dict | None, name: str) -> str:
     )
 
 
-def card_eval_results(evals: dict | None, dataset: str, dataset_id: str) -> list:
-    """The ``model-index`` entries: this model's results from ``eval_results.json``."""
+def card_eval_results(evals: dict | None, run: RunRecord | None, dataset: str, dataset_id: str) -> list:
+    """The ``model-index`` entries: this model's results from ``eval_results.json``; before ``evaluate``, the
+    validation metrics of its last epoch from ``run.json``, with the split named ``validation``."""
     from huggingface_hub import EvalResult
 
-    if not evals:
+    if evals:
+        me, split = evals["result"], evals["split"]
+    elif run is not None and run.metrics:
+        me, split = run.metrics, "validation"
+    else:
         return []
-    me = evals["result"]
     return [
         EvalResult(
             task_type="text-classification",
             dataset_type=dataset_id,
             dataset_name=dataset,
-            dataset_split=evals["split"],
+            dataset_split=split,
             metric_type=m.card_type,
             metric_name=m.long.capitalize(),
             metric_value=round(me[m.key], 4),
@@ -243,10 +297,10 @@ def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
     run = RunRecord.read(run_dir)
     eval_file = run_dir / "eval_results.json"
     evals = json.loads(eval_file.read_text()) if eval_file.is_file() else None
-    dataset = (run and run.dataset.source) or (run and run.config.get("dataset")) or "an intent dataset"
+    dataset = public_name((run and run.dataset.source) or (run and run.config.get("dataset")) or "an intent dataset")
     dataset_id = dataset.removeprefix("hub:").split(":")[0] if dataset.startswith("hub:") else Path(dataset).stem
     base = hub_origin(run.student.spec if run else None, runs_dir)
-    teacher = run.teacher.spec if run and run.teacher else None
+    teacher = public_name(run.teacher.spec) if run and run.teacher else None
     data = ModelCardData(
         language="en",
         library_name=library_name(run_dir, run),
@@ -254,7 +308,7 @@ def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
         tags=["text-classification", "intent-classification", "distillation" if teacher else "fine-tuned"],
         base_model=base,
         model_name=repo_id.split("/")[-1],
-        eval_results=card_eval_results(evals, dataset, dataset_id) or None,
+        eval_results=card_eval_results(evals, run, dataset, dataset_id) or None,
         datasets=[dataset_id] if dataset.startswith("hub:") else None,
     )
     teacher_hub = hub_origin(teacher, runs_dir, follow_runs=False)  # linked only if it is on the Hub itself
@@ -266,7 +320,7 @@ def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
         dataset=dataset,
         teacher=teacher and (f"[{teacher}](https://huggingface.co/{teacher_hub})" if teacher_hub else f"`{teacher}`"),
         base_model=base,
-        results=results_table(evals, repo_id.split("/")[-1]),
+        results=results_table(evals, repo_id.split("/")[-1], run),
         hyperparameters=card_hyperparameters(run),
         example="how do i set an alarm for 7 am",
         pooling=run.student.pooling if run else "cls",
@@ -309,7 +363,7 @@ def push(
     if not any(f.suffix in (".safetensors", ".onnx") for f in files):
         raise UsageError(f"{run_dir} has no safetensors or ONNX weights to publish")
     card = model_card(run_dir, repo_id, cfg.runs_dir)
-    listing = [{"path": f.relative_to(run_dir).as_posix(), "bytes": f.stat().st_size} for f in files]
+    listing = [{"path": f.relative_to(run_dir).as_posix(), "bytes": content_size(f)} for f in files]
     listing.append({"path": "README.md", "bytes": len(card.encode())})
     result = {"repo_id": repo_id, "files": listing, "card": card}
     if dry_run:
@@ -329,7 +383,10 @@ def upload(repo_id: str, run_dir: Path, files: list[Path], card: str, private: b
     if offline_mode():
         raise DistillError("cannot push in offline mode (HF_HUB_OFFLINE=1); unset it to publish")
     api = HfApi(endpoint=endpoint(), token=token)
-    ops = [CommitOperationAdd(path_in_repo=f.relative_to(run_dir).as_posix(), path_or_fileobj=str(f)) for f in files]
+    ops = [
+        CommitOperationAdd(path_in_repo=f.relative_to(run_dir).as_posix(), path_or_fileobj=file_content(f))
+        for f in files
+    ]
     ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
     try:
         url = api.create_repo(repo_id, private=private or None, exist_ok=True, repo_type="model")
