@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from distill_cli.config import Config
+from distill_cli.data.sources import sha
 from distill_cli.errors import UsageError
 from distill_cli.files import move_into_place, try_lock
 from distill_cli.oos import OOSRule
@@ -128,14 +129,15 @@ def run_path(cfg: Config, command: str) -> tuple[Path, bool]:
 
 
 def open_run(
-    final: Path, generated: bool, resume: bool, overwrite: bool, is_main: bool, world_size: int = 1
+    final: Path, generated: bool, resume: bool, overwrite: bool, is_main: bool, world_size: int = 1, locks: Path = None
 ) -> RunFolder:
     """Check the run folder before any compute and find the checkpoint to resume from, if asked.
     A finished run is never replaced without ``overwrite``, nor an interrupted one without ``resume``;
-    a run of the same name that another process is writing is refused (a lock held until it finishes)."""
+    a run of the same name that another process is writing is refused: a lock (a file in ``locks``, the
+    cache, so that the runs folder holds runs only) held until that process ends."""
     run = RunFolder(final, generated)
-    if is_main:
-        run.lock = try_lock(final.with_name(f".{final.name}.lock"))
+    if is_main and locks is not None:
+        run.lock = try_lock(run_lock(final, locks))
         if run.lock is None:
             raise UsageError(f"run {final.name} is being written by another distill process; wait, or use another name")
     if final.exists() and not overwrite:
@@ -160,6 +162,11 @@ def open_run(
         if is_main:
             shutil.rmtree(run.partial)
     return run
+
+
+def run_lock(final: Path, locks: Path) -> Path:
+    """The lock file of the run folder ``final``: one per folder, whatever path names it."""
+    return locks / f"run-{sha(str(final.resolve()))[:16]}.lock"
 
 
 def mark_started(run: RunFolder) -> None:

@@ -315,8 +315,10 @@ def test_a_crashed_run_never_blocks_the_next_one(tiny_bert):
 
 def test_a_second_run_of_the_same_name_at_once_is_refused(tiny_bert):
     from distill_cli.files import try_lock
+    from distill_cli.runs import run_lock
 
-    held = try_lock(Path("runs/.busy.lock"))  # what the first run holds until it ends, however it ends
+    # What the first run holds until it ends, however it ends.
+    held = try_lock(run_lock(Path("runs/busy"), Path(os.environ["DISTILL_CACHE"]) / "locks"))
     busy = _finetune(tiny_bert, "busy")
     assert_one_line_error(busy, 2, "run busy is being written by another distill process")
     assert not Path("runs/busy.partial").exists() and not Path("runs/busy").exists()

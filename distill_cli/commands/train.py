@@ -209,7 +209,8 @@ def static_arguments() -> dict:
 def open_run_folder(cfg: Config, command: str, args, resume: bool, overwrite: bool) -> RunFolder:
     final, generated = run_path(cfg, command)
     final = Path(same_on_all_ranks(str(final)))
-    run = open_run(final, generated, resume, overwrite, is_main=args.process_index == 0, world_size=args.world_size)
+    locks = cfg.cache_root() / "locks"
+    run = open_run(final, generated, resume, overwrite, args.process_index == 0, args.world_size, locks)
     args.output_dir = str(run.partial)
     return run
 
