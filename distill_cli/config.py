@@ -59,6 +59,13 @@ class Config(BaseModel):
     static_dims: PositiveInt = Field(
         256, description="Static students (static:<encoder>): dimensions of the token vectors, by PCA."
     )
+    transfer_set: str | None = Field(
+        None, description="Unlabelled queries (.txt, or a text column) the teacher labels: extra rows, KD term only."
+    )
+    augment: int = Field(0, ge=0, description="N variants of each labelled query (mask, drop, swap, n-gram), KD only.")
+    transfer_weight: float = Field(
+        1.0, ge=0, description="Weight of the KD term of transfer-set and augmented rows (labelled rows: 1)."
+    )
     aliases: dict[str, str] = Field(default_factory=dict, description="Model names: name -> checkpoint.")
     trust_remote_code: bool = Field(False, description="Run model code from the checkpoint (off unless set).")
 

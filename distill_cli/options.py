@@ -52,7 +52,15 @@ TRAIN = DATA + (
     "oos_rule",
     "oos_share",
 )
-DISTILL = TRAIN + ("teacher", "teacher_mode", "temperature", "static_dims")
+DISTILL = TRAIN + (
+    "teacher",
+    "teacher_mode",
+    "temperature",
+    "static_dims",
+    "transfer_set",
+    "augment",
+    "transfer_weight",
+)
 EVALUATE = (
     "dataset",
     "oos_label",

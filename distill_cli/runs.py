@@ -71,6 +71,7 @@ class RunRecord(BaseModel):
     oos_rule: OOSRule | None = None  # chosen on validation after training; None: argmax decides
     export: dict[str, Any] | None = None  # in an exported folder: the parent, settings and checks (export.json)
     search: dict[str, Any] | None = None  # the best model of a study: the study, the trial and its value
+    rows: dict[str, int] | None = None  # training rows by source (labelled, transfer, augmented) and drops
 
     def write(self, folder: Path) -> None:
         (folder / RUN_FILE).write_text(self.model_dump_json(indent=2))

@@ -35,6 +35,7 @@ from distill_cli.commands.train import (
     training_arguments,
 )
 from distill_cli.config import Config
+from distill_cli.data.transfer import check_transfer_file
 from distill_cli.errors import DistillError, StudyInterrupted, UsageError
 from distill_cli.files import atomic_file, file_lock
 from distill_cli.hub import redact_url
@@ -105,6 +106,7 @@ def open_study(cfg: Config, settings: SearchSettings, name: str | None) -> Study
     if cfg.teacher_mode != "cached":
         raise UsageError("search pays for the teacher once: it needs teacher_mode cached, not online")
     check_trackers(cfg.report_to)
+    check_transfer_file(cfg.transfer_set)
     modeling.resolve_model(cfg.teacher, cfg)  # a misspelt model fails here, before the study folder exists
     student = modeling.resolve_model(cfg.student, cfg)
     check_layers(cfg, settings, student)

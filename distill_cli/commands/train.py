@@ -18,6 +18,7 @@ import transformers
 from distill_cli import __version__, modeling
 from distill_cli.config import Config
 from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fingerprint
+from distill_cli.data.transfer import ExtraRows, check_transfer_file, describe, extra_rows, with_extra_rows
 from distill_cli.errors import Interrupted, UsageError
 from distill_cli.metrics import QUALITY_KEYS, metrics_fn
 from distill_cli.oos import OOSRule, choose_threshold, softmax
@@ -46,7 +47,7 @@ from distill_cli.training.trainer import (
     add_row_and_length,
     recipe_arguments,
 )
-from distill_cli.ui import warn
+from distill_cli.ui import info, warn
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Setup:
     prepared: Prepared
     teacher: TeacherSetup
     oos_label: str | None
+    rows: ExtraRows = field(default_factory=ExtraRows)  # the transfer-set and augmented rows of the train split
     probe_features: dict[int | None, torch.Tensor] = field(default_factory=dict)  # by student_layers
 
 
@@ -114,12 +116,28 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
 
 
 def shared_setup(cfg: Config, command: str, args, student_ref: modeling.ModelRef, teacher_alpha: float) -> Setup:
-    """Models, data, the out-of-scope check and the teacher (its logits when ``teacher_alpha < 1``)."""
+    """Models, data (with the transfer-set and augmented rows), the out-of-scope check and the teacher (its
+    logits when ``teacher_alpha < 1``)."""
     models = load_models(cfg, command, student_ref)
     prepared = load_data(cfg, args, models)
     oos_label = check_oos_rule(cfg, prepared)
-    teacher = setup_teacher(cfg, args, models, list(prepared.datasets["train"]["text"]), teacher_alpha)
-    return Setup(models, prepared, teacher, oos_label)
+    rows = add_extra_rows(cfg, args, prepared, models.tokenizer)
+    needs_logits = teacher_alpha if not rows.texts else 0.0  # rows only the teacher labels need its logits
+    teacher = setup_teacher(cfg, args, models, list(prepared.datasets["train"]["text"]), needs_logits)
+    return Setup(models, prepared, teacher, oos_label, rows)
+
+
+def add_extra_rows(cfg: Config, args, prepared: Prepared, tokenizer) -> ExtraRows:
+    """Append the transfer-set and augmented rows to the training split (``data/transfer.py``)."""
+    dsd = prepared.datasets
+    held_out = [t for split in ("validation", "test") if split in dsd for t in dsd[split]["text"]]
+    mask = getattr(tokenizer, "mask_token", None) or getattr(tokenizer, "unk_token", None) or "[UNK]"
+    rows = extra_rows(cfg, list(dsd["train"]["text"]), held_out, mask)
+    if rows.counts:
+        dsd["train"] = with_extra_rows(dsd["train"], rows, tokenizer, cfg.max_length)
+        if args.process_index == 0:
+            info(describe(rows.counts))
+    return rows
 
 
 def finish_training(trained: Trained, run: RunFolder, setup: Setup, search: dict | None = None) -> RunRecord:
@@ -151,6 +169,9 @@ def check_command(cfg: Config, command: str) -> None:
         raise UsageError("--student-layers cuts a transformer; a static student has no layers")
     if is_static_spec(cfg) and cfg.teacher_mode == "online":
         raise UsageError("a static student learns from cached teacher logits: drop --teacher-mode online")
+    if (cfg.transfer_set or cfg.augment) and (command == "finetune" or cfg.alpha >= 1.0):
+        raise UsageError("--transfer-set and --augment add rows that only the teacher labels: use distill, alpha < 1")
+    check_transfer_file(cfg.transfer_set)
     check_trackers(cfg.report_to)
 
 
@@ -192,6 +213,7 @@ def training_arguments(
         ddp_find_unused_parameters=False,
         dataloader_pin_memory=False,
         alpha=cfg.alpha if command == "distill" else 1.0,
+        transfer_weight=cfg.transfer_weight,
         **(static_arguments() if is_static_spec(cfg) and checkpoints else {}),
     )
 
@@ -444,6 +466,7 @@ def run_record(trained: Trained, run: RunFolder, setup: Setup, oos_rule: OOSRule
         epochs=epochs,
         metrics=final_metrics(epochs, trainer.args.load_best_model_at_end),
         oos_rule=oos_rule,
+        rows=setup.rows.counts or None,
     )
 
 
@@ -468,7 +491,9 @@ def epoch_metrics(entry: dict) -> dict:
 
 def summary(record: RunRecord) -> dict:
     """The ``--json`` object of ``finetune`` and ``distill``."""
-    return record.model_dump(mode="json", include={"output", "train_s", "teacher_cache_s", "epochs", "metrics"})
+    return record.model_dump(
+        mode="json", include={"output", "train_s", "teacher_cache_s", "epochs", "metrics", "rows"}, exclude_none=True
+    )
 
 
 def render(record: RunRecord) -> None:

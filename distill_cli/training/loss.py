@@ -12,20 +12,24 @@ def distillation_loss(
     teacher_logits: torch.Tensor | None,
     alpha: float,
     temperature: float,
+    unlabelled_weight: float = 1.0,
 ) -> torch.Tensor:
-    """``alpha * CE + (1 - alpha) * T^2 * KL(teacher || student)``, KL averaged over the batch.
+    """Per row ``alpha * CE + (1 - alpha) * T^2 * KL(teacher || student)``, averaged over the batch; a row
+    labelled ``-100`` (a transfer-set or augmented query) gets ``unlabelled_weight * T^2 * KL`` alone.
 
     The ``T^2`` factor keeps the soft-target gradients on the same scale whatever the temperature.
     """
-    ce = F.cross_entropy(student_logits, labels)
-    if alpha >= 1.0:
-        return ce
+    labelled = labels >= 0
+    if alpha >= 1.0 and bool(labelled.all()):
+        return F.cross_entropy(student_logits, labels)
     if teacher_logits is None:
-        raise ValueError("alpha < 1 needs the teacher's logits")
+        raise ValueError("alpha < 1 or unlabelled rows need the teacher's logits")
+    ce = F.cross_entropy(student_logits, labels.clamp(min=0), reduction="none") * labelled
     t = temperature
     kl = F.kl_div(
         F.log_softmax(student_logits / t, dim=-1),
         F.softmax(teacher_logits.to(student_logits.dtype) / t, dim=-1),
-        reduction="batchmean",
-    )
-    return alpha * ce + (1.0 - alpha) * t * t * kl
+        reduction="none",
+    ).sum(-1)
+    kd_weight = torch.where(labelled, torch.full_like(kl, 1.0 - alpha), torch.full_like(kl, unlabelled_weight))
+    return (alpha * ce + kd_weight * t * t * kl).mean()

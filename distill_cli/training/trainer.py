@@ -34,6 +34,9 @@ class DistillationTrainingArguments(TrainingArguments):
 
     alpha: float = field(default=0.5, metadata={"help": "Weight of the cross-entropy on the labels (1 = no teacher)."})
     temperature: float = field(default=2.0, metadata={"help": "Softmax temperature for both models' logits."})
+    transfer_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the KD term of unlabelled (transfer-set, augmented) rows."}
+    )
 
 
 class DistillationTrainer(Trainer):
@@ -70,7 +73,10 @@ class DistillationTrainer(Trainer):
                     raise ValueError("alpha < 1 needs a teacher model or cached teacher logits")
                 with torch.no_grad():
                     teacher_logits = self.teacher(**inputs).logits
-            loss = distillation_loss(outputs.logits, labels, teacher_logits, self.args.alpha, self.args.temperature)
+            args = self.args
+            loss = distillation_loss(
+                outputs.logits, labels, teacher_logits, args.alpha, args.temperature, args.transfer_weight
+            )
         else:
             loss = F.cross_entropy(outputs.logits, labels)
         if not torch.isfinite(loss):
