@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 1
 
-.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-cost clean
+.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-cost clean
 
 # torch 2.13.0 first: that pin takes the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 $(STAMP): pyproject.toml
@@ -41,13 +41,15 @@ lint: install
 # and its 3-layer cut alone and distilled (about 1.5 hours on 2 cores with SEEDS=3; runs that exist are reused).
 # Then the defaults (pooling, probe, out-of-scope rule) against the frozen-encoder peers (about 30 minutes),
 # the exported students (ONNX fp32, int8, trimmed vocabulary) beside the teacher (about 10 minutes),
-# an 8-trial search study (about 35 minutes) and a static student against model2vec (about 15 minutes).
+# an 8-trial search study (about 35 minutes), a static student against model2vec (about 15 minutes), and
+# transfer sets and augmentation (about 30 minutes).
 bench: install-teacher
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/real_scale.py --seeds $(SEEDS)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/keep_pretrained.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/export_speed.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/search_study.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_student.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/transfer_sets.py
 
 # The real-scale table alone (see bench).
 bench-real-scale: install-teacher
@@ -68,6 +70,10 @@ bench-search: install
 # A static (model2vec) student against model2vec's own classifier, beside the teacher (about 15 minutes).
 bench-static: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_student.py
+
+# Transfer sets (data_small + the rest of data_full, unlabelled) and augmentation on "plus" (about 30 minutes).
+bench-transfer: install
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/transfer_sets.py
 
 # Seconds per epoch of finetune vs cached and online distill (issue: the teacher-logit cache).
 bench-cost: install

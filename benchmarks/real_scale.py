@@ -12,7 +12,7 @@ architecture and another vocabulary, through the teacher-logit cache) and to its
 Every run is reused when its folder exists, so an interrupted benchmark goes on where it stopped;
 delete benchmarks/out/real-scale to start over. Needs `make install-teacher`.
 
-    python benchmarks/real_scale.py [--seeds 1] [--epochs 3] [--teacher-epochs 2] [--report-only]
+    python benchmarks/real_scale.py [--seeds 1] [--epochs 2] [--teacher-epochs 2] [--report-only]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ TEACHER_LR = "4e-5"  # a BERT-base-size encoder takes a smaller step than MiniLM
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=3, help="student epochs, the same alone and distilled")
+    parser.add_argument("--epochs", type=int, default=2, help="student epochs, the same alone and distilled")
     parser.add_argument("--teacher-epochs", type=int, default=2)
     parser.add_argument("--sweep-epochs", type=int, default=1)
     parser.add_argument("--report-only", action="store_true", help="the table from the runs that exist")
