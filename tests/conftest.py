@@ -96,39 +96,22 @@ def build_tiny(path: Path, words: list[str], model_type: str = "bert", layers: i
     specials = MPNET_SPECIAL if model_type == "mpnet" else SPECIAL
     vocab.write_text("\n".join(specials + words) + "\n")
     torch.manual_seed(seed)
-    if model_type == "mpnet":  # all-mpnet-base-v2's own special tokens, <pad> = 1 as its config expects
-        tok = MPNetTokenizerFast(vocab=str(vocab))
-        config = MPNetConfig(
-            vocab_size=len(specials) + len(words),
-            hidden_size=32,
-            num_hidden_layers=layers,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=66,
-        )
-        model = MPNetForSequenceClassification(config)
-    elif model_type == "bert":
-        tok = BertTokenizerFast(vocab=str(vocab))
-        config = BertConfig(
-            vocab_size=len(SPECIAL) + len(words),
-            hidden_size=32,
-            num_hidden_layers=layers,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=64,
-        )
-        model = BertForSequenceClassification(config)
-    else:
-        tok = DistilBertTokenizerFast(vocab=str(vocab))
-        config = DistilBertConfig(
-            vocab_size=len(SPECIAL) + len(words),
-            dim=32,
-            n_layers=layers,
-            n_heads=2,
-            hidden_dim=64,
-            max_position_embeddings=64,
-        )
-        model = DistilBertForSequenceClassification(config)
+    sizes = dict(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64)
+    mpnet_sizes = sizes | {"max_position_embeddings": 66}
+    kinds = {
+        "bert": (BertTokenizerFast, BertConfig, BertForSequenceClassification, sizes | {"max_position_embeddings": 64}),
+        # all-mpnet-base-v2's special tokens (<pad> = 1, as its config expects); positions start after padding
+        "mpnet": (MPNetTokenizerFast, MPNetConfig, MPNetForSequenceClassification, mpnet_sizes),
+        "distilbert": (
+            DistilBertTokenizerFast,
+            DistilBertConfig,
+            DistilBertForSequenceClassification,
+            dict(dim=32, n_layers=layers, n_heads=2, hidden_dim=64, max_position_embeddings=64),
+        ),
+    }
+    tokenizer_class, config_class, model_class, sizes = kinds[model_type]
+    tok = tokenizer_class(vocab=str(vocab))
+    model = model_class(config_class(vocab_size=len(specials) + len(words), **sizes))
     # A real tokenizer that knows the words (transformers 5 ignores `vocab_file=` and keeps only the specials).
     assert len(tok.get_vocab()) == len(specials) + len(words), len(tok.get_vocab())
     model.save_pretrained(path)
