@@ -300,7 +300,7 @@ def verify_prepared(path: Path, manifest: dict) -> tuple[DatasetDict | None, str
     except Exception as err:  # noqa: BLE001 - whatever datasets raises on a damaged folder, say what it is
         return None, f"it cannot be read ({type(err).__name__})"
     for split, ds in dsd.items():
-        names = ds.features["label"].names if "label" in ds.features else None
+        names = getattr(ds.features.get("label"), "names", None)
         if names != manifest["labels"]:
             return None, f"the {split} split's label order differs from {MANIFEST}'s"
         if len(ds) != manifest["splits"].get(split):
