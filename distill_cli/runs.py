@@ -141,28 +141,37 @@ def open_run(
         run.lock = try_lock(run_lock(final, locks))
         if run.lock is None:
             raise UsageError(f"run {final.name} is being written by another distill process; wait, or use another name")
+    try:
+        check_run_folders(run, resume, overwrite, is_main, world_size)
+    except BaseException:
+        run.release()
+        raise
+    return run
+
+
+def check_run_folders(run: RunFolder, resume: bool, overwrite: bool, is_main: bool, world_size: int) -> None:
+    """The checks of ``open_run``; sets ``run.resume_from`` when resuming, clears an old ``.partial``."""
+    final = run.final
     if final.exists() and not overwrite:
         raise UsageError(f"run folder {final} already exists; pass --overwrite to replace it, or another --name")
     if final.exists() and not is_run(final):
         raise UsageError(f"{final} is not a run made by distill (no {RUN_FILE}); refusing to replace it")
-    resumable = usable_checkpoint(run.partial, world_size) if run.partial.exists() else None
     if resume:
-        if resumable is None:
+        run.resume_from = usable_checkpoint(run.partial, world_size) if run.partial.exists() else None
+        if run.resume_from is None:
             raise UsageError(f"nothing to resume: {run.partial} holds no checkpoint; pass --overwrite to start over")
-        run.resume_from = resumable
-        return run
+        return
     if run.partial.exists():
         if not overwrite:
             raise UsageError(
                 f"{run.partial} holds an interrupted run; pass --resume to continue it or --overwrite to start over"
-                if resumable is not None
+                if usable_checkpoint(run.partial, world_size) is not None
                 else f"{run.partial} holds an interrupted run that saved no checkpoint; pass --overwrite to start over"
             )
         if not is_our_partial(run.partial):
             raise UsageError(f"{run.partial} was not started by distill; refusing to replace it")
         if is_main:
             shutil.rmtree(run.partial)
-    return run
 
 
 def run_lock(final: Path, locks: Path) -> Path:
