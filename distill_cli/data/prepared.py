@@ -344,14 +344,16 @@ def load_for_training(
     """The dataset a command trains or evaluates on: a prepared folder as it is, or any source prepared
     on the fly through the cache. Labels are re-indexed to ``label_names`` and text re-tokenized when
     the folder was prepared for another tokenizer."""
-    if cfg.dataset and read_manifest(Path(cfg.dataset)) is not None:
+    manifest = read_manifest(Path(cfg.dataset)) if cfg.dataset else None
+    if manifest is not None:
         path = Path(cfg.dataset)
         if path.parent.resolve() == (cfg.cache_root() / "prepared").resolve():  # our cache entry, via a run
-            manifest = read_manifest(path)
-            if verify_prepared(path, manifest)[1] is not None:  # damaged: rebuilt from its source by prepare
+            dsd, problem = verify_prepared(path, manifest)
+            if problem is not None:  # damaged: rebuilt from its source by prepare
                 source_cfg = cfg.model_copy(update={"dataset": source_spec(manifest)})
                 return prepare(source_cfg, tokenizer, tokenizer_name, label_names, teacher_name)
-        manifest, dsd = load_prepared(path)
+        else:
+            manifest, dsd = load_prepared(path)
         if label_names is not None and label_names != manifest["labels"]:
             check_labels(set(manifest["labels"]), label_names, f"the teacher {teacher_name}")
             dsd = relabel(dsd, label_names)
