@@ -22,6 +22,12 @@ COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {"finetune": {"alpha": 1.0}}
 # A search trains students as ``distill`` does, with its settings; its own ``search:`` section holds the
 # search space instead (``search_space.py``).
 SETTINGS_OF = {"search": "distill"}
+# Validation points that int8 quantization or vocabulary trimming may each lose before `export` refuses to
+# write the folder, unless --max-accuracy-drop says otherwise.
+DEFAULT_MAX_ACCURACY_DROP = 1.0
+# Settings that say where things go or how a run is watched, not what is trained: a study may be continued,
+# and an interrupted run resumed, with other values. Every other setting is part of what a run trains.
+PLACEMENT = ("name", "output", "runs_dir", "cache_dir", "report_to", "eval_batch_size")
 
 
 class Config(BaseModel):
@@ -124,6 +130,10 @@ class Config(BaseModel):
         xdg = os.environ.get("XDG_CACHE_HOME")
         return (Path(xdg) if xdg else Path.home() / ".cache") / "distill"
 
+    def training_settings(self) -> dict[str, Any]:
+        """Every setting that decides what is trained (not ``PLACEMENT``), as JSON values."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if k not in PLACEMENT}
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
@@ -133,7 +143,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load_bounded(path.read_text(encoding="utf-8"), path)
+    except UnicodeDecodeError:
+        raise UsageError(f"config {path} is not UTF-8 text") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -144,6 +156,47 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"config {path}: expected a mapping of keys to values, got {type(data).__name__}")
     return data
+
+
+MAX_YAML_NODES = 100_000  # a config has tens of keys; aliases that expand past this are a "billion laughs"
+
+
+def safe_load_bounded(text: str, path: Path) -> Any:
+    """``yaml.safe_load``, refusing a document whose aliases would expand to more than ``MAX_YAML_NODES``
+    values (or refer to themselves) before any of it is built: the node graph shares aliased nodes, so it is
+    counted in time linear in its size."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        expanded_size(node, {}, set(), path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def expanded_size(node, sizes: dict[int, int], open_nodes: set[int], path: Path) -> int:
+    """How many values ``node`` stands for once every alias in it is expanded (memoised per shared node)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise UsageError(f"config {path}: an alias refers to itself; a config is a tree of plain values")
+    open_nodes.add(key)
+    children = node.value if isinstance(node, yaml.SequenceNode) else []
+    if isinstance(node, yaml.MappingNode):
+        children = [item for pair in node.value for item in pair]
+    total = 1 + sum(expanded_size(child, sizes, open_nodes, path) for child in children)
+    open_nodes.discard(key)
+    if total > MAX_YAML_NODES:
+        line = node.start_mark.line + 1
+        raise UsageError(
+            f"config {path}: the aliases at line {line} expand to more than {MAX_YAML_NODES:,} values; "
+            "a config is a few settings: write them out"
+        )
+    sizes[key] = total
+    return total
 
 
 def load_config(

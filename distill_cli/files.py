@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -9,31 +10,49 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from distill_cli.errors import DistillError
+
+# What a write meets when the storage, not the program, is at fault: said as one line naming the output.
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """A full disk, a quota, read-only or forbidden storage while writing ``path``: one line that names it."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in STORAGE_ERRORS:
+            raise
+        raise DistillError(f"cannot write {path}: {os.strerror(err.errno)}; nothing was written there") from None
+
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, so writers that go by it still work); when the
     block succeeds it replaces ``path`` in one rename, when it fails it is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 @contextmanager
 def atomic_folder(path: Path) -> Iterator[Path]:
     """Yield a temporary folder path beside ``path`` (not yet created: the writer makes it); when the block
     succeeds it replaces ``path`` in one rename, when it fails it is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
-    try:
-        yield tmp
-        move_into_place(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield tmp
+            move_into_place(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def move_into_place(src: Path, dest: Path) -> None:

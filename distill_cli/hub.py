@@ -49,3 +49,12 @@ def redact_url(url: str) -> str:
     if parts.password is None:
         return url
     return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+# ``scheme://user:password@`` anywhere in a text (an error message of a library that names the URL it used).
+CREDENTIALS = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^\s/:@]*):[^\s/@]+@")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``: what the CLI prints goes through it."""
+    return CREDENTIALS.sub(r"\1:***@", text)

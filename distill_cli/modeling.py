@@ -17,8 +17,10 @@ from distill_cli.errors import DistillError, UsageError
 from distill_cli.hub import hub_unreachable_reason, is_hub_id
 from distill_cli.model_parts import SplitModel, installed_parts, unpacked_model
 from distill_cli.pooling import POOLING_KEY
-from distill_cli.runs import is_run
+from distill_cli.runs import RUN_FILE, RunRecord, is_run
 from distill_cli.static import StaticClassifier, StaticTokenizer, encoder_spec, is_static_folder
+from distill_cli.weights import PICKLED as PICKLED_WEIGHTS
+from distill_cli.weights import check_weights
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -47,6 +49,9 @@ LAYER_STACKS = {
     "mpnet": "encoder.layer",
 }
 GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
+# A tokenizer below this share of its model's vocabulary is not the model's (checkpoints often pad
+# ``vocab_size`` up to a round number, never to twice the tokenizer's size).
+MIN_TOKENIZER_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -138,12 +143,11 @@ def _from_pretrained(loader, ref: ModelRef, cfg: Config, **kwargs):
         raise UsageError(f"cannot load '{ref.spec}': {str(err).splitlines()[0]}") from None
 
 
-PICKLED_WEIGHTS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")
-
-
 def load_weights(loader, ref: ModelRef, cfg: Config, **kwargs):
     """``loader.from_pretrained`` for a model's weights, from safetensors only: a pickled checkpoint can run
     code when it is loaded, so it needs the same opt-in as remote code (``trust_remote_code``)."""
+    if ref.is_local:
+        check_weights(Path(ref.location))
     if not cfg.trust_remote_code and ref.is_local:
         folder = Path(ref.location)
         pickled = [p.name for pattern in PICKLED_WEIGHTS for p in folder.glob(pattern)]
@@ -156,11 +160,33 @@ def load_weights(loader, ref: ModelRef, cfg: Config, **kwargs):
 
 
 def load_tokenizer(ref: ModelRef, cfg: Config):
+    """The model's own tokenizer, checked against the model: one that knows far fewer tokens than the model
+    has embeddings is not its tokenizer (transformers 5 makes a tokenizer of the special tokens alone for a
+    folder without tokenizer files, and every query would read as unknown tokens)."""
     if is_static(ref):
         return StaticTokenizer()
     from transformers import AutoTokenizer
 
-    return _from_pretrained(AutoTokenizer, ref, cfg)
+    tokenizer = _from_pretrained(AutoTokenizer, ref, cfg)
+    vocab_size = getattr(load_model_config(ref, cfg), "vocab_size", None)
+    if isinstance(vocab_size, int) and len(tokenizer) < vocab_size * MIN_TOKENIZER_SHARE:
+        where = ref.location if ref.is_local else f"'{ref.spec}'"
+        raise UsageError(
+            f"{where}: its tokenizer has {len(tokenizer):,} tokens for a model of {vocab_size:,}: the tokenizer "
+            "files (tokenizer.json, or vocab.txt with tokenizer_config.json) are missing or not this model's; "
+            "copy the tokenizer it was trained with into the folder"
+        )
+    return tokenizer
+
+
+def data_tokenizer(ref: ModelRef, cfg: Config):
+    """The tokenizer that prepares a dataset for ``ref``: its own; for a static pipeline, which tokenizes by
+    itself at inference, the tokenizer file it ships."""
+    if not is_static(ref):
+        return load_tokenizer(ref, cfg)
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_file=str(Path(ref.location) / "tokenizer.json"))
 
 
 def load_model_config(ref: ModelRef, cfg: Config):
@@ -250,16 +276,53 @@ def load_for_inference(ref: ModelRef, cfg: Config):
 
     from distill_cli.onnx_model import OnnxClassifier, is_onnx_folder
 
+    if ref.is_local:
+        check_weights(Path(ref.location))
     if ref.is_local and is_onnx_folder(Path(ref.location)):
-        return OnnxClassifier(Path(ref.location))
-    if is_static(ref):
-        return StaticClassifier(Path(ref.location))
-    model_config = load_model_config(ref, cfg)
-    if getattr(model_config, POOLING_KEY, None) == "mean":
-        model = _mean_pooling_classifier(ref, cfg, {"num_labels": model_config.num_labels})
+        model = OnnxClassifier(Path(ref.location))
+    elif is_static(ref):
+        model = StaticClassifier(Path(ref.location))
     else:
-        model = load_weights(AutoModelForSequenceClassification, ref, cfg)
+        model_config = load_model_config(ref, cfg)
+        if getattr(model_config, POOLING_KEY, None) == "mean":
+            model = _mean_pooling_classifier(ref, cfg, {"num_labels": model_config.num_labels})
+        else:
+            model = load_weights(AutoModelForSequenceClassification, ref, cfg)
+    if ref.is_local:
+        check_recorded_labels(Path(ref.location), label_names(model.config))
     return model.eval()
+
+
+def recorded_labels(folder: Path) -> tuple[str, list[str]] | None:
+    """The labels, in output order, that the folder's own records (``run.json``, else ``export.json``) say
+    the model was trained or exported with, and which file says so; None when it has no such record."""
+    import json
+
+    record = RunRecord.read(folder)
+    if record is not None:
+        return RUN_FILE, record.labels
+    export = folder / "export.json"
+    labels = json.loads(export.read_text()).get("labels") if export.is_file() else None
+    return ("export.json", labels) if isinstance(labels, list) else None
+
+
+def check_recorded_labels(folder: Path, labels: list[str] | None) -> None:
+    """The labels the model's config gives its outputs are the ones its records hold: a config edited after
+    training or export would silently misname every prediction."""
+    recorded = recorded_labels(folder)
+    if recorded is None or labels == recorded[1]:
+        return
+    name, expected = recorded
+    if labels is None or sorted(labels) != sorted(expected):
+        problem = f"names other labels than its {name} records"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(labels, expected)) if a != b)
+        where = f"output {i}: '{labels[i]}', not '{expected[i]}'"
+        problem = f"lists the labels in another order than its {name} records ({where})"
+    raise UsageError(
+        f"{folder}: config.json {problem}, so every prediction would be misnamed; restore the folder's "
+        "config.json, or train or export the model again"
+    )
 
 
 def spread_layers(total: int, keep: int) -> list[int]:

@@ -15,8 +15,8 @@ import torch
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from distill_cli.errors import UsageError
+from distill_cli.weights import ONNX_FILE
 
-ONNX_FILE = "model.onnx"
 EXPORT_FILE = "export.json"
 
 

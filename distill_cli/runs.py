@@ -6,6 +6,7 @@ A run trains in ``<name>.partial/`` and is renamed to ``<name>/`` when it finish
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from distill_cli.config import Config
+from distill_cli.config import PLACEMENT, Config
 from distill_cli.data.sources import sha
 from distill_cli.errors import UsageError
 from distill_cli.files import move_into_place, try_lock
@@ -95,6 +96,7 @@ class RunFolder:
     generated: bool  # the name was made up here (it holds a timestamp) and must be passed again to resume
     resume_from: Path | None = None
     lock: Any = None  # the open lock file while this process writes the run (released when it exits)
+    settings: dict[str, Any] | None = None  # what the run trains with (``Config.training_settings``)
 
     @property
     def partial(self) -> Path:
@@ -130,13 +132,21 @@ def run_path(cfg: Config, command: str) -> tuple[Path, bool]:
 
 
 def open_run(
-    final: Path, generated: bool, resume: bool, overwrite: bool, is_main: bool, world_size: int = 1, locks: Path = None
+    final: Path,
+    generated: bool,
+    resume: bool,
+    overwrite: bool,
+    is_main: bool,
+    world_size: int = 1,
+    locks: Path = None,
+    settings: dict[str, Any] | None = None,
 ) -> RunFolder:
     """Check the run folder before any compute and find the checkpoint to resume from, if asked.
     A finished run is never replaced without ``overwrite``, nor an interrupted one without ``resume``;
     a run of the same name that another process is writing is refused: a lock (a file in ``locks``, the
-    cache, so that the runs folder holds runs only) held until that process ends."""
-    run = RunFolder(final, generated)
+    cache, so that the runs folder holds runs only) held until that process ends. A run is resumed only
+    with the ``settings`` it started with."""
+    run = RunFolder(final, generated, settings=settings)
     if is_main and locks is not None:
         run.lock = try_lock(run_lock(final, locks))
         if run.lock is None:
@@ -160,6 +170,7 @@ def check_run_folders(run: RunFolder, resume: bool, overwrite: bool, is_main: bo
         run.resume_from = usable_checkpoint(run.partial, world_size) if run.partial.exists() else None
         if run.resume_from is None:
             raise UsageError(f"nothing to resume: {run.partial} holds no checkpoint; pass --overwrite to start over")
+        check_same_settings(run)
         return
     if run.partial.exists():
         if not overwrite:
@@ -181,9 +192,33 @@ def run_lock(final: Path, locks: Path) -> Path:
 
 def mark_started(run: RunFolder) -> None:
     """Create ``<name>.partial/`` with the mark that makes it this tool's (rank 0, once every rank has
-    checked the folders: the mark is what lets ``--overwrite`` replace it later)."""
+    checked the folders: the mark is what lets ``--overwrite`` replace it later). The mark records the
+    settings the run trains with, which a resume must repeat. A resumed run keeps the mark it has."""
     run.partial.mkdir(parents=True, exist_ok=True)
-    (run.partial / PARTIAL_MARK).write_text("a distill run in progress\n")
+    mark = run.partial / PARTIAL_MARK
+    if run.resume_from is None or not mark.is_file():
+        mark.write_text(json.dumps({"distill_run": "in progress", "settings": run.settings}, indent=2) + "\n")
+
+
+def check_same_settings(run: RunFolder) -> None:
+    """A run resumes with the settings it started with: another learning rate, seed or dataset mixed into
+    its second half would make a model no setting describes. Only ``PLACEMENT`` settings may change."""
+    try:
+        started = json.loads((run.partial / PARTIAL_MARK).read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        started = None  # a mark of an older distill, or none: nothing to compare with
+    if started is None or run.settings is None:
+        from distill_cli.ui import warn
+
+        warn(f"{run.partial} does not record the settings it started with; resuming with the ones given")
+        return
+    changed = sorted(k for k in started.keys() | run.settings.keys() if started.get(k) != run.settings.get(k))
+    if changed:
+        diffs = ", ".join(f"{k} {started.get(k)!r} → {run.settings.get(k)!r}" for k in changed)
+        raise UsageError(
+            f"cannot resume {run.final.name} with other settings ({diffs}): resume with the ones it started with, "
+            f"or pass --overwrite to start over; only {', '.join(PLACEMENT)} may change"
+        )
 
 
 def is_our_partial(partial: Path) -> bool:
@@ -228,8 +263,14 @@ def config_with_run_dataset(cfg: Config, run_dir: Path | None, purpose: str) -> 
     record = RunRecord.read(run_dir)
     if record is None:
         raise UsageError(f"no dataset for {purpose}: pass --dataset (the model is not a run that names one)")
+    from distill_cli.data.prepared import DamagedManifest, read_manifest
+
     prepared = Path(record.dataset.path)
-    return cfg.model_copy(update={"dataset": str(prepared) if prepared.is_dir() else record.config["dataset"]})
+    try:
+        usable = prepared.is_dir() and read_manifest(prepared) is not None
+    except DamagedManifest:
+        usable = False  # prepared again from its source (in the cache: rebuilt, with a warning)
+    return cfg.model_copy(update={"dataset": str(prepared) if usable else record.config["dataset"]})
 
 
 def oos_rule_of(run_dir: Path | None) -> OOSRule | None:

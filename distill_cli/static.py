@@ -21,12 +21,15 @@ from types import SimpleNamespace
 
 from distill_cli.config import Config
 from distill_cli.errors import UsageError
+from distill_cli.weights import STATIC_HEAD as HEAD_FILE
 
 PREFIX = "static:"
-HEAD_FILE = "head.safetensors"
 # Settings a static student trains well with, used where the config and flags leave them unset: its
 # embeddings want a far larger learning rate than a transformer's, and its epochs cost about a second.
 DEFAULTS = {"learning_rate": 1e-3, "epochs": 30, "batch_size": 256}
+# A search's default learning-rate range is a transformer's (1e-5 to 1e-4): a static student's is wider and
+# higher. Used where the config's ``search:`` section does not give the range.
+SEARCH_DEFAULTS = {"learning_rate": (1e-4, 1e-2)}
 PATIENCE = 5  # epochs without a better validation accuracy before training stops (model2vec's default)
 
 

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from distill_cli.hub import redact_urls
+
 console = Console(stderr=True, highlight=False)
 
 
@@ -58,11 +60,16 @@ def require_matplotlib() -> None:
 
 
 def warn(message: str) -> None:
-    console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+    console.print(f"[yellow]warning:[/] {escape(redact_urls(message))}", soft_wrap=True)
 
 
 def info(message: str) -> None:
-    console.print(escape(message), soft_wrap=True)
+    console.print(escape(redact_urls(message)), soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """The one line a failure prints (no URL password in it, whatever library wrote the message)."""
+    console.print(f"[red]error:[/] {escape(redact_urls(message))}", soft_wrap=True)
 
 
 class Bar:

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
-from conftest import TRAIN_FLAGS, assert_one_line_error, block_import, run_cli
+from conftest import DEMO, TRAIN_FLAGS, assert_one_line_error, block_import, run_cli
 
 TEXTS = ["play some jazz", "what is the weather like tomorrow in paris", "set an alarm", "tell me a joke please"]
 
@@ -46,7 +47,8 @@ def test_fp32_export_gives_the_same_logits_with_the_pooling_inside_the_graph(bod
 
 def test_int8_export_in_evaluate_predict_and_push(runs, tmp_path):
     out = tmp_path / "student-int8"
-    e = run_cli("export", "student", "--runs-dir", runs, "--quantize", "int8", "--output", out, "--json")
+    flags = ("--quantize", "int8", "--output", out, "--max-accuracy-drop", "100")  # the gate: a test of its own
+    e = run_cli("export", "student", "--runs-dir", runs, *flags, "--json")
     assert e.code == 0, e.stderr
     int8 = e.json["checks"]["int8"]
     recorded = json.loads((out / "run.json").read_text())
@@ -69,6 +71,24 @@ def test_int8_export_in_evaluate_predict_and_push(runs, tmp_path):
     assert "ort.InferenceSession" in d.json["card"] and "library_name: onnx" in d.json["card"]
 
 
+@contextmanager
+def lower_int8_accuracy(monkeypatch, by: float):
+    """The export's accuracy of the int8 graph (the final ``model.onnx``; the fp32 graph is scored as
+    ``model-fp32.onnx``), ``by`` lower than it really is."""
+    from distill_cli.commands import export
+    from distill_cli.onnx_model import ONNX_FILE, OnnxClassifier
+
+    real = export.accuracy
+
+    def stubbed(model, *args):
+        value = real(model, *args)
+        return value - by if isinstance(model, OnnxClassifier) and model.file.name == ONNX_FILE else value
+
+    with monkeypatch.context() as m:
+        m.setattr(export, "accuracy", stubbed)
+        yield
+
+
 def test_export_bad_inputs(runs, tiny_st, tmp_path, monkeypatch):
     # A body with no trained head is no classifier.
     assert_one_line_error(run_cli("export", tiny_st, "--dataset", "demo-intents"), 2, "not a fine-tuned classifier")
@@ -79,10 +99,13 @@ def test_export_bad_inputs(runs, tiny_st, tmp_path, monkeypatch):
     r = run_cli("export", "student", "--runs-dir", runs, "-o", tmp_path / "notes", "--overwrite")
     assert_one_line_error(r, 2, "not written by `distill export`")
     assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me"
-    # The int8 gate: nothing is written when quantization loses more than allowed.
-    gated = ("--quantize", "int8", "-o", tmp_path / "g", "--max-accuracy-drop", "-1")
-    r = run_cli("export", "student", "--runs-dir", runs, *gated)
-    assert r.code == 1 and "--max-accuracy-drop" in r.stderr and not (tmp_path / "g").exists()
+    # The int8 gate: nothing is written when quantization loses more than allowed. Which way int8 rounding goes
+    # depends on the CPU (VNNI or not), so the real int8 graph is built and scored, and the score it gets is
+    # then made to lose 10 pt: the gate's logic, on any machine.
+    with lower_int8_accuracy(monkeypatch, by=0.10):
+        r = run_cli("export", "student", "--runs-dir", runs, "--quantize", "int8", "-o", tmp_path / "g")
+    assert_one_line_error(r, 1, "int8 loses", "pt of validation accuracy > --max-accuracy-drop 1.0", "nothing written")
+    assert not (tmp_path / "g").exists() and not list(tmp_path.glob(".g.tmp-*"))
     assert_one_line_error(run_cli("export", "student", "--runs-dir", runs, "--quantize", "int4"), 2, "int8 or none")
     # Without onnxruntime: one line naming the extra, before any work.
     block_import(monkeypatch, "onnxruntime")
@@ -119,3 +142,36 @@ def test_trimmed_vocabulary_keeps_training_predictions_and_spells_unseen_words_i
     assert small.unk_token not in pieces and "weather" in pieces and len(pieces) > 3
     old = minilm("set an alarm")["input_ids"]
     assert small.convert_ids_to_tokens(small("set an alarm")["input_ids"]) == minilm.convert_ids_to_tokens(old)
+
+
+def test_trimming_is_gated_by_default_and_keeps_the_tokens_of_the_texts_given(runs, tmp_path, monkeypatch):
+    from distill_cli.commands import export
+
+    # The default gate (1 pt) applies to trimming as to int8: a trimmed model that scores 5 pt lower is not
+    # written unless the user allows it (the scores are stubbed: a real loss depends on the data).
+    scores = iter([0.90, 0.85])
+
+    def five_points_lower_after_trimming(*args):
+        return next(scores)
+
+    flags = ("student", "--runs-dir", runs, "--format", "torch", "--trim-vocab")
+    with monkeypatch.context() as m:
+        m.setattr(export, "accuracy", five_points_lower_after_trimming)
+        r = run_cli("export", *flags, "-o", tmp_path / "t")
+    assert_one_line_error(r, 1, "vocabulary trimming loses 5.00 pt", "> --max-accuracy-drop 1.0", "nothing written")
+    assert not (tmp_path / "t").exists()
+    # --trim-keep: the tokens of the named texts stay too. With the validation queries kept, trimming changes
+    # no validation prediction.
+    demo = json.loads(DEMO.read_text())
+    validation = demo["val"] + demo["oos_val"]
+    (tmp_path / "logs.txt").write_text("\n".join(text for text, _ in validation) + "\n")
+    plain = run_cli("export", *flags, "-o", tmp_path / "plain", "--max-accuracy-drop", "100", "--json")
+    kept = run_cli("export", *flags, "-o", tmp_path / "kept", "--trim-keep", tmp_path / "logs.txt", "--json")
+    assert plain.code == 0 and kept.code == 0, kept.stderr
+    a, b = plain.json["checks"]["trim"], kept.json["checks"]["trim"]
+    assert b["kept_texts"] == len(validation) and b["vocabulary_after"] > a["vocabulary_after"]
+    assert b["validation_accuracy_after"] == b["validation_accuracy_before"] and b["accuracy_drop_pt"] == 0
+    r = run_cli("export", "student", "--runs-dir", runs, "--trim-keep", tmp_path / "logs.txt")
+    assert_one_line_error(r, 2, "--trim-keep", "pass --trim-vocab too")
+    r = run_cli("export", *flags, "--trim-keep", tmp_path / "nope.txt")
+    assert_one_line_error(r, 2, "--trim-keep", "nope.txt: no such file")

@@ -4,6 +4,7 @@ teacher's cached logits, saved as a pipeline that loads without torch."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,34 @@ def test_static_bad_inputs_exit_2(runs, tiny_bert, tmp_path, monkeypatch):
     r = distill_from_teacher(runs, f"static:{tiny_bert}", *STATIC)
     assert_one_line_error(r, 2, "pip install 'distill-cli[static]'")
     assert not (runs / "static").exists() and not list(Path("runs").glob("*.partial"))
+
+
+def test_a_study_searches_a_static_student(runs, tiny_bert, tmp_path):
+    """`distill search` trains static students as `distill` does (the Trainer told where its labels are)."""
+    import yaml
+
+    config = tmp_path / "s.yaml"
+    config.write_text(yaml.safe_dump({"static_dims": 16, "batch_size": 32, "search": {"epochs": [1, 2]}}))
+    flags = ("--config", config, "--runs-dir", runs, "--teacher", "teacher", "--student", f"static:{tiny_bert}")
+    r = run_cli("search", "--dataset", "demo-intents", *flags, "--name", "st-study", "--trials", "1", "--json")
+    assert r.code == 0, r.stderr
+    assert r.json["trials"]["complete"] == 1 and r.json["trials"]["fail"] == 0 and "failed" not in r.stderr
+    # The default learning-rate range is a static student's, not a transformer's.
+    assert 1e-4 <= r.json["best"]["params"]["learning_rate"] <= 1e-2
+    best = runs / "st-study" / "best"
+    assert json.loads((best / "run.json").read_text())["student"]["pooling"] == "static"
+    assert (best / "head.safetensors").is_file()
+    # A layer range means nothing to a static student: refused before any compute.
+    config.write_text(yaml.safe_dump({"search": {"epochs": [1, 2], "student_layers": [1, 2]}}))
+    r = run_cli("search", "--dataset", "demo-intents", *flags, "--name", "layers", "--trials", "1")
+    assert_one_line_error(r, 2, "search.student_layers: a static student has no layers")
+    assert not (runs / "layers").exists()
+
+
+def test_a_truncated_static_student_is_named(static_run, tmp_path):
+    copy = tmp_path / "st"
+    shutil.copytree(static_run, copy)
+    head = copy / "head.safetensors"
+    head.write_bytes(head.read_bytes()[:-10])
+    for command in (("predict", copy, "set an alarm"), ("evaluate", copy, "--latency-runs", "1")):
+        assert_one_line_error(run_cli(*command), 2, f"{head} is damaged: it is truncated")

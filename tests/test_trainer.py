@@ -277,6 +277,9 @@ def test_interrupt_saves_a_checkpoint_and_resume_ends_like_an_uninterrupted_run(
     monkeypatch.setattr(RichProgress, "on_step_end", original)
     refused = _finetune(tiny_bert, "cut", *flags)
     assert_one_line_error(refused, 2, "interrupted run", "--resume")
+    # A resume trains with the settings the run started with, or not at all; where things go may change.
+    changed = _finetune(tiny_bert, "cut", *flags, "--learning-rate", "1e-3", "--seed", "3", "--resume")
+    assert_one_line_error(changed, 2, "cannot resume cut", "learning_rate 0.005 → 0.001", "seed 42 → 3", "--overwrite")
 
     # A damaged checkpoint is never resumed from silently: the file is named, or an older one is used.
     ckpt = Path("runs/cut.partial/checkpoint-20")

@@ -16,13 +16,11 @@ try:  # typer >= 0.2x ships its own copy of click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import UsageError as ClickUsageError
 
-from rich.markup import escape
-
 from distill_cli import __version__
 from distill_cli.cli import config, evaluate, export, predict, prepare, push, search, train
 from distill_cli.config import COMMANDS
 from distill_cli.errors import DistillError, Interrupted
-from distill_cli.ui import console
+from distill_cli.ui import console, error
 
 app = typer.Typer(
     name="distill",
@@ -75,15 +73,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = typer.main.get_command(app).main(args=args, prog_name="distill", standalone_mode=False)
     except ClickUsageError as err:
-        message = err.format_message()
-        where = f" ({err.ctx.command_path})" if err.ctx is not None else ""
-        console.print(f"[red]error:[/]{escape(where)} {escape(message)}".replace("\n", " "), soft_wrap=True)
+        where = f"({err.ctx.command_path}) " if err.ctx is not None else ""
+        error(f"{where}{err.format_message()}".replace("\n", " "))
         code = 2
     except DistillError as err:
         if debug:
             traceback.print_exc()
-        message = f"{err}; {err.resume_hint(args)}" if isinstance(err, Interrupted) else str(err)
-        console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+        error(f"{err}; {err.resume_hint(args)}" if isinstance(err, Interrupted) else str(err))
         code = err.exit_code
     except (KeyboardInterrupt, typer.Abort):
         console.print("[red]interrupted[/]")
@@ -91,9 +87,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as err:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if debug:
             traceback.print_exc()
-        console.print(
-            f"[red]error:[/] {type(err).__name__}: {escape(str(err))} (run with --debug for the traceback)",
-            soft_wrap=True,
-        )
+        error(f"{type(err).__name__}: {err} (run with --debug for the traceback)".replace("\n", " "))
         code = 1
     sys.exit(code or 0)

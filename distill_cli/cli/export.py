@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from distill_cli.config import load_config
+from distill_cli.config import DEFAULT_MAX_ACCURACY_DROP, load_config
 from distill_cli.errors import UsageError
 from distill_cli.options import EXPORT, ConfigOpt, JsonOpt, config_flags
 from distill_cli.ui import emit_json, quiet_libraries
@@ -21,9 +21,17 @@ def export(
     trim_vocab: Annotated[
         bool, typer.Option("--trim-vocab", help="Keep only the tokens of the training split and single characters.")
     ] = False,
-    max_accuracy_drop: Annotated[
-        Optional[float], typer.Option("--max-accuracy-drop", help="Gate: validation points int8 may lose.")
+    trim_keep: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--trim-keep",
+            help="With --trim-vocab, also keep the tokens of these texts (.txt one a line, or a text column).",
+        ),
     ] = None,
+    max_accuracy_drop: Annotated[
+        float,
+        typer.Option("--max-accuracy-drop", help="Gate: validation points int8 or trimming may lose (each)."),
+    ] = DEFAULT_MAX_ACCURACY_DROP,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a folder this command exported.")] = False,
     json_out: JsonOpt = False,
     **overrides,
@@ -37,7 +45,9 @@ def export(
     quiet_libraries()
     from distill_cli.commands import export as command
 
-    record = command.export(cfg, model, output, fmt, quantize, trim_vocab, overwrite, max_accuracy_drop)
+    if trim_keep is not None and not trim_vocab:
+        raise UsageError("--trim-keep names texts whose tokens --trim-vocab keeps: pass --trim-vocab too")
+    record = command.export(cfg, model, output, fmt, quantize, trim_vocab, overwrite, max_accuracy_drop, trim_keep)
     command.render(record)
     if json_out:
         emit_json(record)

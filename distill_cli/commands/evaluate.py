@@ -28,6 +28,7 @@ from distill_cli.metrics import COST, QUALITY, QUALITY_KEYS, classification_metr
 from distill_cli.oos import apply_rule
 from distill_cli.runs import config_with_run_dataset, oos_rule_of
 from distill_cli.ui import Bar, console
+from distill_cli.weights import check_weights
 
 WARMUP_RUNS = 10
 
@@ -35,7 +36,7 @@ WARMUP_RUNS = 10
 def evaluation_data(cfg: Config, refs: list[modeling.ModelRef], split: str):
     """Texts and gold label names of ``split``. Without --dataset, the first run's own dataset."""
     cfg = config_with_run_dataset(cfg, refs[0].run_dir, "evaluate")
-    tokenizer = modeling.load_tokenizer(refs[0], cfg)
+    tokenizer = modeling.data_tokenizer(refs[0], cfg)
     prepared = load_for_training(cfg, tokenizer, refs[0].location)
     if split not in prepared.datasets:
         raise UsageError(f"dataset {prepared.path} has no '{split}' split (splits: {', '.join(prepared.datasets)})")
@@ -211,6 +212,9 @@ def evaluate_models(
             "pass --trust-remote-code to allow it"
         )
     refs = [modeling.resolve_model(s, cfg) for s in specs]  # every name checked before any compute
+    for ref in refs:
+        if ref.is_local:
+            check_weights(Path(ref.location))
     metrics = {name: load_metric(name) for name in extra_metrics or []}  # loaded once, for every model
     if threads:
         torch.set_num_threads(threads)

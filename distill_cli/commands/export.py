@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from distill_cli import modeling
-from distill_cli.config import Config
+from distill_cli.config import DEFAULT_MAX_ACCURACY_DROP, Config
 from distill_cli.data.prepared import load_for_training
+from distill_cli.data.transfer import read_transfer_set
 from distill_cli.errors import DistillError, UsageError
 from distill_cli.files import atomic_folder
 from distill_cli.onnx_model import EXPORT_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder, require_onnxruntime
@@ -65,11 +66,14 @@ def export(
     quantize: str = "none",
     trim_vocab: bool = False,
     overwrite: bool = False,
-    max_accuracy_drop: float | None = None,
+    max_accuracy_drop: float | None = DEFAULT_MAX_ACCURACY_DROP,
+    trim_keep: Path | None = None,
 ) -> dict:
-    """Export ``spec`` to ``output`` and return the export record (also in the folder's ``export.json``)."""
+    """Export ``spec`` to ``output`` and return the export record (also in the folder's ``export.json``).
+    Trimming keeps the tokens of the training split and, with ``trim_keep``, of the texts in that file."""
     if fmt == "torch" and quantize != "none":
         raise UsageError("--quantize int8 is for --format onnx")
+    keep_texts = read_transfer_set(str(trim_keep), cfg.text_column, "--trim-keep") if trim_keep else []
     ref = modeling.resolve_model(spec, cfg)
     if modeling.is_static(ref):
         return copy_static(ref, spec, output or cfg.runs_dir / f"{Path(ref.location).name}-export", overwrite)
@@ -87,7 +91,7 @@ def export(
     texts = task_texts(cfg, ref, tokenizer, labels)
     checks = {}
     if trim_vocab:
-        model, tokenizer, checks["trim"] = trim_step(model, tokenizer, texts, cfg.max_length)
+        model, tokenizer, checks["trim"] = trim_step(model, tokenizer, texts, cfg.max_length, keep_texts)
     with atomic_folder(output) as tmp:
         tmp.mkdir()
         tokenizer.save_pretrained(tmp)
@@ -95,7 +99,7 @@ def export(
             model.save_pretrained(tmp)
         else:
             checks.update(write_onnx(tmp, model, tokenizer, texts, quantize, cfg.max_length))
-        record = write_folder(tmp, ref, spec, fmt, quantize, trim_vocab, checks)
+        record = write_folder(tmp, ref, spec, fmt, quantize, trim_vocab, checks, labels)
         gate(checks, max_accuracy_drop)
     return {**record, "output": str(output)}
 
@@ -122,11 +126,12 @@ def write_onnx(folder: Path, model, tokenizer, texts: TaskTexts, quantize: str, 
     return checks
 
 
-def trim_step(model, tokenizer, texts: TaskTexts, max_length: int):
-    """Trim the vocabulary (``vocab.py``); validation accuracy before and after, and the tokens lost."""
+def trim_step(model, tokenizer, texts: TaskTexts, max_length: int, keep_texts: list[str]):
+    """Trim the vocabulary to the training split's tokens and those of ``keep_texts`` (``vocab.py``);
+    validation accuracy before and after, and the tokens lost."""
     before = accuracy(model, tokenizer, texts.validation, texts.gold, max_length)
     vocab_before, size_before = len(tokenizer.get_vocab()), weights_mb(model)
-    model, trimmed, kept = trim(model, tokenizer, texts.train, max_length)
+    model, trimmed, kept = trim(model, tokenizer, texts.train + keep_texts, max_length)
     after = accuracy(model, trimmed, texts.validation, texts.gold, max_length)
     check = {
         "vocabulary_before": vocab_before,
@@ -136,6 +141,7 @@ def trim_step(model, tokenizer, texts: TaskTexts, max_length: int):
         "validation_accuracy_before": before,
         "validation_accuracy_after": after,
         "accuracy_drop_pt": round((before - after) * 100, 3),
+        "kept_texts": len(keep_texts),  # besides the training split's
         "token_shares": {
             split: lost_tokens(tokenizer, trimmed, kept, queries, max_length)
             for split, queries in (("validation", texts.validation), ("test", texts.test))
@@ -232,9 +238,12 @@ def accuracy(model, tokenizer, texts: list[str], gold: list[int], max_length: in
     return float((modeling.batched_logits(model, tokenizer, texts, max_length).argmax(-1) == np.asarray(gold)).mean())
 
 
-def write_folder(folder: Path, ref, spec: str, fmt: str, quantize: str, trim_vocab: bool, checks: dict) -> dict:
-    """``export.json`` (the settings and checks; it marks the folder as this command's), and, when the parent
-    is a run, its ``run.json`` with the same record under ``export`` (the out-of-scope rule goes along)."""
+def write_folder(
+    folder: Path, ref, spec: str, fmt: str, quantize: str, trim_vocab: bool, checks: dict, labels=None
+) -> dict:
+    """``export.json`` (the settings, the labels in output order and the checks; it marks the folder as this
+    command's), and, when the parent is a run, its ``run.json`` with the same record under ``export`` (the
+    out-of-scope rule goes along). Every command that loads the folder checks its labels against these."""
     record = {
         "parent": spec,
         "format": fmt,
@@ -243,6 +252,7 @@ def write_folder(folder: Path, ref, spec: str, fmt: str, quantize: str, trim_voc
         "opset": OPSET if fmt == "onnx" else None,
         "size_mb": round(modeling.weights_size_mb(folder), 2),
         "checks": checks,
+        **({"labels": labels} if labels is not None else {}),
     }
     (folder / EXPORT_FILE).write_text(json.dumps(record, indent=2))
     parent = RunRecord.read(ref.run_dir)
@@ -264,7 +274,8 @@ def gate(checks: dict, max_accuracy_drop: float | None) -> None:
         if max_accuracy_drop is not None and drop is not None and drop > max_accuracy_drop:
             raise DistillError(
                 f"{'vocabulary trimming' if step == 'trim' else 'int8'} loses {drop:.2f} pt of validation accuracy "
-                f"> --max-accuracy-drop {max_accuracy_drop}; nothing written"
+                f"> --max-accuracy-drop {max_accuracy_drop}; nothing written (pass a larger --max-accuracy-drop "
+                "to write it anyway)"
             )
 
 

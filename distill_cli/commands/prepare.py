@@ -7,10 +7,13 @@ from pathlib import Path
 from distill_cli import modeling
 from distill_cli.config import Config
 from distill_cli.data.prepared import Prepared, prepare
+from distill_cli.errors import UsageError
 
 
 def prepare_command(cfg: Config, output: Path | None, overwrite: bool) -> Prepared:
     """Tokenize for the student; with a teacher, take the teacher's label ids."""
+    if output is not None and output.exists() and not output.is_dir():
+        raise UsageError(f"--output {output} is a file; prepare writes a folder: name a folder (new or prepared)")
     student = modeling.resolve_model(cfg.student, cfg)
     tokenizer = modeling.load_tokenizer(student, cfg)
     labels = modeling.teacher_with_labels(cfg)[2] if cfg.teacher else None

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from distill_cli.config import Config
 from distill_cli.errors import DistillError, UsageError
-from distill_cli.hub import endpoint, is_hub_id, offline_mode
+from distill_cli.hub import endpoint, is_hub_id, offline_mode, redact_url
 from distill_cli.metrics import QUALITY
 from distill_cli.modeling import BUILTIN_ALIASES, resolve_model
 from distill_cli.runs import RunRecord
 from distill_cli.static import encoder_spec
+from distill_cli.weights import check_weights
 
 # What a run folder may publish; everything else (pickles, checkpoints, optimizer states) stays home.
 PUBLISH = (
@@ -219,12 +220,12 @@ def results_table(evals: dict | None, name: str, run: RunRecord | None = None) -
         return "—" if v is None else f"{v * 100:.2f}"
 
     for m in evals["models"]:
-        label = f"**{name}** (this model)" if m["path"] == evals["result"]["path"] else m["model"]
+        label = f"**{name}** (this model)" if m["path"] == evals["result"]["path"] else public_name(m["model"])
         cells = " | ".join(pct(m[q.key]) for q in shown)
         rows.append(f"| {label} | {cells} | {m['latency_ms_mean']:.2f} | {m['size_mb']:.1f} |")
     return (
-        f"On the {evals['split']} split of {evals['dataset']} ({evals['examples']:,} queries); latency of one "
-        f"query on CPU with {evals['threads']} threads.\n\n" + "\n".join(rows)
+        f"On the {evals['split']} split of {public_name(evals['dataset'])} ({evals['examples']:,} queries); "
+        f"latency of one query on CPU with {evals['threads']} threads.\n\n" + "\n".join(rows)
     )
 
 
@@ -359,6 +360,7 @@ def push(
     if not ref.is_local:
         raise UsageError(f"push publishes a local run: '{model}' is not a run name or folder")
     run_dir = Path(ref.location)
+    check_weights(run_dir)  # every weight file its kind needs, whole: a dry run says so too
     files = publishable_files(run_dir)
     if not any(f.suffix in (".safetensors", ".onnx") for f in files):
         raise UsageError(f"{run_dir} has no safetensors or ONNX weights to publish")
@@ -399,13 +401,14 @@ def upload(repo_id: str, run_dir: Path, files: list[Path], card: str, private: b
             404: f"not found: {repo_id} (check the owner name)",
         }.get(status, f"the Hub answered {status}")
         raise DistillError(f"push to {repo_id} failed ({status}): {why}".replace(token, "***")) from None
-    except OSError as err:  # connection refused, DNS failure, timeouts (httpx errors are not OSError)
-        raise DistillError(f"push to {repo_id} failed: cannot reach {endpoint()} ({type(err).__name__})") from None
     except Exception as err:
-        if type(err).__module__.startswith(("httpx", "httpcore")):
-            raise DistillError(f"push to {repo_id} failed: cannot reach {endpoint()} ({type(err).__name__})") from None
+        # connection refused, DNS failure, timeouts: OSError, or httpx's own errors (which are not OSError)
+        if isinstance(err, OSError) or type(err).__module__.startswith(("httpx", "httpcore")):
+            where = redact_url(endpoint())
+            raise DistillError(f"push to {repo_id} failed: cannot reach {where} ({type(err).__name__})") from None
         raise
-    return {"url": str(url), "commit": getattr(commit, "commit_url", None)}
+    commit_url = getattr(commit, "commit_url", None)
+    return {"url": redact_url(str(url)), "commit": redact_url(commit_url) if commit_url else None}
 
 
 def render_dry_run(result: dict) -> None:

@@ -41,6 +41,8 @@ from distill_cli.files import atomic_file, file_lock
 from distill_cli.hub import redact_url
 from distill_cli.runs import RunFolder, RunRecord, check_name, slug
 from distill_cli.search_space import SearchSettings
+from distill_cli.static import SEARCH_DEFAULTS as STATIC_SEARCH_DEFAULTS
+from distill_cli.static import encoder_spec
 from distill_cli.static import with_defaults as static_defaults
 from distill_cli.training.callbacks import ReportToTrial, RichProgress, StopOnSignal
 from distill_cli.ui import info, warn
@@ -50,8 +52,6 @@ BEST_RUN = "best"
 BEST_CONFIG = "best.yaml"
 TRIALS = "trials"  # where a trial trains; with a tracker (report_to) its logs stay there, never a model
 OURS = (STUDY_FILE, BEST_RUN, BEST_CONFIG, TRIALS)  # what marks a folder as a study's
-# Settings that say where things go, not what is trained: a study may be continued with other values.
-NOT_PART_OF_STUDY = ("name", "output", "runs_dir", "cache_dir", "report_to", "eval_batch_size")
 # The median pruner waits for this many finished trials, then stops a trial whose accuracy at an epoch is
 # below the median of the earlier trials' at that epoch (from the first epoch on).
 PRUNER_STARTUP_TRIALS = 3
@@ -82,6 +82,9 @@ def search(cfg: Config, settings: SearchSettings, name: str | None, plot: Path |
     """Run ``settings.trials`` trials (fewer on ``timeout`` or a signal) and return the study's summary;
     ``plot`` also writes the history and importances there."""
     cfg = static_defaults(cfg)
+    if encoder_spec(cfg.student) is not None:  # the ranges a static student trains in, where none is given
+        defaults = {k: v for k, v in STATIC_SEARCH_DEFAULTS.items() if k not in settings.model_fields_set}
+        settings = settings.model_copy(update=defaults)
     study = open_study(cfg, settings, name)
     start = time.perf_counter()
     lowest_alpha = settings.alpha[0] if settings.alpha is not None else cfg.alpha
@@ -116,13 +119,21 @@ def open_study(cfg: Config, settings: SearchSettings, name: str | None) -> Study
     if folder.is_dir() and any(folder.iterdir()) and not any((folder / f).exists() for f in OURS):
         raise UsageError(f"{folder} exists and is not a study folder; pass another --name")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=name,
-        storage=open_storage(settings, folder),
-        direction="maximize",
-        pruner=make_pruner(settings.pruner),
-        load_if_exists=True,
-    )
+    try:
+        study = optuna.create_study(
+            study_name=name,
+            storage=open_storage(settings, folder),
+            direction="maximize",
+            pruner=make_pruner(settings.pruner),
+            load_if_exists=True,
+        )
+    except Exception as err:  # replaying a damaged journal fails in many ways (bad bytes, JSON, op codes)
+        if settings.storage is not None or isinstance(err, DistillError):
+            raise
+        raise UsageError(
+            f"study file {folder / STUDY_FILE} is damaged ({type(err).__name__}); move it away to start the "
+            "study afresh, or pass another --name"
+        ) from None
     check_same_study(study, identity(cfg, settings), name)
     return Study(cfg, settings, name, folder, student, study)
 
@@ -131,6 +142,8 @@ def check_layers(cfg: Config, settings: SearchSettings, student: modeling.ModelR
     """A ``student_layers`` range within the student's own layers (its config is read, not its weights)."""
     if settings.student_layers is None:
         return
+    if encoder_spec(cfg.student) is not None:
+        raise UsageError("search.student_layers: a static student has no layers to search; set it to null")
     student_config = modeling.load_model_config(student, cfg)
     have = getattr(student_config, "num_hidden_layers", None)
     if have is not None and settings.student_layers[1] > have:
@@ -151,10 +164,28 @@ def open_storage(settings: SearchSettings, folder: Path):
     try:
         return optuna.storages.RDBStorage(settings.storage)
     except ImportError as err:
-        raise UsageError(f"--storage {url}: its database driver is not installed ({err.name})") from None
+        raise UsageError(f"--storage {url}: {missing_driver(err, settings.storage)}") from None
     except Exception as err:  # noqa: BLE001 - SQLAlchemy's errors carry the URL; say it without the password
         first = str(err).splitlines()[0].replace(settings.storage, url)
         raise DistillError(f"--storage {url}: cannot open the study database: {first}") from None
+
+
+# The module SQLAlchemy imports for a URL's driver -> the PyPI package that provides it.
+DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}
+
+
+def missing_driver(err: ImportError, url: str) -> str:
+    """What to install for a storage URL whose database driver is missing. Optuna re-raises SQLAlchemy's
+    ``ModuleNotFoundError`` as a bare ImportError; the module's name is on the one it came from."""
+    cause = err
+    while cause is not None and not getattr(cause, "name", None):
+        cause = cause.__cause__ or cause.__context__
+    module = getattr(cause, "name", None)
+    if module is None:
+        scheme = url.partition("://")[0]
+        return f"the database driver for {scheme}:// URLs is not installed"
+    package = DRIVER_PACKAGES.get(module, module)
+    return f"its database driver '{module}' is not installed: pip install '{package}'"
 
 
 def make_pruner(kind: str):
@@ -172,7 +203,7 @@ def make_pruner(kind: str):
 def identity(cfg: Config, settings: SearchSettings) -> dict:
     """What makes trials comparable, as JSON values under flat names: every training setting
     (``config.<key>``), the space (``space.<key>``) and the pruner."""
-    setup = {f"config.{k}": v for k, v in cfg.model_dump(mode="json").items() if k not in NOT_PART_OF_STUDY}
+    setup = {f"config.{k}": v for k, v in cfg.training_settings().items()}
     space = {f"space.{k}": list(v) for k, v in settings.ranges().items()}
     return json.loads(json.dumps({**setup, **space, "pruner": settings.pruner}))
 

@@ -214,25 +214,24 @@ def training_arguments(
         dataloader_pin_memory=False,
         alpha=cfg.alpha if command == "distill" else 1.0,
         transfer_weight=cfg.transfer_weight,
-        **(static_arguments() if is_static_spec(cfg) and checkpoints else {}),
+        **(static_arguments(checkpoints) if is_static_spec(cfg) else {}),
     )
 
 
-def static_arguments() -> dict:
-    """A static student trains until validation accuracy stops improving, and keeps its best epoch."""
-    return dict(
-        label_names=["labels"],  # its forward takes no labels: tell the Trainer where they are
-        load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
-        greater_is_better=True,
-    )
+def static_arguments(checkpoints: bool) -> dict:
+    """Its forward takes no labels: the Trainer is told where they are (else it passes them to the forward).
+    A run (with checkpoints) trains until validation accuracy stops improving and keeps its best epoch; a
+    search trial trains for the epochs it was given."""
+    best = dict(load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True)
+    return dict(label_names=["labels"], **(best if checkpoints else {}))
 
 
 def open_run_folder(cfg: Config, command: str, args, resume: bool, overwrite: bool) -> RunFolder:
     final, generated = run_path(cfg, command)
     final = Path(same_on_all_ranks(str(final)))
     locks = cfg.cache_root() / "locks"
-    run = open_run(final, generated, resume, overwrite, args.process_index == 0, args.world_size, locks)
+    is_main, settings = args.process_index == 0, cfg.training_settings()
+    run = open_run(final, generated, resume, overwrite, is_main, args.world_size, locks, settings)
     args.output_dir = str(run.partial)
     return run
 
@@ -261,13 +260,15 @@ def load_models(cfg: Config, command: str, student_ref: modeling.ModelRef) -> Mo
         modeling.check_family(models.student_config, "student", cfg.student)
         check_max_length(cfg, models.student_config, "student")
     models.tokenizer = modeling.load_tokenizer(student_ref, cfg)
-    if models.teacher is not None and cfg.teacher_mode == "online":
-        teacher_tokenizer = modeling.load_tokenizer(models.teacher, cfg)
-        if tokenizer_fingerprint(teacher_tokenizer) != tokenizer_fingerprint(models.tokenizer):
-            raise UsageError(
-                "--teacher-mode online needs teacher and student to share a tokenizer; "
-                "the default cached mode works with different tokenizers"
-            )
+    if models.teacher is None:
+        return models
+    teacher_tokenizer = modeling.load_tokenizer(models.teacher, cfg)  # checked now, before any compute
+    same = tokenizer_fingerprint(teacher_tokenizer) == tokenizer_fingerprint(models.tokenizer)
+    if cfg.teacher_mode == "online" and not same:
+        raise UsageError(
+            "--teacher-mode online needs teacher and student to share a tokenizer; "
+            "the default cached mode works with different tokenizers"
+        )
     return models
 
 

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from distill_cli import __version__
-from distill_cli.config import Config
+from distill_cli.config import Config, describe_validation_error
 from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, Source, Table, read_source, sha, sha_file
 from distill_cli.errors import UsageError
 from distill_cli.files import atomic_folder
@@ -68,8 +70,7 @@ def normalise(source: Source, cfg: Config) -> tuple[dict[str, Table], str, str]:
             if col not in table:
                 raise UsageError(f"{source.description}: the {split} split has no column '{col}'")
         texts, labels = table[text_col], table[label_col]
-        if any(not isinstance(t, str) or not t.strip() for t in texts):
-            raise UsageError(f"{source.description}: the {split} split has empty or non-text values in '{text_col}'")
+        check_texts(texts, f"{source.description}: the {split} split, column '{text_col}'")
         if source.label_names and all(isinstance(x, int) for x in labels):
             labels = [source.label_names[x] for x in labels]
         check_label_values(labels, f"{source.description}: the {split} split, column '{label_col}'")
@@ -84,9 +85,24 @@ def normalise(source: Source, cfg: Config) -> tuple[dict[str, Table], str, str]:
     return out, text_col, label_col
 
 
+def check_texts(texts: list, where: str) -> None:
+    """Every query is text with something in it; the first that is not is named by its row."""
+    for row, text in enumerate(texts, 1):
+        if not isinstance(text, str):
+            raise UsageError(f"{where}: row {row} is not text ({type(text).__name__} {text!r:.40})")
+        if not text.strip():
+            raise UsageError(f"{where}: row {row} is empty ({text!r}); fill it in or drop the row")
+
+
 def check_label_values(labels: list, where: str) -> None:
-    """No label may be missing: an empty, null or NaN value would become a class named "", "None" or "nan"."""
+    """One label per row, and none missing: an empty, null or NaN value would become a class named "",
+    "None" or "nan", and a list (multi-label data) a class named after the list."""
     for row, value in enumerate(labels, 1):
+        if isinstance(value, (list, tuple, dict, set)):
+            raise UsageError(
+                f"{where}: row {row} has a {type(value).__name__} as its label ({value!r:.60}); one label per row "
+                "is expected (multi-label data is not supported)"
+            )
         if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
             raise UsageError(f"{where}: row {row} has no label ({value!r}); fill it in or drop the row")
 
@@ -205,7 +221,14 @@ def prepare(
     if label_names is not None:
         check_labels(found, label_names, f"the teacher {teacher_name}")
     names = list(label_names) if label_names is not None else sorted(found)
-    existing = read_manifest(path)
+    try:
+        existing = read_manifest(path)
+    except DamagedManifest as err:
+        if output is not None and not overwrite:
+            raise
+        if output is None:
+            warn(f"the cached dataset {path.name} is damaged ({err.problem}); rebuilding it")
+        existing, overwrite = None, True  # a folder prepare wrote (it has a manifest): safe to replace
     if existing is not None and existing.get("key") == key and not overwrite:
         if output is not None:  # a folder the user named: verified, or an error naming it
             return Prepared(path, existing, load_prepared(path)[1], reused=True)
@@ -216,8 +239,8 @@ def prepare(
         overwrite = True  # our own cache entry: safe to replace
     if path.exists() and not overwrite and (existing is not None or any(path.iterdir())):
         raise UsageError(f"{path} already holds other data; pass --overwrite or choose another --output")
-    if path.exists() and existing is None and any(path.iterdir()):
-        raise UsageError(f"{path} is not a dataset prepared by distill (no manifest.json); refusing to replace it")
+    if path.exists() and existing is None and any(path.iterdir()) and not looks_prepared(path):
+        raise UsageError(f"{path} is not a dataset prepared by distill (no {MANIFEST}); refusing to replace it")
     if "validation" not in splits:
         splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_size, cfg.seed)
         if not splits["validation"]["label"]:
@@ -296,7 +319,9 @@ def verify_prepared(path: Path, manifest: dict) -> tuple[DatasetDict | None, str
         if sha_file(file) != digest:
             return None, f"{name} does not match its checksum"
     try:
-        dsd = load_from_disk(str(path))
+        # In memory: every later map (relabel, tokenize, row indices) stays there, never beside the data
+        # files (a dataset folder is read, never written: it may be on read-only storage).
+        dsd = load_from_disk(str(path), keep_in_memory=True)
     except Exception as err:  # noqa: BLE001 - whatever datasets raises on a damaged folder, say what it is
         return None, f"it cannot be read ({type(err).__name__})"
     for split, ds in dsd.items():
@@ -313,11 +338,59 @@ def source_spec(manifest: dict) -> str:
     return str(manifest.get("source", "SOURCE")).removeprefix("builtin:")
 
 
+class Manifest(BaseModel):
+    """What ``manifest.json`` must hold for a prepared folder to be used (checked on every read)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: str
+    source: str
+    text_column: str
+    label_column: str
+    oos_label: str | None = None
+    splits: dict[str, int]
+    labels: list[str]
+    tokenizer: str
+    tokenizer_fingerprint: str
+    max_length: int
+    seed: int
+    content_hash: str
+    files: dict[str, str] | None = None
+
+
+class DamagedManifest(UsageError):
+    """A prepared folder whose ``manifest.json`` does not read as one: the folder is named, and the command
+    that prepares it again."""
+
+    def __init__(self, path: Path, problem: str, source: str | None):
+        self.path, self.problem = path, problem
+        again = f"distill prepare --dataset {source or '<your data>'} --output {path} --overwrite"
+        super().__init__(f"prepared dataset {path}: {MANIFEST} is damaged ({problem}); prepare it again with: {again}")
+
+
 def read_manifest(path: Path) -> dict | None:
-    try:
-        return json.loads((path / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
+    """The manifest of the prepared folder ``path``; None when there is none (not a prepared folder).
+    A manifest that is not valid JSON, or lacks a key or has one of the wrong type, raises ``DamagedManifest``."""
+    file = path / MANIFEST
+    if not file.is_file():
         return None
+    try:
+        data = json.loads(file.read_bytes())
+    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
+        raise DamagedManifest(path, f"not JSON: {type(err).__name__}", None) from None
+    if not isinstance(data, dict):
+        raise DamagedManifest(path, f"a JSON {type(data).__name__}, not an object", None)
+    try:
+        Manifest.model_validate(data)
+    except ValidationError as err:
+        source = data.get("source") if isinstance(data.get("source"), str) else None
+        raise DamagedManifest(path, describe_validation_error(err, Manifest.model_fields), source) from None
+    return data
+
+
+def looks_prepared(path: Path) -> bool:
+    """A folder ``datasets`` saved with a manifest beside it: what ``prepare`` writes, even if damaged since."""
+    return (path / MANIFEST).is_file() and (path / "dataset_dict.json").is_file()
 
 
 def load_prepared(path: Path) -> tuple[dict, DatasetDict]:

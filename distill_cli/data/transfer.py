@@ -42,39 +42,41 @@ def normalised(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def check_transfer_file(spec: str | None) -> None:
+def check_transfer_file(spec: str | None, flag: str = "--transfer-set") -> None:
     """Before any compute: the file exists and has a supported extension."""
     if spec is None:
         return
     path = Path(spec)
     if not path.is_file():
-        raise UsageError(f"--transfer-set {spec}: no such file")
+        raise UsageError(f"{flag} {spec}: no such file")
     if path.suffix.lower() not in (".txt", *EXTENSIONS):
-        raise UsageError(f"--transfer-set {spec}: expected .txt (one query a line) or {', '.join(EXTENSIONS)}")
+        raise UsageError(f"{flag} {spec}: expected .txt (one query a line) or {', '.join(EXTENSIONS)}")
 
 
-def read_transfer_set(spec: str, text_column: str | None) -> list[str]:
-    """The queries of a transfer file; one line naming the file when it holds none, or no text column."""
+def read_transfer_set(spec: str, text_column: str | None, flag: str = "--transfer-set") -> list[str]:
+    """The queries of a text file (a transfer set, or the texts ``export --trim-keep`` keeps the tokens of);
+    one line naming the file when it is missing, holds none, or has no text column."""
+    check_transfer_file(spec, flag)
     path = Path(spec)
     if path.suffix.lower() == ".txt":
         raw = path.read_bytes()
         if b"\x00" in raw:
-            raise UsageError(f"transfer set {path} is not a text file (binary content)")
+            raise UsageError(f"{flag} {path} is not a text file (binary content)")
         try:
             texts = [line.strip() for line in raw.decode("utf-8-sig").splitlines()]
         except UnicodeDecodeError:
-            raise UsageError(f"transfer set {path} is not UTF-8 text") from None
+            raise UsageError(f"{flag} {path} is not UTF-8 text") from None
     else:
         table = read_source(str(path)).splits.get("train", {})
         column = text_column if text_column in table else next((c for c in TEXT_COLUMNS if c in table), None)
         if column is None:
             raise UsageError(
-                f"transfer set {path}: no text column among {', '.join(table)}; name it with --text-column"
+                f"{flag} {path}: no text column among {', '.join(table)}; name it with --text-column"
             )
         texts = [t.strip() for t in table[column] if isinstance(t, str)]
     texts = [t for t in texts if t]
     if not texts:
-        raise UsageError(f"transfer set {path} holds no queries")
+        raise UsageError(f"{flag} {path} holds no queries")
     return texts
 
 
