@@ -23,12 +23,14 @@ install-teacher: install
 
 # prepare -> finetune a MiniLM-L6 teacher -> distill a 2-layer student -> export it to int8 ONNX -> evaluate side by side.
 # Offline, on the dataset embedded in the package; everything it writes stays in runs/ and .distill-cache/.
+# Its validation split has 60 queries, so one query is 1.7 pt: the export gate allows 5 pt (3 queries) here,
+# where the default (1 pt) is meant for validation sets of thousands.
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill prepare  --config configs/demo.yaml
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill finetune --config configs/demo.yaml --overwrite
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill distill  --config configs/demo.yaml --overwrite
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill export   demo-student --config configs/demo.yaml --quantize int8 \
-		--output runs/demo-student-int8 --overwrite
+		--output runs/demo-student-int8 --overwrite --max-accuracy-drop 5
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill evaluate demo-teacher demo-student runs/demo-student-int8 --config configs/demo.yaml
 
 test: install
