@@ -7,7 +7,7 @@ import inspect
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -79,15 +79,14 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout; the rest goes to stderr.")]
 
 
-def flag_type(key: str) -> type:
-    """The plain Python type typer parses a setting as (validation proper is the Config's job)."""
+def flag_type(key: str) -> Any:
+    """The Python type typer parses a setting as (validation proper is the Config's job). A ``Literal`` stays
+    one: typer lists its choices in ``--help`` and refuses any other value (exit 2, naming them)."""
     annotation = Config.model_fields[key].annotation
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
     if typing.get_origin(annotation) is Annotated:
         annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) is Literal:
-        return str
     return annotation
 
 

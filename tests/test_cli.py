@@ -69,3 +69,22 @@ def test_one_hub_id_rule_for_models_and_datasets(tiny_bert):
     assert r.code == 2 and "dataset not found: /no/such/data" in r.stderr
     r = run_cli("evaluate", "~/nope")
     assert r.code == 2 and "model not found: ~/nope" in r.stderr
+
+
+def test_every_choice_setting_lists_and_checks_its_choices(monkeypatch):
+    import typing
+
+    from conftest import assert_one_line_error
+
+    from distill_cli.config import Config
+    from distill_cli.options import DISTILL
+
+    choices = {k: typing.get_args(Config.model_fields[k].annotation) for k in DISTILL}
+    choices = {k: v for k, v in choices.items() if v and all(isinstance(c, str) for c in v)}
+    assert {"pooling", "teacher_mode", "oos_rule", "head_init"} <= set(choices)
+    monkeypatch.setenv("COLUMNS", "250")  # each option on one line
+    help_text = run_cli("distill", "--help").stdout
+    for key, values in choices.items():
+        assert f"--{key.replace('_', '-')} " in help_text and f"<{'|'.join(values)}>" in help_text, key
+    assert_one_line_error(run_cli("finetune", "--pooling", "max"), 2, "--pooling max: expected auto, cls or mean")
+    assert_one_line_error(run_cli("export", "m", "--format", "tflite"), 2, "--format tflite: expected onnx or torch")

@@ -5,6 +5,7 @@ inside the commands. No ``from __future__ import annotations`` in this package: 
 ``Annotated`` options at run time, and string annotations turn ``--json`` into ``--json-out``."""
 
 import os
+import re
 import sys
 import traceback
 from typing import Annotated
@@ -65,6 +66,22 @@ for _name in COMMANDS:
 config_app.command("show")(config.config_show)
 
 
+# typer's words for a value outside a Literal's choices, said as every other flag error of this tool is.
+NOT_A_CHOICE = re.compile(
+    r"^Invalid value for '(?P<flag>[^']+)': Value error, '(?P<value>.*)' is not one of (?P<all>.+)\.$"
+)
+
+
+def usage_message(message: str) -> str:
+    """``--pooling max: expected auto, cls or mean`` for typer's message about a choice; others as they are."""
+    found = NOT_A_CHOICE.match(message.strip())
+    if found is None:
+        return message
+    choices = [c.strip().strip("'") for c in found["all"].split(",")]
+    listed = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
+    return f"{found['flag']} {found['value']}: expected {listed}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line per error on stderr, exit 2 for bad usage, 1 for failures."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -74,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         code = typer.main.get_command(app).main(args=args, prog_name="distill", standalone_mode=False)
     except ClickUsageError as err:
         where = f"({err.ctx.command_path}) " if err.ctx is not None else ""
-        error(f"{where}{err.format_message()}".replace("\n", " "))
+        error(f"{where}{usage_message(err.format_message())}".replace("\n", " "))
         code = 2
     except DistillError as err:
         if debug:

@@ -1,7 +1,7 @@
 """`distill export`: parse, call ``commands.export``, render."""
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -16,8 +16,12 @@ def export(
     model: Annotated[str, typer.Argument(help="Run name, folder, alias or Hub id of a classifier.")],
     config: ConfigOpt = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default: <model>-onnx).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="onnx, or torch (a PyTorch folder).")] = "onnx",
-    quantize: Annotated[str, typer.Option("--quantize", help="int8: dynamic int8 weights; none: fp32.")] = "none",
+    fmt: Annotated[
+        Literal["onnx", "torch"], typer.Option("--format", help="onnx, or torch (a PyTorch folder).")
+    ] = "onnx",
+    quantize: Annotated[
+        Literal["int8", "none"], typer.Option("--quantize", help="int8: dynamic int8 weights; none: fp32.")
+    ] = "none",
     trim_vocab: Annotated[
         bool, typer.Option("--trim-vocab", help="Keep only the tokens of the training split and single characters.")
     ] = False,
@@ -37,10 +41,6 @@ def export(
     **overrides,
 ) -> None:
     """Export a classifier to ONNX (optionally int8), checked against PyTorch on validation queries."""
-    if quantize not in ("int8", "none"):
-        raise UsageError(f"--quantize {quantize}: expected int8 or none")
-    if fmt not in ("onnx", "torch"):
-        raise UsageError(f"--format {fmt}: expected onnx or torch")
     cfg = load_config(config, "export", overrides)
     quiet_libraries()
     from distill_cli.commands import export as command
