@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from distill_cli.errors import UsageError
+from distill_cli.extras import require
 from distill_cli.weights import ONNX_FILE
 
 EXPORT_FILE = "export.json"
@@ -24,21 +24,13 @@ def is_onnx_folder(path: Path) -> bool:
     return (path / ONNX_FILE).is_file()
 
 
-def require_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise UsageError("ONNX needs onnx and onnxruntime: pip install 'distill-cli[export]'") from None
-    return onnxruntime
-
-
 class OnnxClassifier:
     """``model(**encoded).logits`` through an ONNX Runtime session on the CPU, with torch's thread count."""
 
     def __init__(self, folder: Path, file: str = ONNX_FILE):
         from transformers import AutoConfig
 
-        ort = require_onnxruntime()
+        ort = require("onnxruntime")
         self.folder = Path(folder)
         self.config = AutoConfig.from_pretrained(self.folder)
         options = ort.SessionOptions()

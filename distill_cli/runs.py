@@ -49,6 +49,13 @@ class DatasetRecord(BaseModel):
     splits: dict[str, int]
     oos_label: str | None = None
 
+    @classmethod
+    def of(cls, prepared) -> DatasetRecord:
+        """The record of a ``data.prepared.Prepared`` dataset (its folder and manifest)."""
+        m = prepared.manifest
+        return cls(path=str(prepared.path), source=m.source, manifest_hash=m.content_hash, splits=m.splits,
+                   oos_label=m.oos_label)  # fmt: skip
+
 
 class RunRecord(BaseModel):
     """``run.json``: the effective config, models, data, versions, timings and per-epoch validation metrics."""
@@ -263,11 +270,11 @@ def config_with_run_dataset(cfg: Config, run_dir: Path | None, purpose: str) -> 
     record = RunRecord.read(run_dir)
     if record is None:
         raise UsageError(f"no dataset for {purpose}: pass --dataset (the model is not a run that names one)")
-    from distill_cli.data.prepared import DamagedManifest, read_manifest
+    from distill_cli.data.manifest import DamagedManifest, Manifest
 
     prepared = Path(record.dataset.path)
     try:
-        usable = prepared.is_dir() and read_manifest(prepared) is not None
+        usable = prepared.is_dir() and Manifest.read(prepared) is not None
     except DamagedManifest:
         usable = False  # prepared again from its source (in the cache: rebuilt, with a warning)
     return cfg.model_copy(update={"dataset": str(prepared) if usable else record.config["dataset"]})

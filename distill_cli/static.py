@@ -20,7 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from distill_cli.config import Config
-from distill_cli.errors import UsageError
+from distill_cli.extras import require
 from distill_cli.weights import STATIC_HEAD as HEAD_FILE
 
 PREFIX = "static:"
@@ -45,19 +45,12 @@ def is_static_folder(path: Path) -> bool:
     return "head_config" in json.loads((path / "config.json").read_text())
 
 
-def require_model2vec() -> None:
-    try:
-        import model2vec  # noqa: F401
-    except ImportError:
-        raise UsageError("static students need model2vec: pip install 'distill-cli[static]'") from None
-
-
 def with_defaults(cfg: Config) -> Config:
     """``cfg`` as it is for a transformer student. For a static one, model2vec must be installed, and the
     ``DEFAULTS`` fill what neither the config nor a flag set."""
     if encoder_spec(cfg.student) is None:
         return cfg
-    require_model2vec()
+    require("model2vec")
     return cfg.model_copy(update={k: v for k, v in DEFAULTS.items() if k not in cfg.model_fields_set})
 
 
@@ -73,7 +66,7 @@ class StaticClassifier:
     with what ``StaticTokenizer`` gives: ``model(texts=[...]).logits``."""
 
     def __init__(self, folder: Path):
-        require_model2vec()
+        require("model2vec")
         from model2vec.inference import StaticModelPipeline
 
         self.pipeline = StaticModelPipeline.from_pretrained(str(folder))

@@ -49,16 +49,6 @@ def quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def require_matplotlib() -> None:
-    """``--plot`` is checked before any compute is spent."""
-    from distill_cli.errors import UsageError
-
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'distill-cli[plot]'") from None
-
-
 def warn(message: str) -> None:
     console.print(f"[yellow]warning:[/] {escape(redact_urls(message))}", soft_wrap=True)
 

@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from distill_cli import __version__
 from distill_cli.cli import config, evaluate, export, predict, prepare, push, search, train
-from distill_cli.config import COMMANDS
+from distill_cli.config import COMMANDS, Config
 from distill_cli.errors import DistillError, Interrupted
 from distill_cli.ui import console, error
 
@@ -79,7 +79,9 @@ def usage_message(message: str) -> str:
         return message
     choices = [c.strip().strip("'") for c in found["all"].split(",")]
     listed = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
-    return f"{found['flag']} {found['value']}: expected {listed}"
+    key = found["flag"].removeprefix("--").replace("-", "_")
+    also = f" (config key {key})" if key in Config.model_fields else ""
+    return f"{found['flag']} {found['value']}: expected {listed}{also}"
 
 
 def main(argv: list[str] | None = None) -> None:

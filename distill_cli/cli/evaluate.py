@@ -8,6 +8,7 @@ from rich.markup import escape
 
 from distill_cli.config import load_config
 from distill_cli.errors import UsageError
+from distill_cli.extras import require
 from distill_cli.options import EVALUATE, ConfigOpt, JsonOpt, config_flags
 from distill_cli.ui import console, emit_json, info, quiet_libraries
 
@@ -38,9 +39,7 @@ def evaluate(
     from distill_cli.commands import evaluate as command
 
     if plot is not None:
-        from distill_cli.ui import require_matplotlib
-
-        require_matplotlib()
+        require("matplotlib")
     for path in (output, plot):  # a path that cannot be written fails now, not after the evaluation
         if path is not None and (path.is_dir() or not path.parent.is_dir()):
             problem = "it is a folder" if path.is_dir() else "its folder does not exist"

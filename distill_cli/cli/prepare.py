@@ -25,7 +25,7 @@ def prepare(
 
     result = command.prepare_command(cfg, output or cfg.output, overwrite)
     m = result.manifest
-    splits = ", ".join(f"{k} {v:,}" for k, v in m["splits"].items())
-    info(f"{'reused' if result.reused else 'prepared'} {result.path}: {splits}; {len(m['labels'])} labels")
+    splits = ", ".join(f"{k} {v:,}" for k, v in m.splits.items())
+    info(f"{'reused' if result.reused else 'prepared'} {result.path}: {splits}; {len(m.labels)} labels")
     if json_out:
         emit_json(command.summary(result))

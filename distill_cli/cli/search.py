@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from distill_cli.config import load_config
+from distill_cli.extras import require
 from distill_cli.options import DISTILL, ConfigOpt, JsonOpt, config_flags
 from distill_cli.search_space import load_search_settings
 from distill_cli.ui import emit_json, info, quiet_libraries
@@ -34,9 +35,7 @@ def search(
     from distill_cli.commands import search as command
 
     if plot is not None:
-        from distill_cli.ui import require_matplotlib
-
-        require_matplotlib()
+        require("matplotlib")
     quiet_libraries()
     # The study's name comes from --name alone: a config's ``name`` is the name of a distill run.
     report = command.search(cfg, settings, overrides.get("name"), plot=plot)

@@ -23,6 +23,7 @@ from distill_cli import modeling
 from distill_cli.config import Config
 from distill_cli.data.prepared import check_labels, load_for_training
 from distill_cli.errors import UsageError
+from distill_cli.extras import require
 from distill_cli.files import atomic_file
 from distill_cli.metrics import COST, QUALITY, QUALITY_KEYS, classification_metrics
 from distill_cli.oos import apply_rule
@@ -183,10 +184,7 @@ def model_size_mb(ref: modeling.ModelRef, model) -> float:
 
 def load_metric(name: str):
     """An extra metric from the `evaluate` library: a Hub name, or a local metric script that works offline."""
-    try:
-        import evaluate
-    except ImportError:
-        raise UsageError("--metric needs the evaluate library: pip install 'distill-cli[metrics]'") from None
+    evaluate = require("evaluate")
     try:
         return evaluate.load(name)
     except Exception as err:  # evaluate raises FileNotFoundError for an unreachable Hub, among others
@@ -221,7 +219,7 @@ def evaluate_models(
     texts, gold, prepared = evaluation_data(cfg, refs, split)
     report = {
         "split": split,
-        "dataset": prepared.manifest["source"],
+        "dataset": prepared.manifest.source,
         "examples": len(texts),
         "threads": torch.get_num_threads(),
         "latency_runs": latency_runs,

@@ -26,8 +26,9 @@ from distill_cli.config import DEFAULT_MAX_ACCURACY_DROP, Config
 from distill_cli.data.prepared import load_for_training
 from distill_cli.data.transfer import read_transfer_set
 from distill_cli.errors import DistillError, UsageError
+from distill_cli.extras import require
 from distill_cli.files import atomic_folder
-from distill_cli.onnx_model import EXPORT_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder, require_onnxruntime
+from distill_cli.onnx_model import EXPORT_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder
 from distill_cli.runs import RunRecord, config_with_run_dataset
 from distill_cli.training.trainer import MODEL_INPUTS
 from distill_cli.ui import warn
@@ -78,7 +79,7 @@ def export(
     if modeling.is_static(ref):
         return copy_static(ref, spec, output or cfg.runs_dir / f"{Path(ref.location).name}-export", overwrite)
     if fmt == "onnx":
-        require_onnxruntime()
+        require("onnxruntime")
     if ref.is_local and is_onnx_folder(Path(ref.location)):
         raise UsageError(f"{spec} is already an exported ONNX folder")
     name = Path(ref.location).name if ref.is_local else spec.split("/")[-1]

@@ -25,8 +25,8 @@ def summary(result: Prepared) -> dict:
     m = result.manifest
     return {
         "output": str(result.path),
-        "splits": {s: m["splits"].get(s, 0) for s in ("train", "validation", "test")},
-        "num_labels": len(m["labels"]),
-        "labels": m["labels"],
+        "splits": {s: m.splits.get(s, 0) for s in ("train", "validation", "test")},
+        "num_labels": len(m.labels),
+        "labels": m.labels,
         "reused": result.reused,
     }

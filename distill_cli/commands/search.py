@@ -23,28 +23,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill_cli import modeling
-from distill_cli.commands.train import (
-    Setup,
-    Trained,
-    build_student,
-    build_trainer,
-    check_trackers,
-    finish_training,
-    probe_head,
-    shared_setup,
-    training_arguments,
-)
 from distill_cli.config import Config
-from distill_cli.data.transfer import check_transfer_file
 from distill_cli.errors import DistillError, StudyInterrupted, UsageError
+from distill_cli.extras import require
 from distill_cli.files import atomic_file, file_lock
 from distill_cli.hub import redact_url
 from distill_cli.runs import RunFolder, RunRecord, check_name, slug
 from distill_cli.search_space import SearchSettings
-from distill_cli.static import SEARCH_DEFAULTS as STATIC_SEARCH_DEFAULTS
-from distill_cli.static import encoder_spec
-from distill_cli.static import with_defaults as static_defaults
 from distill_cli.training.callbacks import ReportToTrial, RichProgress, StopOnSignal
+from distill_cli.training.plan import Plan, make_plan, preflight
+from distill_cli.training.recipe import (
+    Setup,
+    Trained,
+    build_student,
+    build_trainer,
+    finish_training,
+    probe_head,
+    shared_setup,
+)
 from distill_cli.ui import info, warn
 
 STUDY_FILE = "study.journal"
@@ -57,19 +53,12 @@ OURS = (STUDY_FILE, BEST_RUN, BEST_CONFIG, TRIALS)  # what marks a folder as a s
 PRUNER_STARTUP_TRIALS = 3
 
 
-def require_optuna() -> None:
-    try:
-        import optuna  # noqa: F401
-    except ImportError:
-        raise UsageError("distill search needs optuna: pip install 'distill-cli[search]'") from None
-
-
 @dataclass
 class Study:
-    """One invocation of a study: its settings, folder, the Optuna study and what every trial shares."""
+    """One invocation of a study: its plan (the config and the space), folder, the Optuna study and what
+    every trial shares."""
 
-    cfg: Config
-    settings: SearchSettings
+    plan: Plan
     name: str
     folder: Path
     student: modeling.ModelRef
@@ -77,19 +66,21 @@ class Study:
     setup: Setup | None = None
     last: Trained | None = None  # the trial just trained, until keep_if_best has seen it
 
+    @property
+    def cfg(self) -> Config:
+        return self.plan.cfg
+
+    @property
+    def settings(self) -> SearchSettings:
+        return self.plan.search
+
 
 def search(cfg: Config, settings: SearchSettings, name: str | None, plot: Path | None = None) -> dict:
     """Run ``settings.trials`` trials (fewer on ``timeout`` or a signal) and return the study's summary;
     ``plot`` also writes the history and importances there."""
-    cfg = static_defaults(cfg)
-    if encoder_spec(cfg.student) is not None:  # the ranges a static student trains in, where none is given
-        defaults = {k: v for k, v in STATIC_SEARCH_DEFAULTS.items() if k not in settings.model_fields_set}
-        settings = settings.model_copy(update=defaults)
-    study = open_study(cfg, settings, name)
+    study = open_study(make_plan(cfg, "distill", settings), name)
     start = time.perf_counter()
-    lowest_alpha = settings.alpha[0] if settings.alpha is not None else cfg.alpha
-    args = training_arguments(cfg, "distill")
-    study.setup = shared_setup(cfg, "distill", args, study.student, teacher_alpha=lowest_alpha)
+    study.setup = shared_setup(study.plan, study.student)
     added = run_trials(study, start)
     if completed(study):
         write_best_config(study)
@@ -98,21 +89,15 @@ def search(cfg: Config, settings: SearchSettings, name: str | None, plot: Path |
     return summary(study, added, time.perf_counter() - start)
 
 
-def open_study(cfg: Config, settings: SearchSettings, name: str | None) -> Study:
-    """Everything checked before any compute: the teacher, the trackers, the student's layers, the storage.
-    Creates the study, or continues it when it was started with the same settings."""
-    require_optuna()
-    import optuna
-
-    if not cfg.teacher:
-        raise UsageError("search needs a teacher: pass --teacher NAME or set 'teacher' in the config")
-    if cfg.teacher_mode != "cached":
-        raise UsageError("search pays for the teacher once: it needs teacher_mode cached, not online")
-    check_trackers(cfg.report_to)
-    check_transfer_file(cfg.transfer_set)
-    modeling.resolve_model(cfg.teacher, cfg)  # a misspelt model fails here, before the study folder exists
+def open_study(plan: Plan, name: str | None) -> Study:
+    """Everything checked before any compute (the plan's preflight, the models' names, the study folder
+    and its storage). Creates the study, or continues it when it was started with the same settings."""
+    optuna = require("optuna")
+    cfg, settings = plan.cfg, plan.search
+    if cfg.teacher:
+        modeling.resolve_model(cfg.teacher, cfg)  # a misspelt model fails here, before the study folder exists
     student = modeling.resolve_model(cfg.student, cfg)
-    check_layers(cfg, settings, student)
+    preflight(plan, student)
     name = name or f"search-{slug(cfg.teacher)}-{slug(cfg.student)}"
     check_name(name, cfg.runs_dir, "study")
     folder = cfg.runs_dir / name
@@ -135,19 +120,7 @@ def open_study(cfg: Config, settings: SearchSettings, name: str | None) -> Study
             "study afresh, or pass another --name"
         ) from None
     check_same_study(study, identity(cfg, settings), name)
-    return Study(cfg, settings, name, folder, student, study)
-
-
-def check_layers(cfg: Config, settings: SearchSettings, student: modeling.ModelRef) -> None:
-    """A ``student_layers`` range within the student's own layers (its config is read, not its weights)."""
-    if settings.student_layers is None:
-        return
-    if encoder_spec(cfg.student) is not None:
-        raise UsageError("search.student_layers: a static student has no layers to search; set it to null")
-    student_config = modeling.load_model_config(student, cfg)
-    have = getattr(student_config, "num_hidden_layers", None)
-    if have is not None and settings.student_layers[1] > have:
-        raise UsageError(f"search.student_layers: up to {settings.student_layers[1]}, but the student has {have}")
+    return Study(plan, name, folder, student, study)
 
 
 def open_storage(settings: SearchSettings, folder: Path):
@@ -286,18 +259,16 @@ def run_trial(study: Study, trial) -> float:
     import optuna
 
     start = time.perf_counter()
-    params = study.settings.suggest(trial)
-    cfg = study.cfg.model_copy(update=params)
     folder = study.folder / TRIALS / str(trial.number)
-    args = training_arguments(cfg, "distill", output_dir=folder, checkpoints=False)
+    plan = study.plan.for_trial(study.settings.suggest(trial), folder)
     try:
-        model, layers_kept = build_student(cfg, study.setup)
-        probe_head(cfg, args, model, study.setup)
+        model, layers_kept = build_student(plan, study.setup)
+        probe_head(plan, model, study.setup)
         reporter = ReportToTrial(trial)
-        trainer = build_trainer(args, model, study.setup, [RichProgress(f"trial {trial.number}"), reporter])
+        trainer = build_trainer(plan, model, study.setup, [RichProgress(f"trial {trial.number}"), reporter])
         trainer.train()
     finally:
-        if not cfg.report_to:
+        if not plan.cfg.report_to:
             shutil.rmtree(folder, ignore_errors=True)
     seconds = time.perf_counter() - start
     trial.set_user_attr("seconds", round(seconds, 2))
@@ -305,7 +276,7 @@ def run_trial(study: Study, trial) -> float:
         raise optuna.TrialPruned(f"pruned after epoch {len(reporter.accuracies)}")
     if not reporter.accuracies:
         raise DistillError("the trial ended without a validation pass")
-    study.last = Trained(cfg, "distill", trainer, layers_kept, seconds)
+    study.last = Trained(plan, trainer, layers_kept, seconds)
     return reporter.accuracies[-1]
 
 

@@ -14,13 +14,12 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import TYPE_CHECKING
 
 from distill_cli import __version__
-from distill_cli.config import Config, describe_validation_error
-from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, Source, Table, read_source, sha, sha_file
+from distill_cli.config import Config
+from distill_cli.data.manifest import FORMAT, MANIFEST, DamagedManifest, Manifest, looks_prepared
+from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, Source, Table, read_source, sha
 from distill_cli.errors import UsageError
 from distill_cli.files import atomic_folder
 from distill_cli.ui import warn
@@ -28,19 +27,18 @@ from distill_cli.ui import warn
 if TYPE_CHECKING:
     from datasets import DatasetDict
 
-MANIFEST = "manifest.json"
 
 
 @dataclass
 class Prepared:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     datasets: DatasetDict
     reused: bool
 
     @property
     def label_names(self) -> list[str]:
-        return self.manifest["labels"]
+        return self.manifest.labels
 
 
 def pick_column(table: Table, wanted: str | None, candidates: tuple[str, ...], what: str, where: str) -> str:
@@ -192,7 +190,7 @@ def cache_key(cfg: Config, source: Source, label_names: list[str] | None, tok_pr
         "labels": label_names,
         "tokenizer": tok_print,
         "max_length": cfg.max_length,
-        "format": 2,  # 2: the manifest holds file checksums
+        "format": FORMAT,
     }
     return sha(json.dumps(settings, sort_keys=True))[:16]
 
@@ -222,17 +220,17 @@ def prepare(
         check_labels(found, label_names, f"the teacher {teacher_name}")
     names = list(label_names) if label_names is not None else sorted(found)
     try:
-        existing = read_manifest(path)
+        existing = Manifest.read(path)
     except DamagedManifest as err:
         if output is not None and not overwrite:
             raise
         if output is None:
             warn(f"the cached dataset {path.name} is damaged ({err.problem}); rebuilding it")
         existing, overwrite = None, True  # a folder prepare wrote (it has a manifest): safe to replace
-    if existing is not None and existing.get("key") == key and not overwrite:
+    if existing is not None and existing.key == key and not overwrite:
         if output is not None:  # a folder the user named: verified, or an error naming it
             return Prepared(path, existing, load_prepared(path)[1], reused=True)
-        dsd, problem = verify_prepared(path, existing)
+        dsd, problem = existing.verify(path)
         if dsd is not None:
             return Prepared(path, existing, dsd, reused=True)
         warn(f"the cached dataset {path.name} is damaged ({problem}); rebuilding it")
@@ -249,23 +247,23 @@ def prepare(
                 "2); add examples, or give a validation split of its own"
             )
     dsd = tokenize(to_datasets(splits, names), tokenizer, cfg.max_length)
-    manifest = {
-        "key": key,
-        "source": source.description,
-        "source_fingerprint": source.fingerprint,
-        "text_column": text_col,
-        "label_column": label_col,
-        "oos_label": cfg.oos_label if cfg.oos_label in names else None,
-        "splits": {s: len(dsd[s]) for s in dsd},
-        "labels": names,
-        "tokenizer": tokenizer_name,
-        "tokenizer_fingerprint": tok_print,
-        "max_length": cfg.max_length,
-        "seed": cfg.seed,
-        "content_hash": content_hash({s: splits[s] for s in dsd}, names),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "distill_version": __version__,
-    }
+    manifest = Manifest(
+        key=key,
+        source=source.description,
+        source_fingerprint=source.fingerprint,
+        text_column=text_col,
+        label_column=label_col,
+        oos_label=cfg.oos_label if cfg.oos_label in names else None,
+        splits={s: len(dsd[s]) for s in dsd},
+        labels=names,
+        tokenizer=tokenizer_name,
+        tokenizer_fingerprint=tok_print,
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        content_hash=content_hash({s: splits[s] for s in dsd}, names),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        distill_version=__version__,
+    )
     save_atomically(dsd, manifest, path)
     return Prepared(path, manifest, dsd, reused=False)
 
@@ -287,122 +285,24 @@ def to_datasets(splits: dict[str, Table], names: list[str]) -> DatasetDict:
     )
 
 
-def save_atomically(dsd: DatasetDict, manifest: dict, path: Path) -> None:
+def save_atomically(dsd: DatasetDict, manifest: Manifest, path: Path) -> None:
     """Write into a sibling temporary folder, then swap it in: a failure never leaves half a dataset.
-    The manifest records a checksum of every file, which ``verify_prepared`` checks before use."""
+    The manifest records a checksum of every file, which ``Manifest.verify`` checks before use."""
     with atomic_folder(path) as tmp:
         dsd.save_to_disk(str(tmp))
-        manifest["files"] = file_checksums(tmp)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        manifest.write(tmp)
 
 
-def file_checksums(folder: Path) -> dict[str, str]:
-    return {
-        p.relative_to(folder).as_posix(): sha_file(p)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
-
-
-def verify_prepared(path: Path, manifest: dict) -> tuple[DatasetDict | None, str | None]:
-    """The dataset in ``path`` and None when it is what its manifest says (every file's checksum, the label
-    order of every split, the row counts); else None and what is wrong."""
-    from datasets import load_from_disk
-
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        return None, "it has no checksums (prepared by an older distill)"
-    for name, digest in files.items():
-        file = path / name
-        if not file.is_file():
-            return None, f"{name} is missing"
-        if sha_file(file) != digest:
-            return None, f"{name} does not match its checksum"
-    try:
-        # In memory: every later map (relabel, tokenize, row indices) stays there, never beside the data
-        # files (a dataset folder is read, never written: it may be on read-only storage).
-        dsd = load_from_disk(str(path), keep_in_memory=True)
-    except Exception as err:  # noqa: BLE001 - whatever datasets raises on a damaged folder, say what it is
-        return None, f"it cannot be read ({type(err).__name__})"
-    for split, ds in dsd.items():
-        names = getattr(ds.features.get("label"), "names", None)
-        if names != manifest["labels"]:
-            return None, f"the {split} split's label order differs from {MANIFEST}'s"
-        if len(ds) != manifest["splits"].get(split):
-            return None, f"the {split} split has {len(ds)} rows, {MANIFEST} says {manifest['splits'].get(split)}"
-    return dsd, None
-
-
-def source_spec(manifest: dict) -> str:
-    """What to pass as ``--dataset`` to prepare the same source again."""
-    return str(manifest.get("source", "SOURCE")).removeprefix("builtin:")
-
-
-class Manifest(BaseModel):
-    """What ``manifest.json`` must hold for a prepared folder to be used (checked on every read)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    key: str
-    source: str
-    text_column: str
-    label_column: str
-    oos_label: str | None = None
-    splits: dict[str, int]
-    labels: list[str]
-    tokenizer: str
-    tokenizer_fingerprint: str
-    max_length: int
-    seed: int
-    content_hash: str
-    files: dict[str, str] | None = None
-
-
-class DamagedManifest(UsageError):
-    """A prepared folder whose ``manifest.json`` does not read as one: the folder is named, and the command
-    that prepares it again."""
-
-    def __init__(self, path: Path, problem: str, source: str | None):
-        self.path, self.problem = path, problem
-        again = f"distill prepare --dataset {source or '<your data>'} --output {path} --overwrite"
-        super().__init__(f"prepared dataset {path}: {MANIFEST} is damaged ({problem}); prepare it again with: {again}")
-
-
-def read_manifest(path: Path) -> dict | None:
-    """The manifest of the prepared folder ``path``; None when there is none (not a prepared folder).
-    A manifest that is not valid JSON, or lacks a key or has one of the wrong type, raises ``DamagedManifest``."""
-    file = path / MANIFEST
-    if not file.is_file():
-        return None
-    try:
-        data = json.loads(file.read_bytes())
-    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
-        raise DamagedManifest(path, f"not JSON: {type(err).__name__}", None) from None
-    if not isinstance(data, dict):
-        raise DamagedManifest(path, f"a JSON {type(data).__name__}, not an object", None)
-    try:
-        Manifest.model_validate(data)
-    except ValidationError as err:
-        source = data.get("source") if isinstance(data.get("source"), str) else None
-        raise DamagedManifest(path, describe_validation_error(err, Manifest.model_fields), source) from None
-    return data
-
-
-def looks_prepared(path: Path) -> bool:
-    """A folder ``datasets`` saved with a manifest beside it: what ``prepare`` writes, even if damaged since."""
-    return (path / MANIFEST).is_file() and (path / "dataset_dict.json").is_file()
-
-
-def load_prepared(path: Path) -> tuple[dict, DatasetDict]:
+def load_prepared(path: Path) -> tuple[Manifest, DatasetDict]:
     """A folder the user named: used only when it verifies, else one line naming it and how to rebuild it."""
-    manifest = read_manifest(path)
+    manifest = Manifest.read(path)
     if manifest is None:
         raise UsageError(f"{path} is not a prepared dataset (no {MANIFEST})")
-    dsd, problem = verify_prepared(path, manifest)
+    dsd, problem = manifest.verify(path)
     if problem:
         raise UsageError(
             f"prepared dataset {path} is damaged: {problem}; rebuild it with: distill prepare "
-            f"--dataset {source_spec(manifest)} --output {path} --overwrite"
+            f"--dataset {manifest.source_spec} --output {path} --overwrite"
         )
     return manifest, dsd
 
@@ -417,21 +317,21 @@ def load_for_training(
     """The dataset a command trains or evaluates on: a prepared folder as it is, or any source prepared
     on the fly through the cache. Labels are re-indexed to ``label_names`` and text re-tokenized when
     the folder was prepared for another tokenizer."""
-    manifest = read_manifest(Path(cfg.dataset)) if cfg.dataset else None
+    manifest = Manifest.read(Path(cfg.dataset)) if cfg.dataset else None
     if manifest is not None:
         path = Path(cfg.dataset)
         if path.parent.resolve() == (cfg.cache_root() / "prepared").resolve():  # our cache entry, via a run
-            dsd, problem = verify_prepared(path, manifest)
+            dsd, problem = manifest.verify(path)
             if problem is not None:  # damaged: rebuilt from its source by prepare
-                source_cfg = cfg.model_copy(update={"dataset": source_spec(manifest)})
+                source_cfg = cfg.model_copy(update={"dataset": manifest.source_spec})
                 return prepare(source_cfg, tokenizer, tokenizer_name, label_names, teacher_name)
         else:
             manifest, dsd = load_prepared(path)
-        if label_names is not None and label_names != manifest["labels"]:
-            check_labels(set(manifest["labels"]), label_names, f"the teacher {teacher_name}")
+        if label_names is not None and label_names != manifest.labels:
+            check_labels(set(manifest.labels), label_names, f"the teacher {teacher_name}")
             dsd = relabel(dsd, label_names)
-            manifest = {**manifest, "labels": list(label_names)}
-        if manifest["tokenizer_fingerprint"] != tokenizer_fingerprint(tokenizer):
+            manifest = manifest.model_copy(update={"labels": list(label_names)})
+        if manifest.tokenizer_fingerprint != tokenizer_fingerprint(tokenizer):
             dsd = tokenize(dsd.select_columns(["text", "label"]), tokenizer, cfg.max_length)
         return Prepared(path, manifest, dsd, reused=True)
     return prepare(cfg, tokenizer, tokenizer_name, label_names, teacher_name)

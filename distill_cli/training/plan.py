@@ -1,0 +1,177 @@
+"""The plan of a run: what ``finetune``, ``distill`` and each ``search`` trial will train, worked out once.
+
+``make_plan`` reads the config and the command and derives, in one place, what the rest of the recipe
+asks: the effective alpha (``finetune`` trains on the labels alone), whether the student is static,
+whether the teacher's logits are needed, the process's rank, and the Trainer's arguments. Every step of
+``recipe.py`` takes the plan instead of a config, a command and arguments side by side.
+
+``preflight`` is the one check every training command runs before any compute: it reports every problem
+it finds, in one line (exit 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from distill_cli import modeling
+from distill_cli.config import Config
+from distill_cli.data.transfer import check_transfer_file
+from distill_cli.errors import UsageError
+from distill_cli.search_space import SearchSettings
+from distill_cli.static import SEARCH_DEFAULTS as STATIC_SEARCH_DEFAULTS
+from distill_cli.static import encoder_spec
+from distill_cli.static import with_defaults as static_defaults
+from distill_cli.training.trainer import DistillationTrainingArguments, recipe_arguments
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run trains, derived once from its config and command."""
+
+    cfg: Config  # the effective config (a static student's defaults filled in)
+    command: str  # "finetune" or "distill" (a search trial trains as "distill")
+    args: DistillationTrainingArguments  # the Trainer's; its output_dir is set once the run folder is known
+    static: bool  # the student is static:<encoder>
+    alpha: float  # the weight of the labels' cross-entropy: 1 for finetune
+    teacher_logits: bool  # the teacher's logits are needed (some alpha < 1: this run's, or a search's lowest)
+    search: SearchSettings | None = None  # the study's space, for a search
+
+    @property
+    def rank(self) -> int:
+        return self.args.process_index
+
+    @property
+    def world_size(self) -> int:
+        return self.args.world_size
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def for_trial(self, params: dict, output_dir: Path) -> Plan:
+        """A search trial's plan: the study's, with the trial's values, training without checkpoints."""
+        cfg = self.cfg.model_copy(update=params)
+        args = training_arguments(cfg, cfg.alpha, self.static, output_dir, checkpoints=False)
+        return replace(self, cfg=cfg, args=args, alpha=cfg.alpha)
+
+
+def make_plan(cfg: Config, command: str, search: SearchSettings | None = None) -> Plan:
+    """The plan of ``finetune``, ``distill`` or (with ``search``, the study's settings) a search."""
+    cfg = static_defaults(cfg)
+    static = encoder_spec(cfg.student) is not None
+    if static and search is not None:  # the ranges a static student trains in, where the space gives none
+        defaults = {k: v for k, v in STATIC_SEARCH_DEFAULTS.items() if k not in search.model_fields_set}
+        search = search.model_copy(update=defaults)
+    alpha = cfg.alpha if command == "distill" else 1.0
+    lowest = search.alpha[0] if search is not None and search.alpha is not None else alpha
+    args = training_arguments(cfg, alpha, static)
+    return Plan(cfg, command, args, static, alpha, teacher_logits=bool(cfg.teacher) and lowest < 1.0, search=search)
+
+
+def training_arguments(
+    cfg: Config, alpha: float, static: bool, output_dir: Path | None = None, checkpoints: bool = True
+) -> DistillationTrainingArguments:
+    """The config's recipe plus what every run of this tool sets (epoch checkpoints, no pickles, CPU).
+    Without ``output_dir``, the run folder is set once its name is known on every rank."""
+    return DistillationTrainingArguments(
+        output_dir=str(output_dir or cfg.runs_dir / ".pending"),
+        **recipe_arguments(cfg),
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        data_seed=cfg.seed,
+        save_strategy="epoch" if checkpoints else "no",
+        save_total_limit=1,
+        logging_strategy="steps",
+        logging_steps=10,
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        ddp_find_unused_parameters=False,
+        dataloader_pin_memory=False,
+        alpha=alpha,
+        transfer_weight=cfg.transfer_weight,
+        **(static_arguments(checkpoints) if static else {}),
+    )
+
+
+def static_arguments(checkpoints: bool) -> dict:
+    """Its forward takes no labels: the Trainer is told where they are (else it passes them to the forward).
+    A run (with checkpoints) trains until validation accuracy stops improving and keeps its best epoch; a
+    search trial trains for the epochs it was given."""
+    best = dict(load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True)
+    return dict(label_names=["labels"], **(best if checkpoints else {}))
+
+
+# ------------------------------------------------------------------------------------------- preflight
+
+
+def preflight(plan: Plan, student: modeling.ModelRef | None = None) -> None:
+    """Every problem of the plan that would waste compute, in one line (exit 2): the command's needs, the
+    student against its settings and the search space, the teacher's mode, extra rows, files, trackers."""
+    cfg, problems = plan.cfg, []
+    if plan.command == "finetune" and cfg.alpha < 1.0:
+        problems.append(
+            f"alpha={cfg.alpha} needs a teacher: finetune trains on the labels alone (alpha 1); "
+            "use `distill distill --teacher NAME` to distill"
+        )
+    if plan.command == "distill" and not cfg.teacher:
+        what = "search" if plan.search is not None else "distill"
+        problems.append(f"{what} needs a teacher: pass --teacher NAME or set 'teacher' in the config")
+    if plan.static and cfg.student_layers:
+        problems.append("--student-layers cuts a transformer; a static student has no layers")
+    if plan.static and cfg.teacher_mode == "online":
+        problems.append("a static student learns from cached teacher logits: drop --teacher-mode online")
+    if plan.search is not None and cfg.teacher_mode != "cached":
+        problems.append("search pays for the teacher once: it needs teacher_mode cached, not online")
+    if (cfg.transfer_set or cfg.augment) and not plan.teacher_logits:
+        problems.append("--transfer-set and --augment add rows that only the teacher labels: use distill, alpha < 1")
+    problems += [p for p in (layer_range_problem(plan, student), *usage_problems(plan)) if p]
+    if problems:
+        raise UsageError("; ".join(problems))
+
+
+def usage_problems(plan: Plan) -> list[str | None]:
+    """The checks that raise on their own (a transfer file, the trackers), as problems to report together."""
+    found = []
+    for check in (lambda: check_transfer_file(plan.cfg.transfer_set), lambda: check_trackers(plan.cfg.report_to)):
+        try:
+            check()
+        except UsageError as err:
+            found.append(str(err))
+    return found
+
+
+def layer_range_problem(plan: Plan, student: modeling.ModelRef | None) -> str | None:
+    """A search's ``student_layers`` range: none for a static student, and within the student's own layers
+    (its config is read, not its weights)."""
+    if plan.search is None or plan.search.student_layers is None:
+        return None
+    if plan.static:
+        return "search.student_layers: a static student has no layers to search; set it to null"
+    if student is None:
+        return None
+    have = getattr(modeling.load_model_config(student, plan.cfg), "num_hidden_layers", None)
+    top = plan.search.student_layers[1]
+    if have is not None and top > have:
+        return f"search.student_layers: up to {top}, but the student has {have}"
+    return None
+
+
+def check_trackers(names: list[str]) -> None:
+    """``report_to`` names that transformers knows and that are installed, before any compute."""
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    available = get_available_reporting_integrations()
+    for name in names:
+        if name == "all":
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            known = ", ".join(sorted(INTEGRATION_TO_CALLBACK))
+            raise UsageError(f"report_to {name}: not a tracker transformers knows (none, all, {known})")
+        if name not in available:
+            raise UsageError(f"report_to {name}: its package is not installed (pip install {name})")

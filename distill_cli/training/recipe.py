@@ -1,0 +1,289 @@
+"""The training recipe as small named steps, shared by ``finetune``/``distill`` (``commands/train.py``) and
+by every trial of ``distill search`` (``commands/search.py``).
+
+In order: load the models, load the data (with the transfer-set and augmented rows), set up the teacher
+(``shared_setup`` does these three once, and a search shares them with every trial), build the student,
+fit its head on frozen features, build the trainer, fit, and finish: choose the out-of-scope rule, save
+the model and move the run folder into place. Each step takes the run's ``Plan``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import transformers
+
+from distill_cli import modeling
+from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fingerprint
+from distill_cli.data.transfer import ExtraRows, describe, extra_rows, with_extra_rows
+from distill_cli.errors import Interrupted, UsageError
+from distill_cli.metrics import metrics_fn
+from distill_cli.oos import OOSRule, choose_threshold, softmax
+from distill_cli.pooling import MeanPoolingClassifier
+from distill_cli.runs import RunFolder, finish_run, mark_started
+from distill_cli.static import PATIENCE
+from distill_cli.training import static_student
+from distill_cli.training.callbacks import StopOnSignal
+from distill_cli.training.head import head_features, probe
+from distill_cli.training.plan import Plan
+from distill_cli.training.record import run_record
+from distill_cli.training.teacher_cache import compute_logits, teacher_logits
+from distill_cli.training.trainer import DistillationTrainer, DistillCollator, add_row_and_length
+from distill_cli.ui import info, warn
+
+
+@dataclass
+class Models:
+    """The student to train and, for ``distill``, the teacher it learns from."""
+
+    student: modeling.ModelRef
+    student_config: object
+    tokenizer: object
+    teacher: modeling.ModelRef | None = None
+    teacher_config: object | None = None
+    teacher_labels: list[str] | None = None
+
+
+@dataclass
+class TeacherSetup:
+    """How the teacher reaches the loss: cached logits, or a model run on every step."""
+
+    logits: torch.Tensor | None = None
+    model: torch.nn.Module | None = None
+    seconds: float = 0.0
+    cache_reused: bool | None = None
+
+
+@dataclass
+class Setup:
+    """Everything a run needs before its student is built. ``distill search`` builds it once and shares it
+    with every trial: the teacher's logits, the data and the probe's frozen features are paid for once."""
+
+    models: Models
+    prepared: Prepared
+    teacher: TeacherSetup
+    oos_label: str | None
+    rows: ExtraRows = field(default_factory=ExtraRows)  # the transfer-set and augmented rows of the train split
+    probe_features: dict[int | None, torch.Tensor] = field(default_factory=dict)  # by student_layers
+
+
+@dataclass
+class Trained:
+    """A student after training, with what finishing its run needs."""
+
+    plan: Plan
+    trainer: DistillationTrainer
+    layers_kept: list[int] | None
+    train_s: float
+
+
+def shared_setup(plan: Plan, student_ref: modeling.ModelRef) -> Setup:
+    """Models, data (with the transfer-set and augmented rows), the out-of-scope check and the teacher."""
+    models = load_models(plan, student_ref)
+    prepared = load_data(plan, models)
+    oos_label = check_oos_rule(plan, prepared)
+    rows = add_extra_rows(plan, prepared, models.tokenizer)
+    teacher = setup_teacher(plan, models, list(prepared.datasets["train"]["text"]))
+    return Setup(models, prepared, teacher, oos_label, rows)
+
+
+def load_models(plan: Plan, student_ref: modeling.ModelRef) -> Models:
+    """Configs and tokenizers; labels come from the teacher when there is one (the student takes them over)."""
+    cfg, models = plan.cfg, Models(student_ref, None, None)
+    if plan.command == "distill":
+        models.teacher, models.teacher_config, models.teacher_labels = modeling.teacher_with_labels(cfg)
+    models.student_config = modeling.load_model_config(student_ref, cfg)
+    if not plan.static:  # model2vec makes static vectors of any encoder
+        modeling.check_family(models.student_config, "student", cfg.student)
+        check_max_length(plan, models.student_config, "student")
+    models.tokenizer = modeling.load_tokenizer(student_ref, cfg)
+    if models.teacher is None:
+        return models
+    teacher_tokenizer = modeling.load_tokenizer(models.teacher, cfg)  # checked now, before any compute
+    same = tokenizer_fingerprint(teacher_tokenizer) == tokenizer_fingerprint(models.tokenizer)
+    if cfg.teacher_mode == "online" and not same:
+        raise UsageError(
+            "--teacher-mode online needs teacher and student to share a tokenizer; "
+            "the default cached mode works with different tokenizers"
+        )
+    return models
+
+
+def check_max_length(plan: Plan, model_config, role: str) -> None:
+    """``max_length`` within the positions the model has, before anything is built."""
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions is not None and plan.cfg.max_length > positions:
+        raise UsageError(f"--max-length {plan.cfg.max_length}: the {role} reads at most {positions} tokens")
+
+
+def load_data(plan: Plan, models: Models) -> Prepared:
+    """Rank 0 prepares (or reuses) the dataset first; the other ranks then read it from the cache."""
+    cfg = plan.cfg
+    with plan.args.main_process_first(local=False, desc="prepare dataset"):
+        return load_for_training(cfg, models.tokenizer, models.student.location, models.teacher_labels, cfg.teacher)
+
+
+def check_oos_rule(plan: Plan, prepared: Prepared) -> str | None:
+    """The out-of-scope label the rule will be chosen for, or None. A rule the data cannot support is
+    refused here, before training, when asked for (``threshold``), and skipped with a warning for ``auto``."""
+    cfg = plan.cfg
+    if cfg.oos_rule == "none":
+        return None
+    oos_label = prepared.manifest.oos_label
+    if oos_label is None:
+        problem = f"the data has no '{cfg.oos_label}' label; name it with --oos-label"
+    else:
+        validation, oos_id = prepared.datasets["validation"]["label"], prepared.label_names.index(oos_label)
+        oos_rows = sum(1 for y in validation if y == oos_id)
+        ok = 0 < oos_rows < len(validation)
+        problem = None if ok else f"the validation split needs queries both labelled '{oos_label}' and not"
+    if problem is None:
+        return oos_label
+    if cfg.oos_rule == "threshold":
+        raise UsageError(f"oos_rule threshold needs an out-of-scope label: {problem}, or set oos_rule to none")
+    if oos_label is not None:
+        warn(f"no out-of-scope rule: {problem}")
+    return None
+
+
+def add_extra_rows(plan: Plan, prepared: Prepared, tokenizer) -> ExtraRows:
+    """Append the transfer-set and augmented rows to the training split (``data/transfer.py``)."""
+    cfg, dsd = plan.cfg, prepared.datasets
+    held_out = [t for split in ("validation", "test") if split in dsd for t in dsd[split]["text"]]
+    mask = getattr(tokenizer, "mask_token", None) or getattr(tokenizer, "unk_token", None) or "[UNK]"
+    rows = extra_rows(cfg, list(dsd["train"]["text"]), held_out, mask)
+    if rows.counts:
+        dsd["train"] = with_extra_rows(dsd["train"], rows, tokenizer, cfg.max_length)
+        if plan.is_main:
+            info(describe(rows.counts))
+    return rows
+
+
+def setup_teacher(plan: Plan, models: Models, train_texts: list[str]) -> TeacherSetup:
+    """Cached mode: the teacher's logits over the training texts, computed once (by rank 0) or read back,
+    when the plan needs them. Online mode: the teacher model itself, run on every step."""
+    cfg, setup = plan.cfg, TeacherSetup()
+    if models.teacher is None:
+        return setup
+    if models.teacher_config.model_type != models.student_config.model_type and plan.is_main:
+        warn(
+            f"teacher is {models.teacher_config.model_type}, student is {models.student_config.model_type}: "
+            "distillation works best within one model type"
+        )
+    start = time.perf_counter()
+    if cfg.teacher_mode == "cached" and plan.teacher_logits:
+        with plan.args.main_process_first(local=False, desc="teacher logits"):
+            setup.logits, setup.cache_reused = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts)
+    elif cfg.teacher_mode == "online":
+        setup.model = modeling.load_for_inference(models.teacher, cfg)
+    setup.seconds = time.perf_counter() - start
+    return setup
+
+
+def build_student(plan: Plan, setup: Setup):
+    """The student classifier over the data's labels, cut to ``student_layers``; returns it and the layers
+    kept."""
+    cfg = plan.cfg
+    transformers.set_seed(cfg.seed)  # before the model is built: the new classifier head is random
+    if plan.static:
+        return static_student.build_student(setup.models.student, cfg, setup.prepared.label_names), None
+    model = modeling.load_classifier(setup.models.student, cfg, setup.prepared.label_names)
+    layers_kept = modeling.keep_layers(model, cfg.student_layers) if cfg.student_layers else None
+    return model, layers_kept
+
+
+def probe_head(plan: Plan, model, setup: Setup) -> None:
+    """Fit the head on the frozen body first (``training/head.py``); a student fits it to the teacher's
+    soft targets with the plan's alpha and temperature. The frozen features are kept in ``setup``.
+    Not for ``head_init random``, nor for a static student (model2vec's head starts as model2vec makes it)."""
+    cfg = plan.cfg
+    if cfg.head_init != "probe" or plan.static:
+        return
+    train_ds, teacher, tokenizer = setup.prepared.datasets["train"], setup.teacher, setup.models.tokenizer
+    logits = teacher.logits
+    if logits is None and teacher.model is not None and plan.alpha < 1.0:
+        logits = compute_logits(teacher.model, tokenizer, list(train_ds["text"]), cfg.max_length)
+    alpha = plan.alpha if logits is not None else 1.0
+    features = setup.probe_features.get(cfg.student_layers)
+    if features is None:
+        features = setup.probe_features[cfg.student_layers] = head_features(
+            model, tokenizer, list(train_ds["text"]), cfg.max_length
+        )
+    probe(model, features, torch.tensor(train_ds["label"]), logits, alpha, cfg.temperature)
+
+
+def build_trainer(plan: Plan, model, setup: Setup, callbacks: list) -> DistillationTrainer:
+    prepared, args = setup.prepared, plan.args
+    collator = DistillCollator(setup.models.tokenizer, setup.teacher.logits)
+    if isinstance(model, static_student.StaticStudent):
+        collator = static_student.StaticCollator(model, setup.teacher.logits)
+        if args.load_best_model_at_end:
+            callbacks = [*callbacks, transformers.EarlyStoppingCallback(early_stopping_patience=PATIENCE)]
+    trainer = DistillationTrainer(
+        model=model,
+        args=args,
+        train_dataset=add_row_and_length(prepared.datasets["train"]),
+        eval_dataset=prepared.datasets["validation"],
+        processing_class=setup.models.tokenizer,
+        data_collator=collator,
+        compute_metrics=metrics_fn(prepared.label_names, prepared.manifest.oos_label),
+        teacher_model=setup.teacher.model,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # its raw dicts would go to stdout
+    return trainer
+
+
+def fit(trainer: DistillationTrainer, run: RunFolder) -> float:
+    """Train (or resume); a signal saves a checkpoint and raises ``Interrupted``. Returns the seconds spent."""
+    stopper = next(c for c in trainer.callback_handler.callbacks if isinstance(c, StopOnSignal))
+    if trainer.args.process_index == 0:
+        mark_started(run)
+    stopper.install()
+    start = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)
+    finally:
+        stopper.uninstall()
+    if stopper.signum is not None:
+        raise Interrupted(run.partial, stopper.signum, run.final.name if run.generated else None)
+    return time.perf_counter() - start
+
+
+def finish_training(trained: Trained, run: RunFolder, setup: Setup, search: dict | None = None):
+    """Choose the out-of-scope rule, save the model and move the run folder into place; returns the
+    ``RunRecord`` written to its ``run.json``."""
+    oos_rule = choose_oos_rule(trained.plan, trained.trainer, setup.prepared, setup.oos_label)
+    record = run_record(trained, run, setup, oos_rule)
+    record.search = search
+    save_model(trained.trainer, run.partial)
+    if trained.plan.is_main:
+        finish_run(run, record)
+    return record
+
+
+def choose_oos_rule(plan: Plan, trainer, prepared: Prepared, oos_label: str | None) -> OOSRule | None:
+    """The out-of-scope threshold, chosen on validation (see ``oos.py``)."""
+    if oos_label is None:
+        return None
+    # Labels as the Trainer returns them: with length grouping, predictions do not come in dataset order.
+    output = trainer.predict(prepared.datasets["validation"])
+    oos_id = prepared.label_names.index(oos_label)
+    return choose_threshold(softmax(output.predictions), output.label_ids, oos_id, oos_label, plan.cfg.oos_share)
+
+
+def save_model(trainer: DistillationTrainer, folder: Path) -> None:
+    """The weights and tokenizer; a mean-pooled model also writes its config and sentence-transformers files,
+    a static student its model2vec pipeline."""
+    if isinstance(trainer.model, static_student.StaticStudent):
+        if trainer.args.should_save:
+            trainer.model.save(folder)
+    elif isinstance(trainer.model, MeanPoolingClassifier):
+        if trainer.args.should_save:
+            trainer.model.save_pretrained(folder)
+            trainer.processing_class.save_pretrained(folder)
+    else:
+        trainer.save_model(str(folder))

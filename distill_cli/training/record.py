@@ -1,0 +1,88 @@
+"""What ``run.json`` records of a trained run (``RunRecord``, in ``runs.py``), made from its plan, trainer
+and setup."""
+
+from __future__ import annotations
+
+import platform
+from typing import TYPE_CHECKING
+
+import torch
+import transformers
+
+from distill_cli import __version__
+from distill_cli.metrics import QUALITY_KEYS
+from distill_cli.oos import OOSRule
+from distill_cli.pooling import MeanPoolingClassifier
+from distill_cli.runs import DatasetRecord, RunFolder, RunRecord, StudentRecord, TeacherRecord
+
+if TYPE_CHECKING:
+    from distill_cli.training.recipe import Setup, Trained
+
+
+def run_record(trained: Trained, run: RunFolder, setup: Setup, oos_rule: OOSRule | None) -> RunRecord:
+    """The record of a run that finished training."""
+    plan, trainer = trained.plan, trained.trainer
+    history = trainer.state.log_history
+    epochs = [epoch_metrics(h) for h in history if "eval_accuracy" in h]
+    return RunRecord(
+        command=plan.command,
+        output=str(run.final),
+        name=run.final.name,
+        config=plan.cfg.model_dump(mode="json"),
+        student=student_record(trained, setup),
+        teacher=teacher_record(plan, setup),
+        dataset=DatasetRecord.of(setup.prepared),
+        labels=setup.prepared.label_names,
+        seed=plan.cfg.seed,
+        world_size=plan.world_size,
+        versions={
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "distill": __version__,
+        },
+        train_s=round(trained.train_s, 2),
+        teacher_cache_s=round(setup.teacher.seconds, 2),
+        eval_s=round(sum(h.get("eval_runtime", 0.0) for h in history if "eval_accuracy" in h), 2),
+        epochs=epochs,
+        metrics=final_metrics(epochs, plan.args.load_best_model_at_end),
+        oos_rule=oos_rule,
+        rows=setup.rows.counts or None,
+    )
+
+
+def student_record(trained: Trained, setup: Setup) -> StudentRecord:
+    plan, model = trained.plan, trained.trainer.model
+    return StudentRecord(
+        spec=plan.cfg.student,
+        location=setup.models.student.location,
+        layers_kept=trained.layers_kept,
+        parameters=sum(p.numel() for p in model.parameters()),
+        pooling="static" if plan.static else "mean" if isinstance(model, MeanPoolingClassifier) else "cls",
+        head_init="model2vec" if plan.static else plan.cfg.head_init,
+    )
+
+
+def teacher_record(plan, setup: Setup) -> TeacherRecord | None:
+    teacher = setup.models.teacher
+    if teacher is None:
+        return None
+    cfg = plan.cfg
+    return TeacherRecord(
+        spec=cfg.teacher, location=teacher.location, mode=cfg.teacher_mode, cache_reused=setup.teacher.cache_reused
+    )
+
+
+def final_metrics(epochs: list[dict], best_kept: bool) -> dict:
+    """The metrics of the model that is saved: the last epoch's, or the best one's when the Trainer kept the
+    best (the first of equals, as the Trainer does)."""
+    if not epochs:
+        return {}
+    return max(epochs, key=lambda e: e.get("accuracy") or 0.0) if best_kept else epochs[-1]
+
+
+def epoch_metrics(entry: dict) -> dict:
+    """An evaluation log entry without the ``eval_`` prefixes and timing noise."""
+    out = {"epoch": entry["epoch"]} if "epoch" in entry else {}
+    out.update({k: entry[f"eval_{k}"] for k in ("loss", *QUALITY_KEYS) if f"eval_{k}" in entry})
+    return out
