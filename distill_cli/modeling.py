@@ -17,7 +17,8 @@ from distill_cli.errors import DistillError, UsageError
 from distill_cli.hub import hub_unreachable_reason, is_hub_id
 from distill_cli.model_parts import SplitModel, installed_parts, unpacked_model
 from distill_cli.pooling import POOLING_KEY
-from distill_cli.runs import RUN_FILE, RunRecord, is_run
+from distill_cli.records import ExportRecord
+from distill_cli.runs import RunRecord, is_run
 from distill_cli.static import StaticClassifier, StaticTokenizer, encoder_spec, is_static_folder
 from distill_cli.weights import PICKLED as PICKLED_WEIGHTS
 from distill_cli.weights import check_weights
@@ -296,14 +297,8 @@ def load_for_inference(ref: ModelRef, cfg: Config):
 def recorded_labels(folder: Path) -> tuple[str, list[str]] | None:
     """The labels, in output order, that the folder's own records (``run.json``, else ``export.json``) say
     the model was trained or exported with, and which file says so; None when it has no such record."""
-    import json
-
-    record = RunRecord.read(folder)
-    if record is not None:
-        return RUN_FILE, record.labels
-    export = folder / "export.json"
-    labels = json.loads(export.read_text()).get("labels") if export.is_file() else None
-    return ("export.json", labels) if isinstance(labels, list) else None
+    record = RunRecord.read(folder) or ExportRecord.read(folder)
+    return (record.FILE, record.labels) if record is not None and record.labels is not None else None
 
 
 def check_recorded_labels(folder: Path, labels: list[str] | None) -> None:

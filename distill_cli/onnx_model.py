@@ -17,8 +17,6 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from distill_cli.extras import require
 from distill_cli.weights import ONNX_FILE
 
-EXPORT_FILE = "export.json"
-
 
 def is_onnx_folder(path: Path) -> bool:
     return (path / ONNX_FILE).is_file()

@@ -12,7 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -21,6 +21,7 @@ from distill_cli.data.sources import sha
 from distill_cli.errors import UsageError
 from distill_cli.files import move_into_place, try_lock
 from distill_cli.oos import OOSRule
+from distill_cli.records import ExportRecord, Record, public_json
 
 RUN_FILE = "run.json"
 PARTIAL_MARK = ".distill-run"  # in <name>.partial/: the folder is a run this tool started
@@ -57,8 +58,10 @@ class DatasetRecord(BaseModel):
                    oos_label=m.oos_label)  # fmt: skip
 
 
-class RunRecord(BaseModel):
+class RunRecord(Record):
     """``run.json``: the effective config, models, data, versions, timings and per-epoch validation metrics."""
+
+    FILE: ClassVar[str] = RUN_FILE
 
     command: str
     output: str
@@ -77,18 +80,17 @@ class RunRecord(BaseModel):
     epochs: list[dict[str, float | None]]
     metrics: dict[str, float | None]
     oos_rule: OOSRule | None = None  # chosen on validation after training; None: argmax decides
-    export: dict[str, Any] | None = None  # in an exported folder: the parent, settings and checks (export.json)
+    export: ExportRecord | None = None  # in an exported folder: its export.json
     search: dict[str, Any] | None = None  # the best model of a study: the study, the trial and its value
     rows: dict[str, int] | None = None  # training rows by source (labelled, transfer, augmented) and drops
 
-    def write(self, folder: Path) -> None:
-        (folder / RUN_FILE).write_text(self.model_dump_json(indent=2))
-
-    @classmethod
-    def read(cls, folder: Path | None) -> RunRecord | None:
-        """The record of the run in ``folder``; None when there is no folder or it is not a finished run."""
-        path = folder / RUN_FILE if folder is not None else None
-        return cls.model_validate_json(path.read_text()) if path is not None and path.is_file() else None
+    def public(self) -> bytes:
+        """What ``push`` uploads: no local path, no cache key (the dataset's cache folder is named by its
+        source), no folder of this machine; still a record the commands read."""
+        data = self.model_dump(mode="json")
+        data["dataset"]["path"] = data["dataset"]["source"]
+        data["config"].update(runs_dir="runs", cache_dir=None, output=None)
+        return json.dumps(public_json(data), indent=2).encode()
 
 
 def is_run(folder: Path) -> bool:

@@ -27,6 +27,7 @@ from distill_cli.extras import require
 from distill_cli.files import atomic_file
 from distill_cli.metrics import COST, QUALITY, QUALITY_KEYS, classification_metrics
 from distill_cli.oos import apply_rule
+from distill_cli.records import EvalResults
 from distill_cli.runs import config_with_run_dataset, oos_rule_of
 from distill_cli.ui import Bar, console
 from distill_cli.weights import check_weights
@@ -229,7 +230,7 @@ def evaluate_models(
     compare_to_first(report["models"], gold)
     for ref, result in zip(refs, report["models"]):
         if ref.run_dir is not None:
-            write_json({**report, "result": result}, ref.run_dir / "eval_results.json")
+            EvalResults(**report, result=result).write(ref.run_dir)
     return report
 
 

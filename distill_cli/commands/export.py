@@ -11,7 +11,6 @@ the latter into a gate.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import warnings
@@ -28,7 +27,8 @@ from distill_cli.data.transfer import read_transfer_set
 from distill_cli.errors import DistillError, UsageError
 from distill_cli.extras import require
 from distill_cli.files import atomic_folder
-from distill_cli.onnx_model import EXPORT_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder
+from distill_cli.onnx_model import ONNX_FILE, OnnxClassifier, is_onnx_folder
+from distill_cli.records import ExportRecord
 from distill_cli.runs import RunRecord, config_with_run_dataset
 from distill_cli.training.trainer import MODEL_INPUTS
 from distill_cli.ui import warn
@@ -111,7 +111,7 @@ def copy_static(ref: modeling.ModelRef, spec: str, output: Path, overwrite: bool
     check_output(output, overwrite)
     warn(f"{spec} is a static model2vec pipeline: exported as it is (format, quantization and trimming do not apply)")
     with atomic_folder(output) as tmp:
-        shutil.copytree(ref.location, tmp, ignore=shutil.ignore_patterns(EXPORT_FILE))
+        shutil.copytree(ref.location, tmp, ignore=shutil.ignore_patterns(ExportRecord.FILE))
         record = write_folder(tmp, ref, spec, "static", "none", False, {})
     return {**record, "output": str(output)}
 
@@ -163,7 +163,7 @@ def check_output(output: Path, overwrite: bool) -> None:
         return
     if not overwrite:
         raise UsageError(f"{output} already exists; pass --overwrite to replace it, or another --output")
-    if not (output / EXPORT_FILE).is_file():
+    if not (output / ExportRecord.FILE).is_file():
         raise UsageError(f"{output} was not written by `distill export`; refusing to replace it")
 
 
@@ -245,22 +245,22 @@ def write_folder(
     """``export.json`` (the settings, the labels in output order and the checks; it marks the folder as this
     command's), and, when the parent is a run, its ``run.json`` with the same record under ``export`` (the
     out-of-scope rule goes along). Every command that loads the folder checks its labels against these."""
-    record = {
-        "parent": spec,
-        "format": fmt,
-        "quantize": quantize,
-        "trim_vocab": trim_vocab,
-        "opset": OPSET if fmt == "onnx" else None,
-        "size_mb": round(modeling.weights_size_mb(folder), 2),
-        "checks": checks,
-        **({"labels": labels} if labels is not None else {}),
-    }
-    (folder / EXPORT_FILE).write_text(json.dumps(record, indent=2))
     parent = RunRecord.read(ref.run_dir)
+    record = ExportRecord(
+        parent=spec,
+        format=fmt,
+        quantize=quantize,
+        trim_vocab=trim_vocab,
+        opset=OPSET if fmt == "onnx" else None,
+        size_mb=round(modeling.weights_size_mb(folder), 2),
+        checks=checks,
+        labels=labels if labels is not None else parent.labels if parent is not None else None,
+    )
+    record.write(folder)
     if parent is not None:
         parent.export = record
         parent.write(folder)
-    return record
+    return record.model_dump(mode="json")
 
 
 def gate(checks: dict, max_accuracy_drop: float | None) -> None:

@@ -6,19 +6,22 @@ checkpoints and optimizer states never do, and the token is never printed or wri
 
 from __future__ import annotations
 
-import json
 import re
 from fnmatch import fnmatch
 from pathlib import Path
 
+from distill_cli.commands.card import model_card
 from distill_cli.config import Config
 from distill_cli.errors import DistillError, UsageError
-from distill_cli.hub import endpoint, is_hub_id, offline_mode, redact_url
-from distill_cli.metrics import QUALITY
-from distill_cli.modeling import BUILTIN_ALIASES, resolve_model
+from distill_cli.hub import endpoint, offline_mode, redact_url
+from distill_cli.modeling import resolve_model
+from distill_cli.onnx_model import ONNX_FILE
+from distill_cli.records import EvalResults, ExportRecord
 from distill_cli.runs import RunRecord
-from distill_cli.static import encoder_spec
 from distill_cli.weights import check_weights
+
+# The records a run folder holds, published as their public copies (no local path: see ``records.py``).
+RECORDS = {r.FILE: r for r in (RunRecord, ExportRecord, EvalResults)}
 
 # What a run folder may publish; everything else (pickles, checkpoints, optimizer states) stays home.
 PUBLISH = (
@@ -34,138 +37,21 @@ PUBLISH = (
     "merges.txt",
     "spiece.model",
     "sentencepiece.bpe.model",
-    "run.json",
-    "eval_results.json",
     "modules.json",
     "sentence_bert_config.json",
-    "model.onnx",
-    "export.json",
+    ONNX_FILE,
+    *RECORDS,
 )
 # The sentence-transformers modules of a mean-pooled run (see distill_cli/pooling.py).
 PUBLISH_NESTED = ("1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors")
 NEVER = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.npy", "optimizer*", "scheduler*", "rng_state*")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
-CARD = """---
-{{ card_data }}
----
-
-# {{ model_name }}
-
-An intent classifier {{ 'distilled from ' + teacher if teacher else 'fine-tuned' }}
-with `distill` on {{ dataset }}{{ ', starting from ' + base_model if base_model else '' }}.
-
-## Results
-
-{{ results }}
-
-## Training
-
-| hyperparameter | value |
-|---|---|
-{% for k, v in hyperparameters.items() -%}
-| {{ k }} | {{ v }} |
-{% endfor %}
-## Usage
-
-{% if onnx -%}
-An ONNX graph (`model.onnx`{{ ', int8 weights' if quantized else '' }}) with its tokenizer; the pooling is
-inside the graph:
-
-```python
-import numpy as np
-import onnxruntime as ort
-from huggingface_hub import snapshot_download
-from transformers import AutoConfig, AutoTokenizer
-
-folder = snapshot_download("{{ repo_id }}")
-session = ort.InferenceSession(f"{folder}/model.onnx")
-tokenizer, labels = AutoTokenizer.from_pretrained(folder), AutoConfig.from_pretrained(folder).id2label
-names = [i.name for i in session.get_inputs()]
-enc = tokenizer(["{{ example }}"], return_tensors="np")
-logits = session.run(["logits"], {n: enc[n].astype(np.int64) for n in names})[0]
-probs = np.exp(logits - logits.max(-1, keepdims=True))
-probs /= probs.sum(-1, keepdims=True)
-score, intent = probs[0].max(), labels[int(probs[0].argmax())]
-```
-{%- elif pooling == "static" -%}
-A static model ([model2vec](https://github.com/MinishLab/model2vec)): one vector per token, averaged, and a
-small head. It needs numpy, not torch:
-
-```python
-from model2vec.inference import StaticModelPipeline
-
-pipeline = StaticModelPipeline.from_pretrained("{{ repo_id }}")
-probs = pipeline.predict_proba(["{{ example }}"])[0]
-score, intent = probs.max(), pipeline.classes_[probs.argmax()]
-```
-{%- elif pooling == "mean" -%}
-The encoder reads a sentence as the mean of its token vectors, as it was pretrained to; the folder is a
-sentence-transformers model whose last module (`2_Dense`) gives the logits:
-
-```python
-from sentence_transformers import SentenceTransformer
-
-model = SentenceTransformer("{{ repo_id }}")
-probs = model.encode(["{{ example }}"], convert_to_tensor=True).softmax(-1)
-labels = model[0].auto_model.config.id2label
-score, index = probs[0].max(-1)
-intent = labels[int(index)]
-```
-{%- else -%}
-```python
-from transformers import pipeline
-
-classifier = pipeline("text-classification", model="{{ repo_id }}")
-result = classifier("{{ example }}")[0]
-intent, score = result["label"], result["score"]
-```
-{%- endif %}
-{% if oos_threshold is not none %}
-Out of scope: answer `{{ oos_label }}` when `score < {{ oos_threshold }}`. This threshold on the top
-probability was chosen on the validation split for an expected {{ oos_share }} share of out-of-scope
-queries (`distill predict` applies it).
-{%- endif %}
-
-With `distill`: `distill predict MODEL "{{ example }}"`.
-"""
-
-
-# Published as public copies (see ``public_json``): they record where things were on this machine.
-RECORDS = ("run.json", "export.json", "eval_results.json")
-
-
-def public_name(value: str) -> str:
-    """A local path as the name a user knows it by (``/home/me/data/plus.json`` -> ``plus.json``); anything
-    else (a Hub id ``owner/name``, a run name, a built-in alias) as it is."""
-    path = Path(value).expanduser()
-    looks_local = path.is_absolute() or value.startswith(("~", "./", "../")) or value.count("/") > 1
-    return path.name if looks_local or ("/" in value and path.exists()) else value
-
-
-def public_json(data):
-    """A copy of a JSON record fit to publish: every local path becomes a name (``public_name``); labels are
-    the user's own words and stay as they are."""
-    if isinstance(data, dict):
-        return {k: v if k in ("labels", "oos_label") else public_json(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [public_json(v) for v in data]
-    return public_name(data) if isinstance(data, str) else data
-
-
-def public_record(file: Path) -> bytes:
-    """What ``push`` uploads for ``run.json``, ``export.json`` or ``eval_results.json``: no local path, no
-    cache key, no folder of this machine; still a valid record for the commands that read it."""
-    data = json.loads(file.read_text())
-    if file.name == "run.json":
-        data["dataset"]["path"] = data["dataset"]["source"]  # its cache folder, whose name is a cache key
-        data["config"].update(runs_dir="runs", cache_dir=None, output=None)
-    return json.dumps(public_json(data), indent=2).encode()
-
 
 def file_content(file: Path) -> str | bytes:
-    """The bytes ``push`` uploads for ``file`` (a public copy of a record), or its path to upload as it is."""
-    return public_record(file) if file.name in RECORDS else str(file)
+    """The bytes ``push`` uploads for ``file`` (a record's public copy), or its path to upload as it is."""
+    record = RECORDS.get(file.name)
+    return record.read(file.parent).public() if record is not None else str(file)
 
 
 def content_size(file: Path) -> int:
@@ -182,156 +68,6 @@ def publishable_files(run_dir: Path) -> list[Path]:
         for p in top + nested
         if p.is_file() and not p.is_symlink() and not any(fnmatch(p.name, pattern) for pattern in NEVER)
     ]
-
-
-def hub_origin(spec: str | None, runs_dir: Path, depth: int = 0, follow_runs: bool = True) -> str | None:
-    """The Hub model ``spec`` is, or (``follow_runs``) that a run descends from through the runs it started from."""
-    if not spec or depth > 10:
-        return None
-    spec = encoder_spec(spec) or spec  # a static student descends from its encoder
-    if spec in BUILTIN_ALIASES:
-        return BUILTIN_ALIASES[spec][1]
-    for candidate in (Path(spec), runs_dir / spec):
-        record = RunRecord.read(candidate)
-        if record is not None:
-            return hub_origin(record.student.spec, runs_dir, depth + 1) if follow_runs else None
-    # A card links owner/name ids only: a bare name is more likely a local word than a canonical Hub model.
-    return spec if is_hub_id(spec) and "/" in spec and not Path(spec).exists() else None
-
-
-def results_table(evals: dict | None, name: str, run: RunRecord | None = None) -> str:
-    shown = [m for m in QUALITY if m.card_type]
-    if not evals:
-        if run is None or not run.metrics:
-            return "Not evaluated yet: run `distill evaluate TEACHER RUN` before pushing to add the comparison."
-        values = {m.long: run.metrics.get(m.key) for m in shown}
-        cells = ", ".join(f"{name} {v * 100:.2f}%" for name, v in values.items() if v is not None)
-        return (
-            f"On the validation split ({run.dataset.splits.get('validation', 0):,} queries), after the last epoch "
-            f"of training: {cells}. Not evaluated on a test split yet: run `distill evaluate TEACHER RUN` before "
-            "pushing to add the comparison, with latency and size."
-        )
-    rows = [
-        "| model | " + " | ".join(m.long for m in shown) + " | latency ms | size MB |",
-        "|---|" + "---|" * len(shown) + "---|---|",
-    ]
-
-    def pct(v):
-        return "—" if v is None else f"{v * 100:.2f}"
-
-    for m in evals["models"]:
-        label = f"**{name}** (this model)" if m["path"] == evals["result"]["path"] else public_name(m["model"])
-        cells = " | ".join(pct(m[q.key]) for q in shown)
-        rows.append(f"| {label} | {cells} | {m['latency_ms_mean']:.2f} | {m['size_mb']:.1f} |")
-    return (
-        f"On the {evals['split']} split of {public_name(evals['dataset'])} ({evals['examples']:,} queries); "
-        f"latency of one query on CPU with {evals['threads']} threads.\n\n" + "\n".join(rows)
-    )
-
-
-def card_eval_results(evals: dict | None, run: RunRecord | None, dataset: str, dataset_id: str) -> list:
-    """The ``model-index`` entries: this model's results from ``eval_results.json``; before ``evaluate``, the
-    validation metrics of its last epoch from ``run.json``, with the split named ``validation``."""
-    from huggingface_hub import EvalResult
-
-    if evals:
-        me, split = evals["result"], evals["split"]
-    elif run is not None and run.metrics:
-        me, split = run.metrics, "validation"
-    else:
-        return []
-    return [
-        EvalResult(
-            task_type="text-classification",
-            dataset_type=dataset_id,
-            dataset_name=dataset,
-            dataset_split=split,
-            metric_type=m.card_type,
-            metric_name=m.long.capitalize(),
-            metric_value=round(me[m.key], 4),
-        )
-        for m in QUALITY
-        if m.card_type and me.get(m.key) is not None
-    ]
-
-
-CARD_HYPERPARAMETERS = (
-    "alpha",
-    "temperature",
-    "epochs",
-    "learning_rate",
-    "batch_size",
-    "weight_decay",
-    "warmup",
-    "seed",
-    "student_layers",
-    "max_length",
-)
-
-
-def card_hyperparameters(run: RunRecord | None) -> dict:
-    cfg = run.config if run else {}
-    hyper = {k: cfg.get(k) for k in CARD_HYPERPARAMETERS if cfg.get(k) is not None}
-    if not (run and run.teacher):
-        hyper.pop("temperature", None)
-    if run and run.student.layers_kept:
-        hyper["layers kept (of the initial checkpoint)"] = run.student.layers_kept
-    return hyper
-
-
-def export_settings(run_dir: Path) -> dict:
-    path = run_dir / "export.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def library_name(run_dir: Path, run: RunRecord | None) -> str:
-    if (run_dir / "model.onnx").is_file():
-        return "onnx"
-    if run and run.student.pooling == "static":
-        return "model2vec"
-    return "sentence-transformers" if run and run.student.pooling == "mean" else "transformers"
-
-
-def model_card(run_dir: Path, repo_id: str, runs_dir: Path) -> str:
-    from huggingface_hub import ModelCard, ModelCardData
-
-    run = RunRecord.read(run_dir)
-    eval_file = run_dir / "eval_results.json"
-    evals = json.loads(eval_file.read_text()) if eval_file.is_file() else None
-    dataset = public_name((run and run.dataset.source) or (run and run.config.get("dataset")) or "an intent dataset")
-    dataset_id = dataset.removeprefix("hub:").split(":")[0] if dataset.startswith("hub:") else Path(dataset).stem
-    base = hub_origin(run.student.spec if run else None, runs_dir)
-    teacher = public_name(run.teacher.spec) if run and run.teacher else None
-    data = ModelCardData(
-        language="en",
-        library_name=library_name(run_dir, run),
-        pipeline_tag="text-classification",
-        tags=["text-classification", "intent-classification", "distillation" if teacher else "fine-tuned"],
-        base_model=base,
-        model_name=repo_id.split("/")[-1],
-        eval_results=card_eval_results(evals, run, dataset, dataset_id) or None,
-        datasets=[dataset_id] if dataset.startswith("hub:") else None,
-    )
-    teacher_hub = hub_origin(teacher, runs_dir, follow_runs=False)  # linked only if it is on the Hub itself
-    card = ModelCard.from_template(
-        data,
-        template_str=CARD,
-        model_name=repo_id.split("/")[-1],
-        repo_id=repo_id,
-        dataset=dataset,
-        teacher=teacher and (f"[{teacher}](https://huggingface.co/{teacher_hub})" if teacher_hub else f"`{teacher}`"),
-        base_model=base,
-        results=results_table(evals, repo_id.split("/")[-1], run),
-        hyperparameters=card_hyperparameters(run),
-        example="how do i set an alarm for 7 am",
-        pooling=run.student.pooling if run else "cls",
-        onnx=(run_dir / "model.onnx").is_file(),
-        quantized=export_settings(run_dir).get("quantize") == "int8",
-        oos_threshold=run.oos_rule.threshold if run and run.oos_rule else None,
-        oos_label=run.oos_rule.oos_label if run and run.oos_rule else None,
-        oos_share=run.oos_rule.oos_share if run and run.oos_rule else None,
-    )
-    return str(card)
 
 
 def check_repo_id(repo_id: str) -> None:
@@ -364,7 +100,7 @@ def push(
     files = publishable_files(run_dir)
     if not any(f.suffix in (".safetensors", ".onnx") for f in files):
         raise UsageError(f"{run_dir} has no safetensors or ONNX weights to publish")
-    card = model_card(run_dir, repo_id, cfg.runs_dir)
+    card = model_card(run_dir, repo_id, cfg)
     listing = [{"path": f.relative_to(run_dir).as_posix(), "bytes": content_size(f)} for f in files]
     listing.append({"path": "README.md", "bytes": len(card.encode())})
     result = {"repo_id": repo_id, "files": listing, "card": card}

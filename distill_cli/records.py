@@ -1,0 +1,111 @@
+"""The typed records one command writes into a model folder and another reads: ``export.json``
+(``ExportRecord``, by ``export``) and ``eval_results.json`` (``EvalResults``, by ``evaluate``), beside
+``run.json`` (``runs.RunRecord``) and ``manifest.json`` (``data.manifest.Manifest``). Each has its file
+name, ``read`` and ``write``; no other module reads these files. ``public()`` is the copy ``push``
+uploads: every local path becomes the name a user knows it by. Imports nothing heavy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from distill_cli.files import atomic_file
+
+
+def public_name(value: str) -> str:
+    """A local path as the name a user knows it by (``/home/me/data/plus.json`` -> ``plus.json``); anything
+    else (a Hub id ``owner/name``, a run name, a built-in alias) as it is."""
+    path = Path(value).expanduser()
+    looks_local = path.is_absolute() or value.startswith(("~", "./", "../")) or value.count("/") > 1
+    return path.name if looks_local or ("/" in value and path.exists()) else value
+
+
+def public_json(data):
+    """A copy of a JSON value fit to publish: every local path becomes a name (``public_name``); labels are
+    the user's own words and stay as they are."""
+    if isinstance(data, dict):
+        return {k: v if k in ("labels", "oos_label") else public_json(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [public_json(v) for v in data]
+    return public_name(data) if isinstance(data, str) else data
+
+
+class Record(BaseModel):
+    """A JSON record in a model folder: ``FILE`` is its name there."""
+
+    FILE: ClassVar[str]
+    SPARSE: ClassVar[bool] = False  # write only the keys that were given (a report's own), not every default
+
+    def write(self, folder: Path) -> None:
+        with atomic_file(folder / self.FILE) as tmp:
+            tmp.write_text(self.model_dump_json(indent=2, exclude_unset=self.SPARSE))
+
+    @classmethod
+    def read(cls, folder: Path | None):
+        """The record in ``folder``; None when there is no folder or no such file."""
+        path = folder / cls.FILE if folder is not None else None
+        return cls.model_validate_json(path.read_text()) if path is not None and path.is_file() else None
+
+    def public(self) -> bytes:
+        """The copy ``push`` uploads: no local path."""
+        return json.dumps(public_json(self.model_dump(mode="json", exclude_unset=self.SPARSE)), indent=2).encode()
+
+
+class ExportRecord(Record):
+    """``export.json``: the parent, the export's settings, the labels in output order and the checks. It also
+    marks a folder as one ``export`` wrote (and may replace with ``--overwrite``)."""
+
+    FILE: ClassVar[str] = "export.json"
+
+    parent: str
+    format: str
+    quantize: str
+    trim_vocab: bool
+    opset: int | None = None
+    size_mb: float
+    checks: dict[str, Any] = {}
+    labels: list[str] | None = None  # None in folders exported before labels were recorded
+
+
+class ModelResult(BaseModel):
+    """One model's measurements in ``evaluate``'s report."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    path: str
+    accuracy: float
+    macro_f1: float | None = None
+    in_scope_accuracy: float | None = None
+    oos_recall: float | None = None
+    latency_ms_mean: float
+    latency_ms_std: float = 0.0
+    latency_ms_p95: float | None = None
+    throughput_qps: float | None = None
+    size_mb: float | None = None
+    parameters: int | None = None
+    oos_rule: dict[str, Any] | None = None
+    agreement: float | None = None
+
+    def metric(self, key: str) -> float | None:
+        return getattr(self, key, None)
+
+
+class EvalResults(Record):
+    """``eval_results.json``: the whole comparison ``evaluate`` made, and this model's own result."""
+
+    FILE: ClassVar[str] = "eval_results.json"
+    SPARSE: ClassVar[bool] = True
+    model_config = ConfigDict(extra="allow")
+
+    split: str
+    dataset: str
+    examples: int
+    threads: int
+    latency_runs: int | None = None
+    batch_size: int | None = None
+    models: list[ModelResult]
+    result: ModelResult

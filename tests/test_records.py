@@ -1,0 +1,89 @@
+"""The typed records one command hands another (run.json, export.json, eval_results.json, manifest.json), and
+the one pre-flight check of the training commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
+
+
+def test_each_record_round_trips_and_its_public_copy_holds_no_local_path(runs, tmp_path):
+    from distill_cli.data.manifest import Manifest
+    from distill_cli.records import EvalResults, ExportRecord
+    from distill_cli.runs import RunRecord
+
+    assert run_cli("evaluate", "teacher", "student", "--runs-dir", runs, "--latency-runs", "2").code == 0
+    out = tmp_path / "exported"
+    assert run_cli("export", "student", "--runs-dir", runs, "--format", "torch", "-o", out).code == 0
+    prepared = Path(RunRecord.read(runs / "student").dataset.path)
+    for record_type, folder in ((RunRecord, runs / "student"), (EvalResults, runs / "student"),
+                                (ExportRecord, out), (RunRecord, out), (Manifest, prepared)):  # fmt: skip
+        record = record_type.read(folder)
+        assert record is not None, (record_type, folder)
+        copy = tmp_path / "copy" / record_type.__name__
+        copy.mkdir(parents=True, exist_ok=True)
+        if record_type is Manifest:
+            (copy / "manifest.json").write_text(record.model_dump_json())
+        else:
+            record.write(copy)
+        assert record_type.read(copy) == record
+        if hasattr(record, "public"):
+            public = record.public().decode()
+            assert str(tmp_path) not in public and "/tmp/" not in public, record_type
+            (copy / record_type.FILE).write_bytes(record.public())
+            assert record_type.read(copy) is not None  # still a record the tool reads
+    # The file evaluate wrote keeps its keys: the report's, and this model's own result.
+    stored = json.loads((runs / "student" / "eval_results.json").read_text())
+    assert {"split", "dataset", "examples", "threads", "models", "result"} <= set(stored)
+    assert "agreement" not in stored["models"][0] and "agreement" in stored["result"]
+
+
+def test_a_run_folder_of_the_earlier_format_still_reads(runs):
+    """An export.json without labels, and a manifest and run.json as older versions wrote them."""
+    from distill_cli.records import ExportRecord
+
+    old = {"parent": "student", "format": "onnx", "quantize": "none", "trim_vocab": False, "opset": 17,
+           "size_mb": 0.2, "checks": {}}  # fmt: skip
+    (runs / "x").mkdir()
+    (runs / "x" / "export.json").write_text(json.dumps(old))
+    assert ExportRecord.read(runs / "x").labels is None
+
+
+def test_the_preflight_check_names_every_problem_before_any_compute(runs, tiny_bert, tmp_path):
+    static = f"static:{tiny_bert}"
+    # A static student with a student_layers search range: refused in search as in distill.
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"search": {"epochs": [1, 2], "student_layers": [1, 2]}}))
+    flags = ("--config", tmp_path / "s.yaml", "--runs-dir", runs, "--teacher", "teacher", "--student", static)
+    r = run_cli("search", *TRAIN_FLAGS, *flags, "--name", "s")
+    assert_one_line_error(r, 2, "search.student_layers: a static student has no layers")
+    r = run_cli("distill", *TRAIN_FLAGS, "--runs-dir", runs, "--teacher", "teacher", "--student", static,
+                "--student-layers", "2", "--name", "d")  # fmt: skip
+    assert_one_line_error(r, 2, "a static student has no layers")
+    # Two problems at once: both named, in one line.
+    r = run_cli("distill", *TRAIN_FLAGS, "--runs-dir", runs, "--teacher", "teacher", "--student", static,
+                "--student-layers", "2", "--teacher-mode", "online", "--report-to", "nosuch")  # fmt: skip
+    assert_one_line_error(r, 2, "static student has no layers", "drop --teacher-mode online", "report_to nosuch")
+    r = run_cli("search", *TRAIN_FLAGS, *flags, "--teacher-mode", "online", "--transfer-set", tmp_path / "no.txt")
+    assert_one_line_error(r, 2, "search.student_layers", "teacher_mode cached", "--transfer-set", "no such file")
+    r = run_cli("finetune", *TRAIN_FLAGS, "--student", tiny_bert, "--alpha", "0.5", "--augment", "2")
+    assert_one_line_error(r, 2, "alpha=0.5 needs a teacher", "rows that only the teacher labels")
+    assert not (runs / "s").exists() and not (runs / "d").exists() and not Path("runs").exists()
+
+
+@pytest.mark.parametrize("command", ["finetune", "distill"])
+def test_one_plan_holds_what_the_run_derives(tiny_bert, command):
+    from distill_cli.config import load_config
+    from distill_cli.training.plan import make_plan
+
+    cfg = load_config(None, command, {"student": str(tiny_bert), "alpha": 0.3 if command == "distill" else None,
+                                       "teacher": "t" if command == "distill" else None})  # fmt: skip
+    plan = make_plan(cfg, command)
+    assert plan.alpha == (0.3 if command == "distill" else 1.0) and plan.args.alpha == plan.alpha
+    assert plan.teacher_logits == (command == "distill") and not plan.static
+    assert plan.rank == 0 and plan.world_size == 1 and plan.is_main
+    static = make_plan(cfg.model_copy(update={"student": f"static:{tiny_bert}"}), command)
+    assert static.static and static.cfg.learning_rate == 1e-3 and static.args.label_names == ["labels"]
