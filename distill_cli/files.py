@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from distill_cli.errors import DistillError
+from distill_cli.errors import DistillError, UsageError
 
 # What a write meets when the storage, not the program, is at fault: said as one line naming the output.
 STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -64,6 +64,17 @@ def move_into_place(src: Path, dest: Path) -> None:
     src.rename(dest)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_replaceable(path: Path, overwrite: bool, ours, taken: str, not_ours: str) -> None:
+    """An existing ``path`` is replaced only with ``overwrite`` (else ``taken``), and only when this tool made
+    it, as ``ours(path)`` says (else ``not_ours``): what the tool did not make is never touched."""
+    if not path.exists():
+        return
+    if not overwrite:
+        raise UsageError(taken)
+    if not ours(path):
+        raise UsageError(not_ours)
 
 
 @contextmanager

@@ -294,6 +294,20 @@ def load_for_inference(ref: ModelRef, cfg: Config):
     return model.eval()
 
 
+def classifier_labels(model_config, spec: str, hint: str = "") -> list[str]:
+    """The label names of a trained classifier (``label_names``), or one line: ``spec`` is not one."""
+    names = label_names(model_config)
+    if names is None:
+        raise UsageError(f"'{spec}' is not a fine-tuned classifier (it has no label names){hint}")
+    return names
+
+
+def load_classifier_for_inference(ref: ModelRef, cfg: Config):
+    """A trained classifier ready to predict (``load_for_inference``) and its label names, in output order."""
+    model = load_for_inference(ref, cfg)
+    return model, classifier_labels(model.config, ref.spec)
+
+
 def recorded_labels(folder: Path) -> tuple[str, list[str]] | None:
     """The labels, in output order, that the folder's own records (``run.json``, else ``export.json``) say
     the model was trained or exported with, and which file says so; None when it has no such record."""
@@ -382,7 +396,4 @@ def teacher_with_labels(cfg: Config) -> tuple[ModelRef, object, list[str]]:
     """The configured teacher, its config, and its label names (it must be a trained classifier)."""
     ref = resolve_model(cfg.teacher, cfg)
     model_config = load_model_config(ref, cfg)
-    names = label_names(model_config)
-    if names is None:
-        raise UsageError(f"teacher '{cfg.teacher}' has no label names: fine-tune it first (distill finetune)")
-    return ref, model_config, names
+    return ref, model_config, classifier_labels(model_config, cfg.teacher, ": fine-tune it first (distill finetune)")

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from distill_cli.config import PLACEMENT, Config
 from distill_cli.data.sources import sha
 from distill_cli.errors import UsageError
-from distill_cli.files import move_into_place, try_lock
+from distill_cli.files import check_replaceable, move_into_place, try_lock
 from distill_cli.oos import OOSRule
 from distill_cli.records import ExportRecord, Record, public_json
 
@@ -171,10 +171,13 @@ def open_run(
 def check_run_folders(run: RunFolder, resume: bool, overwrite: bool, is_main: bool, world_size: int) -> None:
     """The checks of ``open_run``; sets ``run.resume_from`` when resuming, clears an old ``.partial``."""
     final = run.final
-    if final.exists() and not overwrite:
-        raise UsageError(f"run folder {final} already exists; pass --overwrite to replace it, or another --name")
-    if final.exists() and not is_run(final):
-        raise UsageError(f"{final} is not a run made by distill (no {RUN_FILE}); refusing to replace it")
+    check_replaceable(
+        final,
+        overwrite,
+        is_run,
+        taken=f"run folder {final} already exists; pass --overwrite to replace it, or another --name",
+        not_ours=f"{final} is not a run made by distill (no {RUN_FILE}); refusing to replace it",
+    )
     if resume:
         run.resume_from = usable_checkpoint(run.partial, world_size) if run.partial.exists() else None
         if run.resume_from is None:

@@ -33,13 +33,14 @@ def search(
     cfg = load_config(config, "search", overrides)
     settings = load_search_settings(config, {"trials": trials, "timeout": timeout, "storage": storage})
     from distill_cli.commands import search as command
+    from distill_cli.commands.search_report import render
 
     if plot is not None:
         require("matplotlib")
     quiet_libraries()
     # The study's name comes from --name alone: a config's ``name`` is the name of a distill run.
     report = command.search(cfg, settings, overrides.get("name"), plot=plot)
-    command.render(report)
+    render(report)
     if plot is not None:
         info(f"plot written to {plot}")
     if json_out:

@@ -24,6 +24,7 @@ from distill_cli.config import Config
 from distill_cli.data.prepared import check_labels, load_for_training
 from distill_cli.errors import UsageError
 from distill_cli.extras import require
+from distill_cli.figures import pyplot, save_figure
 from distill_cli.files import atomic_file
 from distill_cli.metrics import COST, QUALITY, QUALITY_KEYS, classification_metrics
 from distill_cli.oos import apply_rule
@@ -61,10 +62,7 @@ class Candidate:
 
     @classmethod
     def load(cls, cfg: Config, ref: modeling.ModelRef, gold: list[str]) -> Candidate:
-        tokenizer, model = modeling.load_tokenizer(ref, cfg), modeling.load_for_inference(ref, cfg)
-        labels = modeling.label_names(model.config)
-        if labels is None:
-            raise UsageError(f"model '{ref.spec}' has no label names: is it a fine-tuned classifier?")
+        tokenizer, (model, labels) = modeling.load_tokenizer(ref, cfg), modeling.load_classifier_for_inference(ref, cfg)
         check_labels(set(gold), labels, f"model '{ref.spec}'")
         index = {n: i for i, n in enumerate(labels)}
         oos_id = index.get(cfg.oos_label) if cfg.oos_label in gold else None
@@ -339,10 +337,7 @@ def check_gates(
 
 def plot(report: dict, path: Path) -> None:
     """Accuracy against latency, marker area proportional to size, one labelled point per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     curves = [(m["model"], m["oos_rule"]) for m in report["models"] if m.get("oos_rule")]
     fig, axes = plt.subplots(1, 2 if curves else 1, figsize=(13 if curves else 7, 5), squeeze=False)
@@ -363,9 +358,7 @@ def plot(report: dict, path: Path) -> None:
     ax.margins(0.25)
     if curves:
         plot_oos_curves(axes[0][1], curves)
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_oos_curves(ax, curves: list[tuple[str, dict]]) -> None:

@@ -26,7 +26,7 @@ from distill_cli.data.prepared import load_for_training
 from distill_cli.data.transfer import read_transfer_set
 from distill_cli.errors import DistillError, UsageError
 from distill_cli.extras import require
-from distill_cli.files import atomic_folder
+from distill_cli.files import atomic_folder, check_replaceable
 from distill_cli.onnx_model import ONNX_FILE, OnnxClassifier, is_onnx_folder
 from distill_cli.records import ExportRecord
 from distill_cli.runs import RunRecord, config_with_run_dataset
@@ -85,10 +85,7 @@ def export(
     name = Path(ref.location).name if ref.is_local else spec.split("/")[-1]
     output = output or cfg.runs_dir / f"{name}-{fmt}{'-int8' if quantize == 'int8' else ''}"
     check_output(output, overwrite)
-    tokenizer, model = modeling.load_tokenizer(ref, cfg), modeling.load_for_inference(ref, cfg)
-    labels = modeling.label_names(model.config)
-    if labels is None:
-        raise UsageError(f"'{spec}' is not a fine-tuned classifier (no label names): nothing to export")
+    tokenizer, (model, labels) = modeling.load_tokenizer(ref, cfg), modeling.load_classifier_for_inference(ref, cfg)
     texts = task_texts(cfg, ref, tokenizer, labels)
     checks = {}
     if trim_vocab:
@@ -159,12 +156,13 @@ def weights_mb(model) -> float:
 
 def check_output(output: Path, overwrite: bool) -> None:
     """An existing folder is replaced only with ``--overwrite``, and only if this tool exported it."""
-    if not output.exists():
-        return
-    if not overwrite:
-        raise UsageError(f"{output} already exists; pass --overwrite to replace it, or another --output")
-    if not (output / ExportRecord.FILE).is_file():
-        raise UsageError(f"{output} was not written by `distill export`; refusing to replace it")
+    check_replaceable(
+        output,
+        overwrite,
+        lambda folder: (folder / ExportRecord.FILE).is_file(),
+        taken=f"{output} already exists; pass --overwrite to replace it, or another --output",
+        not_ours=f"{output} was not written by `distill export`; refusing to replace it",
+    )
 
 
 def task_texts(cfg: Config, ref: modeling.ModelRef, tokenizer, labels: list[str]) -> TaskTexts:

@@ -31,10 +31,7 @@ class Predictor:
     @classmethod
     def load(cls, cfg: Config, spec: str) -> Predictor:
         ref = modeling.resolve_model(spec, cfg)
-        model = modeling.load_for_inference(ref, cfg)
-        labels = modeling.label_names(model.config)
-        if labels is None:
-            raise UsageError(f"'{spec}' has no label names: is it a fine-tuned classifier?")
+        model, labels = modeling.load_classifier_for_inference(ref, cfg)
         rule = oos_rule_of(ref.run_dir)
         oos_label = rule.oos_label if rule is not None else cfg.oos_label
         return cls(model, modeling.load_tokenizer(ref, cfg), labels, rule, oos_label, cfg.max_length)

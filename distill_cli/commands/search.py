@@ -16,13 +16,13 @@ a continued study or a second worker draws new ones instead of repeating the fir
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from distill_cli import modeling
+from distill_cli.commands.search_report import plot_study
 from distill_cli.config import Config
 from distill_cli.errors import DistillError, StudyInterrupted, UsageError
 from distill_cli.extras import require
@@ -30,6 +30,7 @@ from distill_cli.files import atomic_file, file_lock
 from distill_cli.hub import redact_url
 from distill_cli.runs import RunFolder, RunRecord, check_name, slug
 from distill_cli.search_space import SearchSettings
+from distill_cli.study_storage import STUDY_FILE, check_same_study, identity, make_pruner, open_storage
 from distill_cli.training.callbacks import ReportToTrial, RichProgress, StopOnSignal
 from distill_cli.training.plan import Plan, make_plan, preflight
 from distill_cli.training.recipe import (
@@ -43,14 +44,10 @@ from distill_cli.training.recipe import (
 )
 from distill_cli.ui import info, warn
 
-STUDY_FILE = "study.journal"
 BEST_RUN = "best"
 BEST_CONFIG = "best.yaml"
 TRIALS = "trials"  # where a trial trains; with a tracker (report_to) its logs stay there, never a model
 OURS = (STUDY_FILE, BEST_RUN, BEST_CONFIG, TRIALS)  # what marks a folder as a study's
-# The median pruner waits for this many finished trials, then stops a trial whose accuracy at an epoch is
-# below the median of the earlier trials' at that epoch (from the first epoch on).
-PRUNER_STARTUP_TRIALS = 3
 
 
 @dataclass
@@ -85,7 +82,7 @@ def search(cfg: Config, settings: SearchSettings, name: str | None, plot: Path |
     if completed(study):
         write_best_config(study)
     if plot is not None:
-        plot_study(study, plot)
+        plot_study(study.optuna, study.name, plot)
     return summary(study, added, time.perf_counter() - start)
 
 
@@ -121,78 +118,6 @@ def open_study(plan: Plan, name: str | None) -> Study:
         ) from None
     check_same_study(study, identity(cfg, settings), name)
     return Study(plan, name, folder, student, study)
-
-
-def open_storage(settings: SearchSettings, folder: Path):
-    """The journal file in the study folder, or the RDB that ``--storage`` names (connected now)."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    if settings.storage is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(folder / STUDY_FILE)))
-    url = redact_url(settings.storage)
-    if "://" not in settings.storage:
-        raise UsageError(f"--storage {url}: expected an Optuna RDB URL such as postgresql://user@host/db")
-    try:
-        return optuna.storages.RDBStorage(settings.storage)
-    except ImportError as err:
-        raise UsageError(f"--storage {url}: {missing_driver(err, settings.storage)}") from None
-    except Exception as err:  # noqa: BLE001 - SQLAlchemy's errors carry the URL; say it without the password
-        first = str(err).splitlines()[0].replace(settings.storage, url)
-        raise DistillError(f"--storage {url}: cannot open the study database: {first}") from None
-
-
-# The module SQLAlchemy imports for a URL's driver -> the PyPI package that provides it.
-DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}
-
-
-def missing_driver(err: ImportError, url: str) -> str:
-    """What to install for a storage URL whose database driver is missing. Optuna re-raises SQLAlchemy's
-    ``ModuleNotFoundError`` as a bare ImportError; the module's name is on the one it came from."""
-    cause = err
-    while cause is not None and not getattr(cause, "name", None):
-        cause = cause.__cause__ or cause.__context__
-    module = getattr(cause, "name", None)
-    if module is None:
-        scheme = url.partition("://")[0]
-        return f"the database driver for {scheme}:// URLs is not installed"
-    package = DRIVER_PACKAGES.get(module, module)
-    return f"its database driver '{module}' is not installed: pip install '{package}'"
-
-
-def make_pruner(kind: str):
-    """``median`` (default): with the handful of trials a CPU affords, it needs only a few finished trials
-    to judge the next. ``halving``: successive halving (rungs at 1, 3, 9 epochs) for larger studies."""
-    import optuna
-
-    if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=1)
-    if kind == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    return optuna.pruners.NopPruner()
-
-
-def identity(cfg: Config, settings: SearchSettings) -> dict:
-    """What makes trials comparable, as JSON values under flat names: every training setting
-    (``config.<key>``), the space (``space.<key>``) and the pruner."""
-    setup = {f"config.{k}": v for k, v in cfg.training_settings().items()}
-    space = {f"space.{k}": list(v) for k, v in settings.ranges().items()}
-    return json.loads(json.dumps({**setup, **space, "pruner": settings.pruner}))
-
-
-def check_same_study(study, wanted: dict, name: str) -> None:
-    """A study is continued only with the settings it started with; a new one records them."""
-    stored = study.user_attrs.get("setup")
-    if stored is None:
-        study.set_user_attr("setup", wanted)
-        return
-    changed = sorted(k for k in stored.keys() | wanted.keys() if stored.get(k) != wanted.get(k))
-    if changed:
-        raise UsageError(
-            f"study {name} was started with other settings ({', '.join(changed)}); "
-            "continue it with the same ones, or pass another --name"
-        )
 
 
 def run_trials(study: Study, start: float) -> list[int]:
@@ -364,63 +289,3 @@ def summary(study: Study, added: list[int], wall_s: float) -> dict:
         "epochs_saved_by_pruning": round(1 - run / planned, 4) if planned else 0.0,
         "table": rows,
     }
-
-
-SHORT = {"temperature": "T", "learning_rate": "lr", "student_layers": "layers", "weight_decay": "wd"}
-
-
-def render(report: dict) -> None:
-    """The trials, best first, and the costs, for people (on stderr)."""
-    from rich.table import Table
-
-    from distill_cli.ui import console
-
-    keys = sorted({k for r in report["table"] for k in r["params"]}, key=list(SearchSettings.model_fields).index)
-    table = Table(title=f"study {report['study']}", title_justify="left")
-    for col in ("trial", "state", *(SHORT.get(k, k) for k in keys), "validation accuracy by epoch", "s"):
-        table.add_column(col, justify="left" if col.startswith(("state", "validation")) else "right")
-    for r in report["table"]:
-        params = [f"{r['params'][k]:.3g}" if k in r["params"] else "—" for k in keys]
-        epochs = " ".join(f"{a:.3f}" for a in r["validation_accuracy"]) or (r["error"] or "")
-        seconds = f"{r['seconds']:.0f}" if r["seconds"] is not None else "—"
-        table.add_row(str(r["trial"]), r["state"], *params, epochs, seconds)
-    console.print(table)
-    best = report["best"]
-    if best is not None:
-        console.print(f"best: trial {best['trial']}, validation accuracy {best['value']:.4f}")
-        console.print(f"  config: {best['config']}" + (f"\n  model:  {best['run']}" if best["run"] else ""))
-    console.print(
-        f"this invocation: {report['added']} trial(s) in {report['wall_s']:.0f}s; teacher {report['teacher_s']:.1f}s, "
-        f"students {report['student_s']:.0f}s; pruning skipped {report['epochs_saved_by_pruning']:.0%} of the epochs"
-    )
-
-
-def plot_study(study: Study, path: Path) -> None:
-    """Optimisation history (each finished trial, and the best so far) and parameter importances."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import optuna
-
-    done = sorted(completed(study), key=lambda t: t.number)
-    fig, (history, importance) = plt.subplots(1, 2, figsize=(13, 5))
-    if done:
-        values = [t.value * 100 for t in done]
-        history.scatter([t.number for t in done], values, label="finished trial")
-        best = [max(values[: i + 1]) for i in range(len(values))]
-        history.step([t.number for t in done], best, where="post", label="best so far")
-        history.legend(loc="lower right")
-    history.set_xlabel("Trial")
-    history.set_ylabel("Validation accuracy (%)")
-    history.set_title(f"Optimisation history · {study.name}")
-    if len(done) >= 2:
-        scores = optuna.importance.get_param_importances(study.optuna)
-        importance.barh(list(scores)[::-1], list(scores.values())[::-1])
-        importance.set_xlabel("Importance (fANOVA)")
-    else:
-        importance.text(0.5, 0.5, "importances need 2 finished trials", ha="center", va="center")
-    importance.set_title("Parameter importances")
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)

@@ -21,7 +21,7 @@ from distill_cli.config import Config
 from distill_cli.data.manifest import FORMAT, MANIFEST, DamagedManifest, Manifest, looks_prepared
 from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, Source, Table, read_source, sha
 from distill_cli.errors import UsageError
-from distill_cli.files import atomic_folder
+from distill_cli.files import atomic_folder, check_replaceable
 from distill_cli.ui import warn
 
 if TYPE_CHECKING:
@@ -219,33 +219,11 @@ def prepare(
     if label_names is not None:
         check_labels(found, label_names, f"the teacher {teacher_name}")
     names = list(label_names) if label_names is not None else sorted(found)
-    try:
-        existing = Manifest.read(path)
-    except DamagedManifest as err:
-        if output is not None and not overwrite:
-            raise
-        if output is None:
-            warn(f"the cached dataset {path.name} is damaged ({err.problem}); rebuilding it")
-        existing, overwrite = None, True  # a folder prepare wrote (it has a manifest): safe to replace
-    if existing is not None and existing.key == key and not overwrite:
-        if output is not None:  # a folder the user named: verified, or an error naming it
-            return Prepared(path, existing, load_prepared(path)[1], reused=True)
-        dsd, problem = existing.verify(path)
-        if dsd is not None:
-            return Prepared(path, existing, dsd, reused=True)
-        warn(f"the cached dataset {path.name} is damaged ({problem}); rebuilding it")
-        overwrite = True  # our own cache entry: safe to replace
-    if path.exists() and not overwrite and (existing is not None or any(path.iterdir())):
-        raise UsageError(f"{path} already holds other data; pass --overwrite or choose another --output")
-    if path.exists() and existing is None and any(path.iterdir()) and not looks_prepared(path):
-        raise UsageError(f"{path} is not a dataset prepared by distill (no {MANIFEST}); refusing to replace it")
+    reused = reusable(path, key, named=output is not None, overwrite=overwrite)
+    if reused is not None:
+        return reused
     if "validation" not in splits:
-        splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_size, cfg.seed)
-        if not splits["validation"]["label"]:
-            raise UsageError(
-                f"{source.description}: too few examples to hold out a validation split (a class needs at least "
-                "2); add examples, or give a validation split of its own"
-            )
+        splits = with_validation(splits, cfg, source.description)
     dsd = tokenize(to_datasets(splits, names), tokenizer, cfg.max_length)
     manifest = Manifest(
         key=key,
@@ -266,6 +244,48 @@ def prepare(
     )
     save_atomically(dsd, manifest, path)
     return Prepared(path, manifest, dsd, reused=False)
+
+
+def reusable(path: Path, key: str, named: bool, overwrite: bool) -> Prepared | None:
+    """The dataset already prepared in ``path`` from the same inputs (``key``), or None once ``path`` may be
+    written. Our damaged cache entry is rebuilt with a warning; a folder the user ``named`` is verified or
+    refused; anything in ``path`` that ``prepare`` did not write is never replaced."""
+    try:
+        existing = Manifest.read(path)
+    except DamagedManifest as err:
+        if named and not overwrite:
+            raise
+        if not named:
+            warn(f"the cached dataset {path.name} is damaged ({err.problem}); rebuilding it")
+        existing, overwrite = None, True  # a folder prepare wrote (it has a manifest): safe to replace
+    if existing is not None and existing.key == key and not overwrite:
+        if named:  # verified, or an error naming it
+            return Prepared(path, existing, load_prepared(path)[1], reused=True)
+        dsd, problem = existing.verify(path)
+        if dsd is not None:
+            return Prepared(path, existing, dsd, reused=True)
+        warn(f"the cached dataset {path.name} is damaged ({problem}); rebuilding it")
+        overwrite = True  # our own cache entry: safe to replace
+    if path.exists() and (existing is not None or any(path.iterdir())):  # an empty folder is simply filled
+        check_replaceable(
+            path,
+            overwrite,
+            lambda folder: existing is not None or looks_prepared(folder),
+            taken=f"{path} already holds other data; pass --overwrite or choose another --output",
+            not_ours=f"{path} is not a dataset prepared by distill (no {MANIFEST}); refusing to replace it",
+        )
+    return None
+
+
+def with_validation(splits: dict[str, Table], cfg: Config, where: str) -> dict[str, Table]:
+    """``splits`` with a validation split carved from train (stratified), or one line when it is too small."""
+    train, validation = carve_validation(splits["train"], cfg.validation_size, cfg.seed)
+    if not validation["label"]:
+        raise UsageError(
+            f"{where}: too few examples to hold out a validation split (a class needs at least 2); add "
+            "examples, or give a validation split of its own"
+        )
+    return {**splits, "train": train, "validation": validation}
 
 
 def to_datasets(splits: dict[str, Table], names: list[str]) -> DatasetDict:

@@ -103,7 +103,7 @@ class DistillationTrainer(Trainer):
         super()._save(output_dir, state_dict)
         Path(output_dir or self.args.output_dir, "training_args.bin").unlink(missing_ok=True)
 
-    # Pickle-free checkpoints (see distill_cli/checkpoint.py).
+    # Pickle-free checkpoints (see training/checkpoint.py).
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         if self.args.should_save:
             checkpoint.save_optimizer(self.optimizer, Path(output_dir) / checkpoint.OPTIMIZER)
