@@ -361,37 +361,6 @@ def keep_layers(model: PreTrainedModel, keep: int) -> list[int]:
     return indices
 
 
-def classify(model, tokenizer, texts: list[str], max_length: int):
-    """Logits (float32 tensor) of one forward pass over ``texts`` padded together, tokenization included."""
-    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    return model(**enc).logits.float()
-
-
-def batched_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64):
-    """Logits (numpy) of ``texts`` in their order, ``batch_size`` at a time, without autograd."""
-    import numpy as np
-    import torch
-
-    with torch.inference_mode():
-        batches = (texts[i : i + batch_size] for i in range(0, len(texts), batch_size))
-        return np.concatenate([classify(model, tokenizer, b, max_length).numpy() for b in batches])
-
-
-def parameter_count(model) -> int:
-    if hasattr(model, "num_parameters"):
-        return model.num_parameters()
-    return sum(p.numel() for p in model.parameters())
-
-
-def weights_size_mb(model_dir: Path) -> float | None:
-    files = (
-        list(model_dir.glob("*.onnx"))
-        or list(model_dir.glob("*.safetensors"))
-        or list(model_dir.glob("pytorch_model*.bin"))
-    )
-    return sum(f.stat().st_size for f in files) / 1e6 if files else None
-
-
 def teacher_with_labels(cfg: Config) -> tuple[ModelRef, object, list[str]]:
     """The configured teacher, its config, and its label names (it must be a trained classifier)."""
     ref = resolve_model(cfg.teacher, cfg)

@@ -65,12 +65,12 @@ def error(message: str) -> None:
 class Bar:
     """A rich progress bar on a terminal; plain periodic lines (no control codes) elsewhere, e.g. CI."""
 
-    def __init__(self, description: str, total: int, every_s: float = 10.0):
-        self.description, self.total, self.every_s = description, max(total, 1), every_s
+    def __init__(self, description: str, total: int, every_s: float = 10.0, quiet: bool = False):
+        self.description, self.total, self.every_s, self.quiet = description, max(total, 1), every_s, quiet
         self.done, self.fields, self._last = 0, "", 0.0
         self.start = time.perf_counter()
         self.progress = None
-        if console.is_terminal:
+        if console.is_terminal and not quiet:
             self.progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -87,6 +87,8 @@ class Bar:
         self.done, self.fields = done, fields
         if self.progress is not None:
             self.progress.update(self.task, completed=done, info=fields)
+            return
+        if self.quiet:
             return
         now = time.perf_counter()
         if now - self._last >= self.every_s or done >= self.total:

@@ -75,3 +75,12 @@ def check_weights(folder: Path) -> None:
     problem = weights_problem(folder)
     if problem is not None:
         raise UsageError(f"{problem}; train or export the model again, or restore the file")
+
+
+def weights_size_mb(model_dir: Path) -> float | None:
+    files = (
+        list(model_dir.glob("*.onnx"))
+        or list(model_dir.glob("*.safetensors"))
+        or list(model_dir.glob("pytorch_model*.bin"))
+    )
+    return sum(f.stat().st_size for f in files) / 1e6 if files else None

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill_cli import modeling
+from distill_cli import inference, modeling
 from distill_cli.config import Config
 from distill_cli.data.prepared import check_labels, load_for_training
 from distill_cli.errors import UsageError
@@ -27,11 +27,11 @@ from distill_cli.extras import require
 from distill_cli.figures import pyplot, save_figure
 from distill_cli.files import atomic_file
 from distill_cli.metrics import COST, QUALITY, QUALITY_KEYS, classification_metrics
-from distill_cli.oos import apply_rule
+from distill_cli.oos import apply_rule, softmax
 from distill_cli.records import EvalResults
 from distill_cli.runs import config_with_run_dataset, oos_rule_of
 from distill_cli.ui import Bar, console
-from distill_cli.weights import check_weights
+from distill_cli.weights import check_weights, weights_size_mb
 
 WARMUP_RUNS = 10
 
@@ -69,7 +69,7 @@ class Candidate:
         return cls(ref, model, tokenizer, labels, [index[g] for g in gold], oos_id, cfg.max_length)
 
     def __call__(self, texts: list[str]):
-        return modeling.classify(self.model, self.tokenizer, texts, self.max_length)
+        return inference.classify(self.model, self.tokenizer, texts, self.max_length)
 
 
 def measure(candidates: list[Candidate], texts: list[str], latency_runs: int, batch_size: int, extra_metrics: dict):
@@ -89,7 +89,7 @@ def measure(candidates: list[Candidate], texts: list[str], latency_runs: int, ba
             "latency_ms_p95": float(np.percentile(ms, 95)),
             "throughput_qps": len(texts) / batched_s,
             "size_mb": model_size_mb(c.ref, c.model),
-            "parameters": modeling.parameter_count(c.model),
+            "parameters": inference.parameter_count(c.model),
             "predictions": [c.labels[i] for i in preds],
         }
         rule = with_oos_rule(c.ref, probs, c.y_true, c.labels, c.oos_id)
@@ -127,15 +127,11 @@ def intent_losses(gold: list[str], reference: list[str], preds: list[str]) -> li
     return sorted(losses, key=lambda x: (-x["lost_pt"], x["intent"]))
 
 
-def predict_batched(candidate: Candidate, texts: list[str], batch_size: int) -> tuple[np.ndarray, float]:
+def predict_batched(c: Candidate, texts: list[str], batch_size: int) -> tuple[np.ndarray, float]:
     """Class probabilities for ``texts``, in batches, and the seconds it took (for throughput)."""
-    probs = []
-    with Bar(f"evaluate {candidate.ref.spec}", -(-len(texts) // batch_size)) as bar:
-        start = time.perf_counter()
-        for i in range(0, len(texts), batch_size):
-            probs.append(candidate(texts[i : i + batch_size]).softmax(-1).numpy())
-            bar.advance()
-        return np.concatenate(probs), time.perf_counter() - start
+    start = time.perf_counter()
+    logits = inference.batched_logits(c.model, c.tokenizer, texts, c.max_length, batch_size, f"evaluate {c.ref.spec}")
+    return softmax(logits), time.perf_counter() - start
 
 
 def time_interleaved(candidates: list[Candidate], texts: list[str], latency_runs: int) -> list[list[float]]:
@@ -173,11 +169,11 @@ def with_oos_rule(ref: modeling.ModelRef, probs: np.ndarray, y_true: list[int], 
 
 def model_size_mb(ref: modeling.ModelRef, model) -> float:
     """Size of the weights on disk; a Hub model is saved to a temporary folder to measure it."""
-    size = modeling.weights_size_mb(Path(ref.location)) if ref.is_local else None
+    size = weights_size_mb(Path(ref.location)) if ref.is_local else None
     if size is None:
         with tempfile.TemporaryDirectory() as tmp:
             model.save_pretrained(tmp)
-            size = modeling.weights_size_mb(Path(tmp))
+            size = weights_size_mb(Path(tmp))
     return size
 
 

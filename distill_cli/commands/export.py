@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill_cli import modeling
+from distill_cli import inference, modeling
 from distill_cli.config import DEFAULT_MAX_ACCURACY_DROP, Config
 from distill_cli.data.prepared import load_for_training
 from distill_cli.data.transfer import read_transfer_set
@@ -33,6 +33,7 @@ from distill_cli.runs import RunRecord, config_with_run_dataset
 from distill_cli.training.trainer import MODEL_INPUTS
 from distill_cli.ui import warn
 from distill_cli.vocab import lost_tokens, trim
+from distill_cli.weights import weights_size_mb
 
 PARITY_QUERIES = 512  # validation queries compared between PyTorch and the fp32 graph
 OPSET = 17
@@ -199,8 +200,8 @@ def trace(model, tokenizer, input_names: list[str], path: Path) -> None:
 
 def parity(model, graph: OnnxClassifier, tokenizer, texts: list[str], max_length: int) -> dict:
     """PyTorch against the fp32 graph on the same queries."""
-    ours = modeling.batched_logits(model, tokenizer, texts, max_length)
-    theirs = modeling.batched_logits(graph, tokenizer, texts, max_length)
+    ours = inference.batched_logits(model, tokenizer, texts, max_length)
+    theirs = inference.batched_logits(graph, tokenizer, texts, max_length)
     return {
         "queries": len(texts),
         "max_abs_logit_difference": float(np.abs(ours - theirs).max()),
@@ -234,7 +235,7 @@ def quantize_int8(folder: Path, tokenizer, texts: list[str], gold: list[int], ma
 
 
 def accuracy(model, tokenizer, texts: list[str], gold: list[int], max_length: int) -> float:
-    return float((modeling.batched_logits(model, tokenizer, texts, max_length).argmax(-1) == np.asarray(gold)).mean())
+    return float((inference.batched_logits(model, tokenizer, texts, max_length).argmax(-1) == np.asarray(gold)).mean())
 
 
 def write_folder(
@@ -250,7 +251,7 @@ def write_folder(
         quantize=quantize,
         trim_vocab=trim_vocab,
         opset=OPSET if fmt == "onnx" else None,
-        size_mb=round(modeling.weights_size_mb(folder), 2),
+        size_mb=round(weights_size_mb(folder), 2),
         checks=checks,
         labels=labels if labels is not None else parent.labels if parent is not None else None,
     )

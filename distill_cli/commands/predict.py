@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill_cli import modeling
+from distill_cli import inference, modeling
 from distill_cli.config import Config
 from distill_cli.errors import UsageError
 from distill_cli.oos import OOSRule, softmax
@@ -37,7 +37,7 @@ class Predictor:
         return cls(model, modeling.load_tokenizer(ref, cfg), labels, rule, oos_label, cfg.max_length)
 
     def __call__(self, texts: list[str], top_k: int = 1) -> list[dict]:
-        probs = softmax(modeling.batched_logits(self.model, self.tokenizer, texts, self.max_length))
+        probs = softmax(inference.batched_logits(self.model, self.tokenizer, texts, self.max_length))
         return [self.answer(text, p, top_k) for text, p in zip(texts, probs)]
 
     def answer(self, text: str, probs: np.ndarray, top_k: int) -> dict:

@@ -12,6 +12,7 @@ import math
 import random
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from distill_cli.config import Config
 from distill_cli.data.manifest import FORMAT, MANIFEST, DamagedManifest, Manifest, looks_prepared
 from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, Source, Table, read_source, sha
 from distill_cli.errors import UsageError
-from distill_cli.files import atomic_folder, check_replaceable
+from distill_cli.files import atomic_folder, check_replaceable, file_lock
 from distill_cli.ui import warn
 
 if TYPE_CHECKING:
@@ -219,28 +220,40 @@ def prepare(
     if label_names is not None:
         check_labels(found, label_names, f"the teacher {teacher_name}")
     names = list(label_names) if label_names is not None else sorted(found)
-    reused = reusable(path, key, named=output is not None, overwrite=overwrite)
-    if reused is not None:
-        return reused
-    if "validation" not in splits:
-        splits = with_validation(splits, cfg, source.description)
-    dsd = tokenize(to_datasets(splits, names), tokenizer, cfg.max_length)
-    manifest = Manifest(
+    what = Manifest(
         key=key,
         source=source.description,
         source_fingerprint=source.fingerprint,
         text_column=text_col,
         label_column=label_col,
         oos_label=cfg.oos_label if cfg.oos_label in names else None,
-        splits={s: len(dsd[s]) for s in dsd},
+        splits={},  # the counts and content_hash once split
         labels=names,
         tokenizer=tokenizer_name,
         tokenizer_fingerprint=tok_print,
         max_length=cfg.max_length,
         seed=cfg.seed,
-        content_hash=content_hash({s: splits[s] for s in dsd}, names),
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        content_hash="",
         distill_version=__version__,
+    )
+    # Processes preparing one cache entry at once (DDP ranks, search workers) take turns: the later reuses it.
+    with file_lock(cfg.cache_root() / "locks" / f"prepared-{key}.lock") if output is None else nullcontext():
+        reused = reusable(path, key, named=output is not None, overwrite=overwrite)
+        return reused if reused is not None else build(cfg, splits, what, tokenizer, path)
+
+
+def build(cfg: Config, splits: dict[str, Table], what: Manifest, tokenizer, path: Path) -> Prepared:
+    """Split (a validation split carved from train if there is none), tokenize, and save in ``path`` with
+    the manifest ``what`` completed by the split sizes and the content hash."""
+    if "validation" not in splits:
+        splits = with_validation(splits, cfg, what.source)
+    dsd = tokenize(to_datasets(splits, what.labels), tokenizer, cfg.max_length)
+    manifest = what.model_copy(
+        update={
+            "splits": {s: len(dsd[s]) for s in dsd},
+            "content_hash": content_hash({s: splits[s] for s in dsd}, what.labels),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
     )
     save_atomically(dsd, manifest, path)
     return Prepared(path, manifest, dsd, reused=False)
