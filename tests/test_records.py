@@ -4,6 +4,7 @@ the one pre-flight check of the training commands."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,25 @@ def test_a_run_folder_of_the_earlier_format_still_reads(runs):
 
     old = {"parent": "student", "format": "onnx", "quantize": "none", "trim_vocab": False, "opset": 17,
            "size_mb": 0.2, "checks": {}}  # fmt: skip
+    from distill_cli.data.manifest import Manifest
+    from distill_cli.runs import RunRecord
+
     (runs / "x").mkdir()
     (runs / "x" / "export.json").write_text(json.dumps(old))
     assert ExportRecord.read(runs / "x").labels is None
+    # run.json with an export record of that time, and a manifest as prepare wrote it (a json.dumps dict).
+    record = json.loads((runs / "student" / "run.json").read_text())
+    (runs / "x" / "run.json").write_text(json.dumps({**record, "export": old}, indent=2))
+    assert RunRecord.read(runs / "x").export.parent == "student"
+    prepared = Path(record["dataset"]["path"])
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    folder = runs / "old-prepared"
+    shutil.copytree(prepared, folder)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    read = Manifest.read(folder)
+    assert read.labels == record["labels"] and read.verify(folder)[1] is None
+    r = run_cli("evaluate", "student", "--runs-dir", runs, "--dataset", folder, "--latency-runs", "1")
+    assert r.code == 0, r.stderr
 
 
 def test_the_preflight_check_names_every_problem_before_any_compute(runs, tiny_bert, tmp_path):
