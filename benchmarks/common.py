@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from distill_cli.machine import machine  # noqa: F401 - the benchmarks import it from here
 
 REPO = Path(__file__).resolve().parents[1]
 CLINC = REPO.parent / "shared" / "datasets" / "clinc150" / "data_oos_plus.json"
@@ -49,30 +50,6 @@ def train_once(command: str, runs: Path, name: str, *flags, reuse_only: bool = F
         wall_s = distill(command, "--runs-dir", runs, "--name", name, *flags)["wall_s"]
         print(f"{name}: {wall_s:.0f} s", file=sys.stderr)
     return json.loads(record.read_text())
-
-
-def machine() -> dict:
-    import torch
-    import transformers
-
-    cpu = "unknown"
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
 
 
 def pct(value: float | None) -> str:

@@ -44,6 +44,10 @@ class Config(BaseModel):
     validation_size: float = Field(
         0.1, gt=0, lt=1, description="Fraction of train held out when there is no validation split."
     )
+    min_examples: PositiveInt = Field(3, description="Data check: warn about labels with fewer training examples.")
+    drop_duplicates: bool = Field(False, description="Drop repeated copies of a labelled query within a split.")
+    drop_leaks: bool = Field(False, description="Drop validation and test queries that also occur in train.")
+    strict: bool = Field(False, description="Data checks (conflicts, copies, leaks, few examples, long texts) fail.")
 
     # Models
     student: str = Field(

@@ -70,3 +70,58 @@ def format_metrics(metrics: dict, prefix: str = "") -> str:
     """One progress line: ``validation accuracy 0.9333, macro-F1 ...`` for the metrics that are set."""
     parts = [f"{m.short} {metrics[prefix + m.key]:.4f}" for m in QUALITY if metrics.get(prefix + m.key) is not None]
     return "validation " + ", ".join(parts)
+
+
+def per_intent(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str], top: int = 3) -> list[dict]:
+    """Per intent (every one the queries hold or the model answered): precision, recall, F1, support, and the
+    intents its queries were most often taken for (``confused_with``, with counts); worst F1 first."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    ids = sorted(set(int(y) for y in y_true) | set(int(y) for y in y_pred))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=ids, zero_division=0
+    )
+    matrix = confusion_matrix(y_true, y_pred, labels=ids)
+    rows = []
+    for k, i in enumerate(ids):
+        wrong = matrix[k].copy()
+        wrong[k] = 0
+        confused = [
+            {"intent": labels[ids[j]], "count": int(wrong[j])} for j in np.argsort(-wrong, kind="stable")[:top]
+            if wrong[j] > 0
+        ]  # fmt: skip
+        rows.append(
+            {
+                "intent": labels[i],
+                "precision": float(precision[k]),
+                "recall": float(recall[k]),
+                "f1": float(f1[k]),
+                "support": int(support[k]),
+                "confused_with": confused,
+            }
+        )
+    return sorted(rows, key=lambda r: (r["f1"], r["intent"]))
+
+
+def most_confused(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str], size: int = 12) -> dict:
+    """The confusion matrix of the ``size`` intents with the most errors (as truth or as answer): rows are
+    the true intents, columns the answers."""
+    from sklearn.metrics import confusion_matrix
+
+    ids = sorted(set(int(y) for y in y_true) | set(int(y) for y in y_pred))
+    matrix = confusion_matrix(y_true, y_pred, labels=ids)
+    errors = matrix.sum(0) + matrix.sum(1) - 2 * np.diag(matrix)
+    keep = sorted(np.argsort(-errors, kind="stable")[:size].tolist())
+    keep = [k for k in keep if errors[k] > 0]
+    return {"intents": [labels[ids[k]] for k in keep], "matrix": matrix[np.ix_(keep, keep)].tolist()}
+
+
+def score_histogram(probs: np.ndarray, y_true: Sequence[int], oos_id: int, bins: int = 20) -> dict:
+    """How the top probability spreads over in-scope and out-of-scope queries (counts per bin of [0, 1])."""
+    top, y = probs.max(-1), np.asarray(y_true)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return {
+        "edges": [round(float(e), 4) for e in edges],
+        "in_scope": np.histogram(top[y != oos_id], edges)[0].tolist(),
+        "oos": np.histogram(top[y == oos_id], edges)[0].tolist(),
+    }

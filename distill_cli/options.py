@@ -29,6 +29,10 @@ DATA = (
     "oos_label",
     "max_length",
     "validation_size",
+    "min_examples",
+    "drop_duplicates",
+    "drop_leaks",
+    "strict",
     "seed",
     "cache_dir",
     "runs_dir",
@@ -69,6 +73,10 @@ EVALUATE = (
     "cache_dir",
     "seed",
     "validation_size",
+    "min_examples",
+    "drop_duplicates",
+    "drop_leaks",
+    "strict",
     "trust_remote_code",
 )
 EXPORT = ("dataset", "runs_dir", "cache_dir", "max_length", "seed", "validation_size")
@@ -97,10 +105,23 @@ def flag_names(key: str) -> tuple[str, ...]:
     return (long, *SHORT_NAMES.get(key, ()))
 
 
+def complete_model(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of a model argument: the runs under the runs folder (``--runs-dir``, else ``runs``)
+    and the built-in aliases. Cheap: a folder listing, no import of torch."""
+    runs = Path(ctx.params.get("runs_dir") or "runs")
+    names = sorted(p.name for p in runs.iterdir() if (p / "config.json").is_file()) if runs.is_dir() else []
+    return [n for n in (*names, "minilm-l6", "mpnet-base") if n.startswith(incomplete)]
+
+
+MODEL_KEYS = ("student", "teacher")
+
+
 def flag_option(key: str) -> Any:
     """The typer annotation of the flag that overrides config key ``key``."""
     help_text = Config.model_fields[key].description
-    return Annotated[Optional[flag_type(key)], typer.Option(*flag_names(key), help=help_text, show_default=False)]
+    complete = {"autocompletion": complete_model} if key in MODEL_KEYS else {}
+    option = typer.Option(*flag_names(key), help=help_text, show_default=False, **complete)
+    return Annotated[Optional[flag_type(key)], option]
 
 
 def config_flags(*keys: str):

@@ -26,7 +26,7 @@ from distill_cli.ui import console, error
 app = typer.Typer(
     name="distill",
     help="Distill intent classifiers: fine-tune a teacher, distill a small fast student, measure it, publish it.",
-    add_completion=False,
+    add_completion=True,  # distill --install-completion (bash, zsh, fish); run names complete from the runs folder
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )

@@ -9,18 +9,24 @@ from rich.markup import escape
 from distill_cli.config import load_config
 from distill_cli.errors import UsageError
 from distill_cli.extras import require
-from distill_cli.options import EVALUATE, ConfigOpt, JsonOpt, config_flags
+from distill_cli.options import EVALUATE, ConfigOpt, JsonOpt, complete_model, config_flags
 from distill_cli.ui import console, emit_json, info, quiet_libraries
 
 
 @config_flags(*EVALUATE)
 def evaluate(
-    models: Annotated[list[str], typer.Argument(help="Run names, folders or Hub ids; the first is the reference.")],
+    models: Annotated[
+        list[str],
+        typer.Argument(autocompletion=complete_model, help="Run names, folders or Hub ids; the first is the reference"),
+    ],
     config: ConfigOpt = None,
     split: Annotated[str, typer.Option("--split", help="Split to evaluate on.")] = "test",
     json_out: JsonOpt = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the JSON here.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Accuracy-vs-latency PNG (needs matplotlib).")] = None,
+    report: Annotated[
+        Optional[Path], typer.Option("--report", help="One self-contained HTML page of it all (needs matplotlib).")
+    ] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads for every model.")] = None,
     latency_runs: Annotated[int, typer.Option("--latency-runs", min=1, help="Timed single-query runs.")] = 100,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size for throughput.")] = 32,
@@ -38,24 +44,31 @@ def evaluate(
     cfg = load_config(config, "evaluate", overrides)
     from distill_cli.commands import evaluate as command
 
-    if plot is not None:
+    if plot is not None or report is not None:
         require("matplotlib")
-    for path in (output, plot):  # a path that cannot be written fails now, not after the evaluation
+    for path in (output, plot, report):  # a path that cannot be written fails now, not after the evaluation
         if path is not None and (path.is_dir() or not path.parent.is_dir()):
             problem = "it is a folder" if path.is_dir() else "its folder does not exist"
             raise UsageError(f"cannot write {path}: {problem}")
     quiet_libraries()
     settings = dict(split=split, threads=threads, latency_runs=latency_runs, batch_size=batch_size)
-    report = command.evaluate_models(cfg, models, **settings, extra_metrics=metric or [])
-    command.render(report)
+    results = command.evaluate_models(cfg, models, **settings, extra_metrics=metric or [])
+    command.render(results)
     if output is not None:
-        command.write_json(report, output)
-    if plot is not None:
-        command.plot(report, plot)
-        info(f"plot written to {plot}")
-    failures = command.check_gates(report, min_accuracy, max_latency_ms, max_accuracy_drop)
+        command.write_json(results, output)
+    if plot is not None or report is not None:
+        from distill_cli.commands import evaluate_report
+        from distill_cli.machine import machine
+
+        if plot is not None:
+            evaluate_report.plot(results, plot)
+            info(f"plot written to {plot}")
+        if report is not None:
+            evaluate_report.write_report(results, report, machine())
+            info(f"report written to {report}")
+    failures = command.check_gates(results, min_accuracy, max_latency_ms, max_accuracy_drop)
     if json_out:
-        emit_json(report)
+        emit_json(results)
     if failures:
         for line in failures:
             console.print(f"[red]gate failed:[/] {escape(line)}", soft_wrap=True)

@@ -7,13 +7,15 @@ import typer
 
 from distill_cli.config import DEFAULT_MAX_ACCURACY_DROP, load_config
 from distill_cli.errors import UsageError
-from distill_cli.options import EXPORT, ConfigOpt, JsonOpt, config_flags
+from distill_cli.options import EXPORT, ConfigOpt, JsonOpt, complete_model, config_flags
 from distill_cli.ui import emit_json, quiet_libraries
 
 
 @config_flags(*EXPORT)
 def export(
-    model: Annotated[str, typer.Argument(help="Run name, folder, alias or Hub id of a classifier.")],
+    model: Annotated[
+        str, typer.Argument(autocompletion=complete_model, help="Run name, folder, alias or Hub id of a classifier.")
+    ],
     config: ConfigOpt = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default: <model>-onnx).")] = None,
     fmt: Annotated[

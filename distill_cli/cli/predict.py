@@ -6,13 +6,13 @@ from typing import Annotated, Optional
 import typer
 
 from distill_cli.config import load_config
-from distill_cli.options import PREDICT, ConfigOpt, config_flags
+from distill_cli.options import PREDICT, ConfigOpt, complete_model, config_flags
 from distill_cli.ui import quiet_libraries
 
 
 @config_flags(*PREDICT)
 def predict(
-    model: Annotated[str, typer.Argument(help="Run name, folder, alias or Hub id.")],
+    model: Annotated[str, typer.Argument(autocompletion=complete_model, help="Run name, folder, alias or Hub id.")],
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts; else --file, else stdin (one a line).")] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Texts, one per line ('-': stdin).")] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the N most likely intents.")] = 1,

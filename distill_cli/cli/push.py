@@ -5,13 +5,13 @@ from typing import Annotated, Optional
 import typer
 
 from distill_cli.config import load_config
-from distill_cli.options import PUSH, ConfigOpt, JsonOpt, config_flags
+from distill_cli.options import PUSH, ConfigOpt, JsonOpt, complete_model, config_flags
 from distill_cli.ui import emit_json, info
 
 
 @config_flags(*PUSH)
 def push(
-    model: Annotated[str, typer.Argument(help="Run name or run folder.")],
+    model: Annotated[str, typer.Argument(autocompletion=complete_model, help="Run name or run folder.")],
     repo_id: Annotated[str, typer.Option("--repo-id", help="OWNER/NAME on the Hub.")],
     config: ConfigOpt = None,
     private: Annotated[bool, typer.Option("--private", help="Create the repository as private.")] = False,

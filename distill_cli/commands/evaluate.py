@@ -24,9 +24,16 @@ from distill_cli.config import Config
 from distill_cli.data.prepared import check_labels, load_for_training
 from distill_cli.errors import UsageError
 from distill_cli.extras import require
-from distill_cli.figures import pyplot, save_figure
 from distill_cli.files import atomic_file
-from distill_cli.metrics import COST, QUALITY, QUALITY_KEYS, classification_metrics
+from distill_cli.metrics import (
+    COST,
+    QUALITY,
+    QUALITY_KEYS,
+    classification_metrics,
+    most_confused,
+    per_intent,
+    score_histogram,
+)
 from distill_cli.oos import apply_rule, softmax
 from distill_cli.records import EvalResults
 from distill_cli.runs import config_with_run_dataset, oos_rule_of
@@ -95,6 +102,7 @@ def measure(candidates: list[Candidate], texts: list[str], latency_runs: int, ba
         rule = with_oos_rule(c.ref, probs, c.y_true, c.labels, c.oos_id)
         if rule is not None:
             result["oos_rule"] = rule
+        result.update(error_analysis(c, probs, rule["threshold"] if rule else None))
         if extra_metrics:
             result["extra_metrics"] = {
                 name: metric.compute(predictions=preds, references=c.y_true) for name, metric in extra_metrics.items()
@@ -151,6 +159,20 @@ def time_interleaved(candidates: list[Candidate], texts: list[str], latency_runs
                 timings[i].append((time.perf_counter() - start) * 1000)
             bar.advance()
     return timings
+
+
+def error_analysis(c: Candidate, probs: np.ndarray, threshold: float | None) -> dict:
+    """Per-intent results and the most-confused intents, of the answers the model gives (with its
+    out-of-scope rule, where it has one); and how its top probability spreads over in-scope and out-of-scope
+    queries."""
+    preds = apply_rule(probs, c.oos_id, threshold) if threshold is not None else probs.argmax(-1)
+    out = {
+        "per_intent": per_intent(c.y_true, preds, c.labels),
+        "confusion": most_confused(c.y_true, preds, c.labels),
+    }
+    if c.oos_id is not None:
+        out["score_histogram"] = score_histogram(probs, c.y_true, c.oos_id)
+    return out
 
 
 def with_oos_rule(ref: modeling.ModelRef, probs: np.ndarray, y_true: list[int], labels: list[str], oos_id):
@@ -220,6 +242,7 @@ def evaluate_models(
         "latency_runs": latency_runs,
         "batch_size": batch_size,
         "models": measure([Candidate.load(cfg, ref, gold) for ref in refs], texts, latency_runs, batch_size, metrics),
+        "data_checks": [c.model_dump() for c in prepared.manifest.checks],
     }
     compare_to_first(report["models"], gold)
     for ref, result in zip(refs, report["models"]):
@@ -272,6 +295,24 @@ def render(report: dict) -> None:
         table.add_row("agreement", "—", *(f"{m['agreement']:.4f}" for m in models[1:]))
     console.print(table)
     render_intent_losses(models)
+    render_worst_intents(models)
+
+
+def render_worst_intents(models: list[dict], top: int = 5) -> None:
+    """Each model's intents of lowest F1 and what their queries were taken for (all of them are in the JSON)."""
+    from rich.table import Table
+
+    rows = [(m["model"], r) for m in models for r in m.get("per_intent", [])[:top] if r["f1"] < 1.0]
+    if not rows:
+        return
+    table = Table(title="intents of lowest F1, and what they were confused with", title_justify="left")
+    for col in ("model", "intent", "precision", "recall", "F1", "support", "confused with"):
+        table.add_column(col, justify="left" if col in ("model", "intent", "confused with") else "right")
+    for name, r in rows:
+        confused = ", ".join(f"{c['intent']} ({c['count']})" for c in r["confused_with"])
+        cells = (f"{r['precision']:.2f}", f"{r['recall']:.2f}", f"{r['f1']:.2f}", str(r["support"]))
+        table.add_row(name, r["intent"], *cells, confused)
+    console.print(table)
 
 
 def render_intent_losses(models: list[dict], top: int = 10) -> None:
@@ -329,43 +370,3 @@ def check_gates(
                 f"{max_accuracy_drop} (over by {drop - max_accuracy_drop:.1f} pt)"
             )
     return failures
-
-
-def plot(report: dict, path: Path) -> None:
-    """Accuracy against latency, marker area proportional to size, one labelled point per model."""
-    plt = pyplot()
-
-    curves = [(m["model"], m["oos_rule"]) for m in report["models"] if m.get("oos_rule")]
-    fig, axes = plt.subplots(1, 2 if curves else 1, figsize=(13 if curves else 7, 5), squeeze=False)
-    ax = axes[0][0]
-    for m in report["models"]:
-        ax.scatter(m["latency_ms_mean"], m["accuracy"] * 100, s=max(m["size_mb"], 1) * 4, alpha=0.5, label=m["model"])
-        ax.annotate(
-            m["model"],
-            (m["latency_ms_mean"], m["accuracy"] * 100),
-            textcoords="offset points",
-            xytext=(6, 6),
-            fontsize=9,
-        )
-    ax.set_xlabel("Average latency (ms)")
-    ax.set_ylabel("Accuracy (%)")
-    ax.set_title(f"{report['dataset']} · {report['split']}")
-    ax.legend(loc="lower right", markerscale=0.3)
-    ax.margins(0.25)
-    if curves:
-        plot_oos_curves(axes[0][1], curves)
-    save_figure(fig, path)
-
-
-def plot_oos_curves(ax, curves: list[tuple[str, dict]]) -> None:
-    """In-scope accuracy and out-of-scope recall against the threshold, on validation, and the choice."""
-    for i, (name, rule) in enumerate(curves):
-        color = f"C{i}"
-        thresholds, in_scope, recall = zip(*rule["validation_curve"])
-        ax.plot(thresholds, [v * 100 for v in in_scope], color=color, label=f"{name}: in-scope accuracy")
-        ax.plot(thresholds, [v * 100 for v in recall], color=color, linestyle="--", label=f"{name}: OOS recall")
-        ax.axvline(rule["threshold"], color=color, linestyle=":", linewidth=1)
-    ax.set_xlabel("Threshold on the top probability")
-    ax.set_ylabel("%")
-    ax.set_title("Out-of-scope rule on validation (dotted: the chosen threshold)")
-    ax.legend(loc="lower left", fontsize=8)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from distill_cli.config import describe_validation_error
+from distill_cli.data.checks import DataCheck
 from distill_cli.data.sources import sha_file
 from distill_cli.errors import UsageError
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from datasets import DatasetDict
 
 MANIFEST = "manifest.json"
-FORMAT = 2  # 2: the manifest holds file checksums
+FORMAT = 3  # 2: the manifest holds file checksums; 3: and the data checks
 
 
 class DamagedManifest(UsageError):
@@ -52,6 +53,8 @@ class Manifest(BaseModel):
     created: str = ""
     distill_version: str = ""
     files: dict[str, str] | None = None  # relative path -> sha256, of every file but the manifest
+    checks: list[DataCheck] = []  # what prepare found wrong with the data (``data/checks.py``)
+    dropped: dict[str, int] = {}  # rows dropped as asked (duplicates, leaked queries)
 
     @property
     def source_spec(self) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from distill_cli import __version__
 from distill_cli.config import Config
+from distill_cli.data.checks import announce, drop_duplicates, drop_leaks, find_problems, long_texts
 from distill_cli.data.manifest import FORMAT, MANIFEST, DamagedManifest, Manifest, looks_prepared
 from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, Source, Table, read_source, sha
 from distill_cli.errors import UsageError
@@ -191,6 +192,8 @@ def cache_key(cfg: Config, source: Source, label_names: list[str] | None, tok_pr
         "labels": label_names,
         "tokenizer": tok_print,
         "max_length": cfg.max_length,
+        "drops": [cfg.drop_duplicates, cfg.drop_leaks],
+        "min_examples": cfg.min_examples,
         "format": FORMAT,
     }
     return sha(json.dumps(settings, sort_keys=True))[:16]
@@ -238,21 +241,40 @@ def prepare(
     )
     # Processes preparing one cache entry at once (DDP ranks, search workers) take turns: the later reuses it.
     with file_lock(cfg.cache_root() / "locks" / f"prepared-{key}.lock") if output is None else nullcontext():
-        reused = reusable(path, key, named=output is not None, overwrite=overwrite)
-        return reused if reused is not None else build(cfg, splits, what, tokenizer, path)
+        prepared = reusable(path, key, named=output is not None, overwrite=overwrite)
+        if prepared is not None:
+            announce(prepared.manifest.checks, prepared.manifest.dropped, prepared.manifest.source, cfg.strict)
+            return prepared
+        return build(cfg, splits, what, tokenizer, path)
 
 
 def build(cfg: Config, splits: dict[str, Table], what: Manifest, tokenizer, path: Path) -> Prepared:
-    """Split (a validation split carved from train if there is none), tokenize, and save in ``path`` with
-    the manifest ``what`` completed by the split sizes and the content hash."""
+    """Drop what the config asks, split (a validation split carved from train if there is none), check the
+    data (``data/checks.py``: said now, and kept in the manifest), tokenize, and save in ``path`` with the
+    manifest ``what`` completed. With ``strict``, a finding stops it before anything is written."""
+    dropped = {}
+    if cfg.drop_duplicates:
+        splits, dropped["duplicates"] = drop_duplicates(splits)
+    given_train_labels = list(splits["train"]["label"])
     if "validation" not in splits:
         splits = with_validation(splits, cfg, what.source)
+    if cfg.drop_leaks:
+        splits, dropped["leaked queries"] = drop_leaks(splits)
+    for split, table in splits.items():
+        if not table["text"]:
+            raise UsageError(f"{what.source}: dropping left the {split} split empty")
+    checks = find_problems(splits, given_train_labels, cfg.min_examples)
+    announce(checks, {}, what.source, cfg.strict)  # strict: nothing tokenized or written
     dsd = tokenize(to_datasets(splits, what.labels), tokenizer, cfg.max_length)
+    cut = long_texts(dsd, tokenizer, cfg.max_length)
+    announce([cut] if cut else [], dropped, what.source, cfg.strict)
     manifest = what.model_copy(
         update={
             "splits": {s: len(dsd[s]) for s in dsd},
             "content_hash": content_hash({s: splits[s] for s in dsd}, what.labels),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "checks": checks + ([cut] if cut else []),
+            "dropped": dropped,
         }
     )
     save_atomically(dsd, manifest, path)
@@ -366,6 +388,7 @@ def load_for_training(
             manifest = manifest.model_copy(update={"labels": list(label_names)})
         if manifest.tokenizer_fingerprint != tokenizer_fingerprint(tokenizer):
             dsd = tokenize(dsd.select_columns(["text", "label"]), tokenizer, cfg.max_length)
+        announce(manifest.checks, manifest.dropped, manifest.source, cfg.strict)
         return Prepared(path, manifest, dsd, reused=True)
     return prepare(cfg, tokenizer, tokenizer_name, label_names, teacher_name)
 
