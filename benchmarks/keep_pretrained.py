@@ -39,7 +39,7 @@ def frozen_probe(clinc: Path, layers: int | None) -> dict:
     from transformers import AutoModel, AutoTokenizer
 
     from distill_cli.config import Config
-    from distill_cli.data.prepared import normalise
+    from distill_cli.data.columns import normalise
     from distill_cli.data.sources import read_source
     from distill_cli.metrics import classification_metrics
     from distill_cli.modeling import keep_layers, resolve_model

@@ -44,7 +44,7 @@ def build_peer(clinc) -> dict:
     from model2vec.train import StaticModelForClassification
 
     from distill_cli.config import Config
-    from distill_cli.data.prepared import normalise
+    from distill_cli.data.columns import normalise
     from distill_cli.data.sources import read_source
     from distill_cli.modeling import resolve_model
 

@@ -17,6 +17,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CLINC = REPO.parent / "shared" / "datasets" / "clinc150" / "data_oos_plus.json"
 DEMO = Path(str(resources.files("distill_cli") / "data" / "demo_intents.json"))
+# Ten labelled queries of three intents, out-of-scope among them: small data for prepare's tests.
+ROWS = [
+    ("wake me at 7", "alarm"),
+    ("set an alarm for 6", "alarm"),
+    ("alarm at noon", "alarm"),
+    ("is it raining", "weather"),
+    ("forecast for today", "weather"),
+    ("will it snow", "weather"),
+    ("what is love", "oos"),
+    ("who are you", "oos"),
+    ("sing a song", "oos"),
+    ("cheap flights", "oos"),
+]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 MPNET_SPECIAL = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]
 

@@ -7,20 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CLINC, DEMO, assert_one_line_error, run_cli
-
-ROWS = [
-    ("wake me at 7", "alarm"),
-    ("set an alarm for 6", "alarm"),
-    ("alarm at noon", "alarm"),
-    ("is it raining", "weather"),
-    ("forecast for today", "weather"),
-    ("will it snow", "weather"),
-    ("what is love", "oos"),
-    ("who are you", "oos"),
-    ("sing a song", "oos"),
-    ("cheap flights", "oos"),
-]
+from conftest import CLINC, DEMO, ROWS, assert_one_line_error, run_cli
 
 
 def prepare(tiny_bert, dataset, *extra):

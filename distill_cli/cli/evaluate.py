@@ -54,18 +54,7 @@ def evaluate(
     settings = dict(split=split, threads=threads, latency_runs=latency_runs, batch_size=batch_size)
     results = command.evaluate_models(cfg, models, **settings, extra_metrics=metric or [])
     command.render(results)
-    if output is not None:
-        command.write_json(results, output)
-    if plot is not None or report is not None:
-        from distill_cli.commands import evaluate_report
-        from distill_cli.machine import machine
-
-        if plot is not None:
-            evaluate_report.plot(results, plot)
-            info(f"plot written to {plot}")
-        if report is not None:
-            evaluate_report.write_report(results, report, machine())
-            info(f"report written to {report}")
+    write_outputs(results, output, plot, report)
     failures = command.check_gates(results, min_accuracy, max_latency_ms, max_accuracy_drop)
     if json_out:
         emit_json(results)
@@ -73,3 +62,19 @@ def evaluate(
         for line in failures:
             console.print(f"[red]gate failed:[/] {escape(line)}", soft_wrap=True)
         raise typer.Exit(1)
+
+
+def write_outputs(results: dict, output: Path | None, plot: Path | None, report: Path | None) -> None:
+    """The JSON copy (``--output``), the PNG (``--plot``) and the HTML page (``--report``) that were asked for."""
+    from distill_cli.commands import evaluate as command
+    from distill_cli.commands import evaluate_report
+    from distill_cli.machine import machine
+
+    if output is not None:
+        command.write_json(results, output)
+    if plot is not None:
+        evaluate_report.plot(results, plot)
+        info(f"plot written to {plot}")
+    if report is not None:
+        evaluate_report.write_report(results, report, machine())
+        info(f"report written to {report}")

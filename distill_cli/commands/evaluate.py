@@ -21,7 +21,8 @@ import torch
 
 from distill_cli import inference, modeling
 from distill_cli.config import Config
-from distill_cli.data.prepared import check_labels, load_for_training
+from distill_cli.data.columns import check_labels
+from distill_cli.data.prepared import load_for_training
 from distill_cli.errors import UsageError
 from distill_cli.extras import require
 from distill_cli.files import atomic_file

@@ -122,7 +122,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}
 th{background:#f6f6f6;cursor:pointer}td:first-child,th:first-child{text-align:left}
-td.text{text-align:left}figure{margin:1em 0}img{max-width:100%}.muted{color:#777}
+td.text,th.text{text-align:left}figure{margin:1em 0}img{max-width:100%}.muted{color:#777}
 """
 # Click a column header to sort that table by it (numbers as numbers).
 SORT = """
@@ -177,7 +177,8 @@ def intent_table(m: dict) -> str:
             f'<tr><td class="text">{html.escape(r["intent"])}</td>{cell(r["precision"])}{cell(r["recall"])}'
             f'{cell(r["f1"])}{cell(r["support"], "{:,}")}<td class="text">{html.escape(confused)}</td></tr>'
         )
-    head = "".join(f"<th>{c}</th>" for c in ("intent", "precision", "recall", "F1", "support", "confused with"))
+    head = "".join(f"<th>{c}</th>" for c in ("intent", "precision", "recall", "F1", "support"))
+    head += '<th class="text">confused with</th>'
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 

@@ -29,4 +29,6 @@ def summary(result: Prepared) -> dict:
         "num_labels": len(m.labels),
         "labels": m.labels,
         "reused": result.reused,
+        "checks": [c.model_dump() for c in m.checks],
+        "dropped": m.dropped,
     }

@@ -89,6 +89,16 @@ def conflicting_labels(splits: dict[str, Table]) -> DataCheck | None:
     )
 
 
+def counted(check: str, by_split: dict[str, int], examples: list[str], say) -> DataCheck | None:
+    """A finding counted by split, or None when no split has any; ``say(count, where, shown)`` words it."""
+    if not by_split:
+        return None
+    count, where = sum(by_split.values()), ", ".join(f"{s} {n:,}" for s, n in by_split.items())
+    shown = examples[:SHOWN]
+    message = say(count, where, ", ".join(shown))
+    return DataCheck(check=check, count=count, by_split=by_split, examples=shown, message=message)
+
+
 def duplicates(splits: dict[str, Table]) -> DataCheck | None:
     by_split, examples = {}, []
     for split, table in splits.items():
@@ -97,16 +107,12 @@ def duplicates(splits: dict[str, Table]) -> DataCheck | None:
         if extra:
             by_split[split] = sum(extra.values())
             examples += [f"{short(t)} ×{n + 1} in {split}" for (t, _), n in extra.items()]
-    if not by_split:
-        return None
-    count, where = sum(by_split.values()), ", ".join(f"{s} {n:,}" for s, n in by_split.items())
-    return DataCheck(
-        check="duplicates",
-        count=count,
-        by_split=by_split,
-        examples=examples[:SHOWN],
-        message=f"{many(count, 'repeated copy', 'repeated copies')} of labelled queries within a split ({where}): "
-        f"{'; '.join(examples[:SHOWN])}; --drop-duplicates drops them",
+    return counted(
+        "duplicates",
+        by_split,
+        examples,
+        lambda n, where, shown: f"{many(n, 'repeated copy', 'repeated copies')} of labelled queries within a split "
+        f"({where}): {shown}; --drop-duplicates drops them",
     )
 
 
@@ -120,17 +126,12 @@ def leakage(splits: dict[str, Table]) -> DataCheck | None:
             by_split[split] = len(leaked)
             shares.append(f"{split} {len(leaked):,} of {len(texts):,} ({len(leaked) / len(texts):.1%})")
             examples += [short(t) for t in leaked]
-    if not by_split:
-        return None
-    count = sum(by_split.values())
-    return DataCheck(
-        check="leakage",
-        count=count,
-        by_split=by_split,
-        examples=examples[:SHOWN],
-        message=f"{many(count, 'validation or test query', 'validation or test queries')} also in train "
-        f"({'; '.join(shares)}): "
-        f"{', '.join(examples[:SHOWN])}; their scores measure memory, not the model; --drop-leaks drops them",
+    return counted(
+        "leakage",
+        by_split,
+        examples,
+        lambda n, _where, shown: f"{many(n, 'validation or test query', 'validation or test queries')} also in "
+        f"train ({'; '.join(shares)}): {shown}; their scores measure memory, not the model; --drop-leaks drops them",
     )
 
 
@@ -160,16 +161,12 @@ def long_texts(dsd, tokenizer, max_length: int) -> DataCheck | None:
         if cut:
             by_split[split] = len(cut)
             examples += [short(t) for t in cut]
-    if not by_split:
-        return None
-    count, where = sum(by_split.values()), ", ".join(f"{s} {n:,}" for s, n in by_split.items())
-    return DataCheck(
-        check="long_texts",
-        count=count,
-        by_split=by_split,
-        examples=examples[:SHOWN],
-        message=f"{many(count, 'query is', 'queries are')} longer than max_length {max_length} tokens and read "
-        f"cut there ({where}): {', '.join(examples[:SHOWN])}",
+    return counted(
+        "long_texts",
+        by_split,
+        examples,
+        lambda n, where, shown: f"{many(n, 'query is', 'queries are')} longer than max_length {max_length} tokens "
+        f"and read cut there ({where}): {shown}",
     )
 
 
