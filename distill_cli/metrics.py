@@ -36,6 +36,11 @@ COST = (
     Metric("parameters", "parameters", "parameters", None, "{:,}"),
 )
 QUALITY_KEYS = tuple(m.key for m in QUALITY)
+# How well a score sets out-of-scope queries apart (``separation``), for each score of ``SCORES``.
+SEPARATION = (
+    Metric("auroc", "AUROC", "AUROC", None),
+    Metric("fpr_at_95_tpr", "FPR@95", "FPR at 95% TPR", None),
+)
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], oos_id: int | None = None) -> dict:
@@ -125,3 +130,67 @@ def score_histogram(probs: np.ndarray, y_true: Sequence[int], oos_id: int, bins:
         "in_scope": np.histogram(top[y != oos_id], edges)[0].tolist(),
         "oos": np.histogram(top[y == oos_id], edges)[0].tolist(),
     }
+
+
+# Out-of-scope scores of a classifier's logits: higher means further out of scope.
+def max_softmax_score(logits: np.ndarray) -> np.ndarray:
+    """1 - the top softmax probability (Hendrycks and Gimpel 2017): the score the out-of-scope rule thresholds."""
+    z = logits - logits.max(-1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    return 1.0 - probs.max(-1)
+
+
+def energy_score(logits: np.ndarray) -> np.ndarray:
+    """The energy ``-logsumexp(logits)`` (Liu et al. 2020): free, from the same logits, often better apart."""
+    top = logits.max(-1)
+    return -(top + np.log(np.exp(logits - top[:, None]).sum(-1)))
+
+
+SCORES = {"max_softmax": max_softmax_score, "energy": energy_score}
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """The area under the ROC curve of ``scores`` for telling the ``positive`` rows apart (the Mann-Whitney
+    statistic, ties counted half); None without both kinds of rows."""
+    from scipy.stats import rankdata
+
+    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def separation(logits: np.ndarray, y_true: Sequence[int], oos_id: int, acceptance: float = 0.95) -> dict:
+    """How well each score (``SCORES``) sets out-of-scope queries apart from in-scope ones, whatever the
+    threshold: AUROC (out of scope as the positive class); at the threshold that accepts ``acceptance`` of the
+    in-scope queries, the share of out-of-scope queries accepted too (FPR at 95% TPR) and the in-scope
+    accuracy (right and accepted). The scores read the in-scope outputs: a model's own out-of-scope output,
+    if it has one (``oos_id`` is a column), is left out, as the open-set literature does."""
+    y = np.asarray(y_true)
+    intents = [i for i in range(logits.shape[-1]) if i != oos_id]
+    logits = logits[:, intents]
+    oos, right = y == oos_id, np.asarray(intents)[logits.argmax(-1)] == y
+    out = {}
+    for name, score_fn in SCORES.items():
+        scores = score_fn(logits)
+        if not oos.any() or oos.all():
+            out[name] = {"auroc": None, "fpr_at_95_tpr": None, "in_scope_accuracy_at_95_tpr": None}
+            continue
+        threshold = np.quantile(scores[~oos], acceptance)
+        accepted = scores <= threshold
+        out[name] = {
+            "auroc": auroc(scores, oos),
+            "fpr_at_95_tpr": float(accepted[oos].mean()),
+            "in_scope_accuracy_at_95_tpr": float((right & accepted)[~oos].mean()),
+        }
+    return out
+
+
+def separation_rows(models: list[dict]) -> list[tuple[str, Metric]]:
+    """(score, metric) for each separation measure, when a model of the report has them (data with
+    out-of-scope queries); none otherwise."""
+    if not any(m.get("separation") for m in models):
+        return []
+    return [(score, metric) for score in SCORES for metric in SEPARATION]

@@ -34,6 +34,8 @@ from distill_cli.metrics import (
     most_confused,
     per_intent,
     score_histogram,
+    separation,
+    separation_rows,
 )
 from distill_cli.oos import apply_rule, softmax
 from distill_cli.records import EvalResults
@@ -86,7 +88,8 @@ def measure(candidates: list[Candidate], texts: list[str], latency_runs: int, ba
     with torch.inference_mode():
         outputs = [predict_batched(c, texts, batch_size) for c in candidates]
         timings = time_interleaved(candidates, texts, latency_runs)
-    for c, (probs, batched_s), ms in zip(candidates, outputs, timings):
+    for c, (logits, batched_s), ms in zip(candidates, outputs, timings):
+        probs = softmax(logits)
         preds = probs.argmax(-1).tolist()
         result = {
             "model": c.ref.spec,
@@ -103,7 +106,7 @@ def measure(candidates: list[Candidate], texts: list[str], latency_runs: int, ba
         rule = with_oos_rule(c.ref, probs, c.y_true, c.labels, c.oos_id)
         if rule is not None:
             result["oos_rule"] = rule
-        result.update(error_analysis(c, probs, rule["threshold"] if rule else None))
+        result.update(error_analysis(c, logits, probs, rule["threshold"] if rule else None))
         if extra_metrics:
             result["extra_metrics"] = {
                 name: metric.compute(predictions=preds, references=c.y_true) for name, metric in extra_metrics.items()
@@ -137,10 +140,10 @@ def intent_losses(gold: list[str], reference: list[str], preds: list[str]) -> li
 
 
 def predict_batched(c: Candidate, texts: list[str], batch_size: int) -> tuple[np.ndarray, float]:
-    """Class probabilities for ``texts``, in batches, and the seconds it took (for throughput)."""
+    """Logits for ``texts``, in batches, and the seconds it took (for throughput)."""
     start = time.perf_counter()
     logits = inference.batched_logits(c.model, c.tokenizer, texts, c.max_length, batch_size, f"evaluate {c.ref.spec}")
-    return softmax(logits), time.perf_counter() - start
+    return logits, time.perf_counter() - start
 
 
 def time_interleaved(candidates: list[Candidate], texts: list[str], latency_runs: int) -> list[list[float]]:
@@ -162,10 +165,10 @@ def time_interleaved(candidates: list[Candidate], texts: list[str], latency_runs
     return timings
 
 
-def error_analysis(c: Candidate, probs: np.ndarray, threshold: float | None) -> dict:
+def error_analysis(c: Candidate, logits: np.ndarray, probs: np.ndarray, threshold: float | None) -> dict:
     """Per-intent results and the most-confused intents, of the answers the model gives (with its
-    out-of-scope rule, where it has one); and how its top probability spreads over in-scope and out-of-scope
-    queries."""
+    out-of-scope rule, where it has one); with out-of-scope queries, how its top probability spreads over
+    in-scope and out-of-scope queries, and how well each score sets them apart (AUROC, FPR at 95% TPR)."""
     preds = apply_rule(probs, c.oos_id, threshold) if threshold is not None else probs.argmax(-1)
     out = {
         "per_intent": per_intent(c.y_true, preds, c.labels),
@@ -173,6 +176,7 @@ def error_analysis(c: Candidate, probs: np.ndarray, threshold: float | None) -> 
     }
     if c.oos_id is not None:
         out["score_histogram"] = score_histogram(probs, c.y_true, c.oos_id)
+        out["separation"] = separation(logits, c.y_true, c.oos_id)
     return out
 
 
@@ -289,6 +293,9 @@ def render(report: dict) -> None:
         for metric in QUALITY:
             values = [r.get(metric.key) for r in rules]
             table.add_row(f"{metric.long} with OOS rule", *row_cells(metric, values))
+    for score, metric in separation_rows(models):
+        values = [((m.get("separation") or {}).get(score) or {}).get(metric.key) for m in models]
+        table.add_row(f"{metric.long} ({score.replace('_', ' ')})", *row_cells(metric, values))
     for metric in COST:
         spread = [f" ± {m['latency_ms_std']:.2f}" for m in models] if metric.key == "latency_ms_mean" else None
         table.add_row(metric.long, *row_cells(metric, [m[metric.key] for m in models], spread))

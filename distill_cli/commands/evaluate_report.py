@@ -14,7 +14,7 @@ from pathlib import Path
 
 from distill_cli.figures import pyplot, save_figure
 from distill_cli.files import atomic_file
-from distill_cli.metrics import COST, QUALITY
+from distill_cli.metrics import COST, QUALITY, separation_rows
 
 WORST_INTENTS = 30  # rows per model in the report's per-intent table (all are in the JSON)
 
@@ -161,6 +161,9 @@ def comparison_table(report: dict) -> str:
         values = [(m.get("oos_rule") or {}).get(metric.key) for m in models]
         if any(v is not None for v in values):
             rows.append(f"<tr><td>{metric.long} with OOS rule</td>{''.join(cell(v) for v in values)}</tr>")
+    for score, metric in separation_rows(models):
+        values = [((m.get("separation") or {}).get(score) or {}).get(metric.key) for m in models]
+        rows.append(f"<tr><td>{metric.long} ({score.replace('_', ' ')})</td>{''.join(cell(v) for v in values)}</tr>")
     for metric in COST:
         rows.append(f"<tr><td>{metric.long}</td>{''.join(cell(m.get(metric.key), metric.fmt) for m in models)}</tr>")
     if len(models) > 1:
