@@ -110,6 +110,13 @@ class Config(BaseModel):
         lt=1,
         description="Expected share of out-of-scope queries in deployment: weighs the rule's choice on validation.",
     )
+    oos_reject: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="Data with no out-of-scope label: the fallback turns away this share of in-scope validation "
+        "queries, answering oos_label (0: no fallback).",
+    )
 
     # Outputs
     runs_dir: Path = Field(Path("runs"), description="Folder of runs (run names resolve there).")

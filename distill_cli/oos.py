@@ -22,16 +22,26 @@ SCORE = "max_softmax_probability"
 GRID = np.round(np.arange(0.0, 1.0, 0.01), 2)
 
 
+EXPECTED_ACCURACY = "expected accuracy at oos_share: (1 - share) * in-scope accuracy + share * oos recall"
+REJECT_SHARE = "the fallback: turns away oos_reject of the in-scope validation queries"
+
+
 class OOSRule(BaseModel):
     """A threshold on the top softmax probability, with what it did on validation (stored in run.json)."""
 
     threshold: float
     oos_label: str
-    oos_share: float
+    oos_share: float | None = None  # the expected-accuracy rule's weight
+    reject_share: float | None = None  # the fallback's share of in-scope validation queries turned away
     score: str = SCORE
-    criterion: str = "expected accuracy at oos_share: (1 - share) * in-scope accuracy + share * oos recall"
+    criterion: str = EXPECTED_ACCURACY
     # (threshold, in-scope accuracy, out-of-scope recall) on validation, for `evaluate --plot`
     curve: list[tuple[float, float, float]] = []
+
+    @property
+    def is_fallback(self) -> bool:
+        """Chosen without out-of-scope queries: a share of in-scope queries turned away."""
+        return self.reject_share is not None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -64,3 +74,12 @@ def choose_threshold(probs: np.ndarray, y: np.ndarray, oos_id: int, oos_label: s
     threshold = float(GRID[best[len(best) // 2]])
     curve = [tuple(round(v, 4) for v in c) for c in curve]
     return OOSRule(threshold=threshold, oos_label=oos_label, oos_share=oos_share, curve=curve)
+
+
+def choose_reject_threshold(probs: np.ndarray, oos_label: str, share: float) -> OOSRule:
+    """The fallback for data without out-of-scope queries: the threshold under which ``share`` of the
+    (in-scope) validation queries' top probabilities fall, so that about that share of in-scope traffic is
+    turned away as ``oos_label``, and whatever the model is least sure of with it."""
+    top = probs.max(axis=-1)
+    threshold = float(np.quantile(top, share, method="higher"))
+    return OOSRule(threshold=threshold, oos_label=oos_label, reject_share=share, criterion=REJECT_SHARE)

@@ -55,6 +55,7 @@ TRAIN = DATA + (
     "head_init",
     "oos_rule",
     "oos_share",
+    "oos_reject",
 )
 DISTILL = TRAIN + (
     "teacher",

@@ -90,7 +90,12 @@ result = classifier("{{ example }}")[0]
 intent, score = result["label"], result["score"]
 ```
 {%- endif %}
-{% if oos_threshold is not none %}
+{% if oos_threshold is not none and oos_reject is not none %}
+Out of scope: answer `{{ oos_label }}` when `score < {{ oos_threshold }}`. The training data has no
+out-of-scope queries, so this threshold on the top probability is a fallback: chosen to turn away
+{{ oos_reject }} of the in-scope validation queries, those the model is least sure of (`distill predict`
+applies it).
+{%- elif oos_threshold is not none %}
 Out of scope: answer `{{ oos_label }}` when `score < {{ oos_threshold }}`. This threshold on the top
 probability was chosen on the validation split for an expected {{ oos_share }} share of out-of-scope
 queries (`distill predict` applies it).
@@ -248,5 +253,6 @@ def model_card(run_dir: Path, repo_id: str, cfg: Config) -> str:
         oos_threshold=run.oos_rule.threshold if run and run.oos_rule else None,
         oos_label=run.oos_rule.oos_label if run and run.oos_rule else None,
         oos_share=run.oos_rule.oos_share if run and run.oos_rule else None,
+        oos_reject=run.oos_rule.reject_share if run and run.oos_rule else None,
     )
     return str(card)

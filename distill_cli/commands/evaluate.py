@@ -73,6 +73,9 @@ class Candidate:
     @classmethod
     def load(cls, cfg: Config, ref: modeling.ModelRef, gold: list[str]) -> Candidate:
         tokenizer, (model, labels) = modeling.load_tokenizer(ref, cfg), modeling.load_classifier_for_inference(ref, cfg)
+        rule = oos_rule_of(ref.run_dir)
+        if rule is not None and rule.oos_label not in labels:  # the fallback's answer, which has no output
+            labels = [*labels, rule.oos_label]
         check_labels(set(gold), labels, f"model '{ref.spec}'")
         index = {n: i for i, n in enumerate(labels)}
         oos_id = index.get(cfg.oos_label) if cfg.oos_label in gold else None
@@ -181,15 +184,20 @@ def error_analysis(c: Candidate, logits: np.ndarray, probs: np.ndarray, threshol
 
 
 def with_oos_rule(ref: modeling.ModelRef, probs: np.ndarray, y_true: list[int], labels: list[str], oos_id):
-    """The metrics with the out-of-scope rule the run chose on validation; None without a rule to apply."""
+    """The metrics with the out-of-scope rule the run chose on validation, and the share of in-scope queries
+    it turned away; None without a rule to apply."""
     rule = oos_rule_of(ref.run_dir)
-    if rule is None or oos_id is None or labels[oos_id] != rule.oos_label:
+    if rule is None or rule.oos_label not in labels or (oos_id is not None and labels[oos_id] != rule.oos_label):
         return None
-    preds = apply_rule(probs, oos_id, rule.threshold)
+    below = probs.max(-1) < rule.threshold
+    preds = apply_rule(probs, labels.index(rule.oos_label), rule.threshold)
+    in_scope = np.asarray(y_true) != (oos_id if oos_id is not None else -1)
     return {
         "threshold": rule.threshold,
         "oos_share": rule.oos_share,
+        "reject_share": rule.reject_share,
         **classification_metrics(y_true, preds, oos_id),
+        "in_scope_rejected": float(below[in_scope].mean()) if in_scope.any() else None,
         "validation_curve": rule.curve,
     }
 
@@ -290,6 +298,8 @@ def render(report: dict) -> None:
     if any("oos_rule" in m for m in models):
         rules = [m.get("oos_rule") or {} for m in models]
         table.add_row("OOS threshold (validation)", *(f"{r['threshold']:.2f}" if r else "—" for r in rules))
+        turned = [r.get("in_scope_rejected") for r in rules]
+        table.add_row("in-scope queries turned away", *("—" if v is None else f"{v:.2%}" for v in turned))
         for metric in QUALITY:
             values = [r.get(metric.key) for r in rules]
             table.add_row(f"{metric.long} with OOS rule", *row_cells(metric, values))

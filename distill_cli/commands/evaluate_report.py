@@ -50,7 +50,7 @@ def oos_curves(ax, curves: list[tuple[str, dict]]) -> None:
 
 
 def rule_curves(report: dict) -> list[tuple[str, dict]]:
-    return [(m["model"], m["oos_rule"]) for m in report["models"] if m.get("oos_rule")]
+    return [(m["model"], m["oos_rule"]) for m in report["models"] if (m.get("oos_rule") or {}).get("validation_curve")]
 
 
 def plot(report: dict, path: Path) -> None:

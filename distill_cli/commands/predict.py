@@ -49,9 +49,16 @@ class Predictor:
             "intent": self.oos_label if below else intent,
             "probability": round(probability, 4),
             "out_of_scope": below or intent == self.oos_label,
-            "rule": None if self.rule is None else f"top probability < {self.rule.threshold:.2f}",
+            "rule": None if self.rule is None else describe_rule(self.rule),
             "top_k": [{"intent": self.labels[j], "probability": round(float(probs[j]), 4)} for j in best],
         }
+
+
+def describe_rule(rule: OOSRule) -> str:
+    text = f"top probability < {rule.threshold:.2f}"
+    if rule.is_fallback:
+        text += f" (the fallback: {rule.reject_share:.0%} of in-scope validation queries fall below it)"
+    return text
 
 
 def read_texts(texts: list[str], file: Path | None) -> list[str]:

@@ -21,7 +21,7 @@ from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fin
 from distill_cli.data.transfer import ExtraRows, describe, extra_rows, with_extra_rows
 from distill_cli.errors import Interrupted, UsageError
 from distill_cli.metrics import metrics_fn
-from distill_cli.oos import OOSRule, choose_threshold, softmax
+from distill_cli.oos import OOSRule, choose_reject_threshold, choose_threshold, softmax
 from distill_cli.pooling import MeanPoolingClassifier
 from distill_cli.runs import RunFolder, finish_run, mark_started
 from distill_cli.static import PATIENCE
@@ -65,7 +65,7 @@ class Setup:
     models: Models
     prepared: Prepared
     teacher: TeacherSetup
-    oos_label: str | None
+    oos: OOSChoice | None  # the out-of-scope rule to choose after training, if any
     rows: ExtraRows = field(default_factory=ExtraRows)  # the transfer-set and augmented rows of the train split
     probe_features: dict[int | None, torch.Tensor] = field(default_factory=dict)  # by student_layers
 
@@ -84,10 +84,10 @@ def shared_setup(plan: Plan, student_ref: modeling.ModelRef) -> Setup:
     """Models, data (with the transfer-set and augmented rows), the out-of-scope check and the teacher."""
     models = load_models(plan, student_ref)
     prepared = load_data(plan, models)
-    oos_label = check_oos_rule(plan, prepared)
+    oos = check_oos_rule(plan, prepared)
     rows = add_extra_rows(plan, prepared, models.tokenizer)
     teacher = setup_teacher(plan, models, list(prepared.datasets["train"]["text"]))
-    return Setup(models, prepared, teacher, oos_label, rows)
+    return Setup(models, prepared, teacher, oos, rows)
 
 
 def load_models(plan: Plan, student_ref: modeling.ModelRef) -> Models:
@@ -126,26 +126,39 @@ def load_data(plan: Plan, models: Models) -> Prepared:
         return load_for_training(cfg, models.tokenizer, models.student.location, models.teacher_labels, cfg.teacher)
 
 
-def check_oos_rule(plan: Plan, prepared: Prepared) -> str | None:
-    """The out-of-scope label the rule will be chosen for, or None. A rule the data cannot support is
-    refused here, before training, when asked for (``threshold``), and skipped with a warning for ``auto``."""
+@dataclass(frozen=True)
+class OOSChoice:
+    """Which out-of-scope rule a run chooses on validation after training: ``expected_accuracy`` (the data
+    has out-of-scope queries) or ``fallback`` (it has none: ``oos_reject`` of in-scope queries turned away)."""
+
+    kind: str
+    oos_label: str
+
+
+def check_oos_rule(plan: Plan, prepared: Prepared) -> OOSChoice | None:
+    """The out-of-scope rule the run will choose, or None. A rule the data cannot support is refused here,
+    before training, when asked for (``threshold``), and skipped with a warning for ``auto``. Data with no
+    out-of-scope label at all gets the fallback, unless ``oos_reject`` is 0."""
     cfg = plan.cfg
     if cfg.oos_rule == "none":
         return None
     oos_label = prepared.manifest.oos_label
     if oos_label is None:
-        problem = f"the data has no '{cfg.oos_label}' label; name it with --oos-label"
-    else:
-        validation, oos_id = prepared.datasets["validation"]["label"], prepared.label_names.index(oos_label)
-        oos_rows = sum(1 for y in validation if y == oos_id)
-        ok = 0 < oos_rows < len(validation)
-        problem = None if ok else f"the validation split needs queries both labelled '{oos_label}' and not"
-    if problem is None:
-        return oos_label
+        if cfg.oos_rule == "threshold":
+            raise UsageError(
+                f"oos_rule threshold needs an out-of-scope label: the data has no '{cfg.oos_label}' label; add "
+                "out-of-scope queries to validation (or name their label with --oos-label), or use the fallback "
+                "(oos_rule auto, with oos_reject above 0)"
+            )
+        return OOSChoice("fallback", cfg.oos_label) if cfg.oos_reject > 0 else None
+    validation, oos_id = prepared.datasets["validation"]["label"], prepared.label_names.index(oos_label)
+    oos_rows = sum(1 for y in validation if y == oos_id)
+    if 0 < oos_rows < len(validation):
+        return OOSChoice("expected_accuracy", oos_label)
+    problem = f"the validation split needs queries both labelled '{oos_label}' and not"
     if cfg.oos_rule == "threshold":
         raise UsageError(f"oos_rule threshold needs an out-of-scope label: {problem}, or set oos_rule to none")
-    if oos_label is not None:
-        warn(f"no out-of-scope rule: {problem}")
+    warn(f"no out-of-scope rule: {problem}")
     return None
 
 
@@ -256,7 +269,7 @@ def fit(trainer: DistillationTrainer, run: RunFolder) -> float:
 def finish_training(trained: Trained, run: RunFolder, setup: Setup, search: dict | None = None):
     """Choose the out-of-scope rule, save the model and move the run folder into place; returns the
     ``RunRecord`` written to its ``run.json``."""
-    oos_rule = choose_oos_rule(trained.plan, trained.trainer, setup.prepared, setup.oos_label)
+    oos_rule = choose_oos_rule(trained.plan, trained.trainer, setup.prepared, setup.oos)
     record = run_record(trained, run, setup, oos_rule)
     record.search = search
     save_model(trained.trainer, run.partial)
@@ -265,14 +278,17 @@ def finish_training(trained: Trained, run: RunFolder, setup: Setup, search: dict
     return record
 
 
-def choose_oos_rule(plan: Plan, trainer, prepared: Prepared, oos_label: str | None) -> OOSRule | None:
+def choose_oos_rule(plan: Plan, trainer, prepared: Prepared, oos: OOSChoice | None) -> OOSRule | None:
     """The out-of-scope threshold, chosen on validation (see ``oos.py``)."""
-    if oos_label is None:
+    if oos is None:
         return None
     # Labels as the Trainer returns them: with length grouping, predictions do not come in dataset order.
     output = trainer.predict(prepared.datasets["validation"])
-    oos_id = prepared.label_names.index(oos_label)
-    return choose_threshold(softmax(output.predictions), output.label_ids, oos_id, oos_label, plan.cfg.oos_share)
+    probs = softmax(output.predictions)
+    if oos.kind == "fallback":
+        return choose_reject_threshold(probs, oos.oos_label, plan.cfg.oos_reject)
+    oos_id = prepared.label_names.index(oos.oos_label)
+    return choose_threshold(probs, output.label_ids, oos_id, oos.oos_label, plan.cfg.oos_share)
 
 
 def save_model(trainer: DistillationTrainer, folder: Path) -> None:
