@@ -27,5 +27,9 @@ def prepare(
     m = result.manifest
     splits = ", ".join(f"{k} {v:,}" for k, v in m.splits.items())
     info(f"{'reused' if result.reused else 'prepared'} {result.path}: {splits}; {len(m.labels)} labels")
+    if m.setting:
+        from distill_cli.data.columns import describe_setting
+
+        info(describe_setting(m.setting, m.oos_label or cfg.oos_label))
     if json_out:
         emit_json(command.summary(result))

@@ -29,6 +29,7 @@ def summary(result: Prepared) -> dict:
         "num_labels": len(m.labels),
         "labels": m.labels,
         "reused": result.reused,
+        "oos_setting": m.setting,
         "checks": [c.model_dump() for c in m.checks],
         "dropped": m.dropped,
     }

@@ -44,7 +44,7 @@ def normalise(source: Source, cfg: Config) -> tuple[dict[str, Table], str, str]:
             labels = [source.label_names[x] for x in labels]
         check_label_values(labels, f"{source.description}: the {split} split, column '{label_col}'")
         out[split] = {"text": list(texts), "label": [str(x) for x in labels]}
-    check_label_sets(out, f"{source.description}: column '{label_col}'")
+    check_label_sets(out, f"{source.description}: column '{label_col}'", cfg.oos_label)
     classes = set(out["train"]["label"])
     if len(classes) < 2:
         raise UsageError(
@@ -76,9 +76,10 @@ def check_label_values(labels: list, where: str) -> None:
             raise UsageError(f"{where}: row {row} has no label ({value!r}); fill it in or drop the row")
 
 
-def check_label_sets(splits: dict[str, Table], where: str) -> None:
+def check_label_sets(splits: dict[str, Table], where: str, oos_label: str | None = None) -> None:
     """Labels are read exactly: one number written two ways (1 and 1.0) is refused rather than made two
-    classes, and a label that validation or test hold but train does not is one no model could learn."""
+    classes, and a label that validation or test hold but train does not is one no model could learn; except
+    the out-of-scope label (open-set data: a rule, not an output, answers it)."""
     spellings: dict[float, dict[str, str]] = defaultdict(dict)
     for split, table in splits.items():
         for row, label in enumerate(table["label"], 1):
@@ -89,7 +90,7 @@ def check_label_sets(splits: dict[str, Table], where: str) -> None:
         if len(found) > 1:
             (a, at_a), (b, at_b) = list(found.items())[:2]
             raise UsageError(f"{where}: labels '{a}' ({at_a}) and '{b}' ({at_b}) are one number written two ways")
-    known = set(splits["train"]["label"])
+    known = set(splits["train"]["label"]) | {oos_label}
     for split in ("validation", "test"):
         for row, label in enumerate(splits.get(split, {}).get("label", []), 1):
             if label not in known:
@@ -110,3 +111,43 @@ def check_labels(found: set[str], known: list[str], whose: str) -> None:
     if unknown:
         shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
         raise UsageError(f"{len(unknown)} dataset label(s) unknown to {whose}: {shown}")
+
+
+# What out-of-scope data a dataset holds (``Manifest.setting``).
+OOS_TRAINED = "out-of-scope trained"  # the out-of-scope label is in train: the model has it as an output
+OPEN_SET = "open-set"  # only in validation and/or test: the model has no such output, a rule answers it
+NO_OOS = "none"  # nowhere: the fallback (``oos_reject``) is the rule
+
+
+def oos_setting(splits: dict[str, Table], oos_label: str) -> str:
+    if oos_label in splits["train"]["label"]:
+        return OOS_TRAINED
+    if any(oos_label in table["label"] for table in splits.values()):
+        return OPEN_SET
+    return NO_OOS
+
+
+def label_order(splits: dict[str, Table], label_names: list[str] | None, oos_label: str, setting: str) -> list[str]:
+    """The dataset's labels in id order: a teacher's order when given, else sorted; open-set data puts its
+    out-of-scope label last, after the labels a model has outputs for."""
+    found = {label for table in splits.values() for label in table["label"]}
+    names = list(label_names) if label_names is not None else sorted(found - {oos_label} if setting == OPEN_SET
+                                                                             else found)  # fmt: skip
+    if setting == OPEN_SET and oos_label not in names:
+        names.append(oos_label)
+    return names
+
+
+def describe_setting(setting: str, oos_label: str) -> str:
+    """One line: what the data holds out of scope, and what the model does about it."""
+    if setting == OPEN_SET:
+        return (
+            f"out of scope: open-set: '{oos_label}' is in validation or test only, so the model gets no "
+            f"'{oos_label}' output; a rule chosen on validation answers it"
+        )
+    if setting == NO_OOS:
+        return (
+            f"out of scope: no '{oos_label}' label anywhere: the fallback turns away oos_reject of the in-scope "
+            f"queries as '{oos_label}'"
+        )
+    return f"out of scope: '{oos_label}' is in train: the model learns it as an intent, and a rule adds to it"

@@ -43,6 +43,7 @@ class Manifest(BaseModel):
     text_column: str
     label_column: str
     oos_label: str | None = None
+    setting: str = ""  # the out-of-scope data it holds (``columns.oos_setting``); "" before it was recorded
     splits: dict[str, int]
     labels: list[str]  # in label-id order
     tokenizer: str
@@ -55,6 +56,16 @@ class Manifest(BaseModel):
     files: dict[str, str] | None = None  # relative path -> sha256, of every file but the manifest
     checks: list[DataCheck] = []  # what prepare found wrong with the data (``data/checks.py``)
     dropped: dict[str, int] = {}  # rows dropped as asked (duplicates, leaked queries)
+
+    @property
+    def open_set(self) -> bool:
+        """Out-of-scope queries in validation or test only: its label is last, and no model has it as an output."""
+        return self.setting == "open-set"
+
+    @property
+    def model_labels(self) -> list[str]:
+        """The labels a model trained on it has outputs for: all, but the out-of-scope label of open-set data."""
+        return self.labels[:-1] if self.open_set else self.labels
 
     @property
     def source_spec(self) -> str:

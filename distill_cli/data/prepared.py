@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from distill_cli import __version__
 from distill_cli.config import Config
 from distill_cli.data.checks import announce, drop_duplicates, drop_leaks, find_problems, long_texts
-from distill_cli.data.columns import check_labels, normalise
+from distill_cli.data.columns import OPEN_SET, check_labels, label_order, normalise, oos_setting
 from distill_cli.data.manifest import FORMAT, MANIFEST, DamagedManifest, Manifest, looks_prepared
 from distill_cli.data.sources import Source, Table, read_source, sha
 from distill_cli.errors import UsageError
@@ -40,7 +40,12 @@ class Prepared:
 
     @property
     def label_names(self) -> list[str]:
+        """The dataset's labels in id order (open-set data: its out-of-scope label last)."""
         return self.manifest.labels
+
+    @property
+    def model_labels(self) -> list[str]:
+        return self.manifest.model_labels
 
 
 def carve_validation(train: Table, fraction: float, seed: int) -> tuple[Table, Table]:
@@ -92,6 +97,7 @@ def cache_key(cfg: Config, source: Source, label_names: list[str] | None, tok_pr
         "labels": label_names,
         "tokenizer": tok_print,
         "max_length": cfg.max_length,
+        "oos_label": cfg.oos_label,
         "drops": [cfg.drop_duplicates, cfg.drop_leaks],
         "min_examples": cfg.min_examples,
         "format": FORMAT,
@@ -119,10 +125,12 @@ def prepare(
     key = cache_key(cfg, source, label_names, tok_print)
     path = output or cfg.cache_root() / "prepared" / key
     splits, text_col, label_col = normalise(source, cfg)  # bad data is reported before anything else
+    setting = oos_setting(splits, cfg.oos_label)
     found = {label for table in splits.values() for label in table["label"]}
-    if label_names is not None:
-        check_labels(found, label_names, f"the teacher {teacher_name}")
-    names = list(label_names) if label_names is not None else sorted(found)
+    if label_names is not None:  # open-set data: the teacher has no out-of-scope output either
+        outputs = found - {cfg.oos_label} if setting == OPEN_SET else found
+        check_labels(outputs, label_names, f"the teacher {teacher_name}")
+    names = label_order(splits, label_names, cfg.oos_label, setting)
     what = Manifest(
         key=key,
         source=source.description,
@@ -130,6 +138,7 @@ def prepare(
         text_column=text_col,
         label_column=label_col,
         oos_label=cfg.oos_label if cfg.oos_label in names else None,
+        setting=setting,
         splits={},  # the counts and content_hash once split
         labels=names,
         tokenizer=tokenizer_name,
@@ -282,10 +291,11 @@ def load_for_training(
                 return prepare(source_cfg, tokenizer, tokenizer_name, label_names, teacher_name)
         else:
             manifest, dsd = load_prepared(path)
-        if label_names is not None and label_names != manifest.labels:
-            check_labels(set(manifest.labels), label_names, f"the teacher {teacher_name}")
-            dsd = relabel(dsd, label_names)
-            manifest = manifest.model_copy(update={"labels": list(label_names)})
+        if label_names is not None and label_names != manifest.model_labels:
+            check_labels(set(manifest.model_labels), label_names, f"the teacher {teacher_name}")
+            order = [*label_names, manifest.oos_label] if manifest.open_set else list(label_names)
+            dsd = relabel(dsd, order)
+            manifest = manifest.model_copy(update={"labels": order})
         if manifest.tokenizer_fingerprint != tokenizer_fingerprint(tokenizer):
             dsd = tokenize(dsd.select_columns(["text", "label"]), tokenizer, cfg.max_length)
         announce(manifest.checks, manifest.dropped, manifest.source, cfg.strict)

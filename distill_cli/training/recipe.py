@@ -155,9 +155,14 @@ def check_oos_rule(plan: Plan, prepared: Prepared) -> OOSChoice | None:
     oos_rows = sum(1 for y in validation if y == oos_id)
     if 0 < oos_rows < len(validation):
         return OOSChoice("expected_accuracy", oos_label)
+    if prepared.manifest.open_set and not oos_rows and cfg.oos_rule == "auto" and cfg.oos_reject > 0:
+        return OOSChoice("fallback", oos_label)  # out-of-scope queries in test alone: nothing to choose on
     problem = f"the validation split needs queries both labelled '{oos_label}' and not"
     if cfg.oos_rule == "threshold":
-        raise UsageError(f"oos_rule threshold needs an out-of-scope label: {problem}, or set oos_rule to none")
+        raise UsageError(
+            f"oos_rule threshold needs an out-of-scope label: {problem}; add out-of-scope queries to validation, "
+            "use the fallback (oos_rule auto, with oos_reject above 0), or set oos_rule to none"
+        )
     warn(f"no out-of-scope rule: {problem}")
     return None
 
@@ -202,8 +207,8 @@ def build_student(plan: Plan, setup: Setup):
     cfg = plan.cfg
     transformers.set_seed(cfg.seed)  # before the model is built: the new classifier head is random
     if plan.static:
-        return static_student.build_student(setup.models.student, cfg, setup.prepared.label_names), None
-    model = modeling.load_classifier(setup.models.student, cfg, setup.prepared.label_names)
+        return static_student.build_student(setup.models.student, cfg, setup.prepared.model_labels), None
+    model = modeling.load_classifier(setup.models.student, cfg, setup.prepared.model_labels)
     layers_kept = modeling.keep_layers(model, cfg.student_layers) if cfg.student_layers else None
     return model, layers_kept
 

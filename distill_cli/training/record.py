@@ -32,7 +32,7 @@ def run_record(trained: Trained, run: RunFolder, setup: Setup, oos_rule: OOSRule
         student=student_record(trained, setup),
         teacher=teacher_record(plan, setup),
         dataset=DatasetRecord.of(setup.prepared),
-        labels=setup.prepared.label_names,
+        labels=setup.prepared.model_labels,
         seed=plan.cfg.seed,
         world_size=plan.world_size,
         versions={

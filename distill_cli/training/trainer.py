@@ -78,7 +78,7 @@ class DistillationTrainer(Trainer):
                 outputs.logits, labels, teacher_logits, args.alpha, args.temperature, args.transfer_weight
             )
         else:
-            loss = F.cross_entropy(outputs.logits, labels)
+            loss = evaluation_loss(outputs.logits, labels)
         if not torch.isfinite(loss):
             # Stop at the first bad step: the run stays unfinished in .partial, no finished-looking model.
             raise DistillError(
@@ -122,6 +122,18 @@ class DistillationTrainer(Trainer):
     def _load_rng_state(self, ckpt: str | None) -> None:
         if ckpt is not None:
             checkpoint.load_rng(checkpoint.rng_file(Path(ckpt), self.args.process_index, self.args.world_size))
+
+
+def evaluation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The cross-entropy of the rows whose label the model has an output for: open-set validation holds
+    out-of-scope queries (labelled past the last output), which the rule answers, not the loss; 0 for a
+    batch of them alone."""
+    known = labels < logits.shape[-1]
+    if known.all():
+        return F.cross_entropy(logits, labels)
+    if not known.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[known], labels[known])
 
 
 class EpochLengthGroupedSampler(LengthGroupedSampler):

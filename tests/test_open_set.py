@@ -1,0 +1,73 @@
+"""Open-set data: out-of-scope queries in validation and test only, none to train on (the out-of-domain
+literature's setting). The model has no out-of-scope output; a rule chosen on validation answers it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import DEMO, TRAIN_FLAGS, assert_one_line_error, distill_from_teacher, run_cli
+
+
+def demo_without(tmp_path, *drop: str):
+    data = json.loads(DEMO.read_text())
+    path = tmp_path / f"demo-without-{'-'.join(drop)}.json"
+    path.write_text(json.dumps({k: v for k, v in data.items() if k not in drop}))
+    return path
+
+
+@pytest.fixture
+def open_set(tmp_path):
+    return demo_without(tmp_path, "oos_train")
+
+
+def test_prepare_says_which_setting_it_found(tiny_bert, open_set, tmp_path):
+    r = run_cli("prepare", "--dataset", open_set, "--student", tiny_bert, "--json")
+    assert r.code == 0, r.stderr
+    assert r.json["oos_setting"] == "open-set" and r.json["labels"][-1] == "oos"
+    assert "out of scope: open-set: 'oos' is in validation or test only" in r.stderr
+    for data, setting in ((DEMO, "out-of-scope trained"), (demo_without(tmp_path, *[k for k in json.loads(
+            DEMO.read_text()) if k.startswith("oos_")]), "none")):  # fmt: skip
+        r = run_cli("prepare", "--dataset", data, "--student", tiny_bert, "--json")
+        assert r.code == 0 and r.json["oos_setting"] == setting, r.stderr
+    # An oos_label that names an intent of train is that intent, not open-set; a label seen only outside train
+    # that is not the out-of-scope label is still refused.
+    r = run_cli("prepare", "--dataset", open_set, "--student", tiny_bert, "--oos-label", "weather", "--json")
+    assert_one_line_error(r, 2, "label 'oos'", "never occurs in train")
+
+
+def test_a_model_of_open_set_data_answers_out_of_scope_by_its_rule(tiny_bert, tiny_distilbert, open_set, tmp_path):
+    flags = (*TRAIN_FLAGS[2:], "--dataset", open_set)
+    r = run_cli("finetune", *flags, "--student", tiny_bert, "--epochs", "4", "--name", "teacher", "--json")
+    assert r.code == 0, r.stderr
+    run = tmp_path / "runs" / "teacher"
+    labels = json.loads((run / "config.json").read_text())["id2label"].values()
+    assert "oos" not in labels and len(labels) == 10  # no out-of-scope output
+    record = json.loads((run / "run.json").read_text())
+    rule = record["oos_rule"]
+    assert record["labels"] == list(labels) and rule["oos_share"] == 0.18 and rule["reject_share"] is None
+    texts = [t for t, _ in json.loads(DEMO.read_text())["oos_test"]] + ["play some jazz", "set an alarm"]
+    answers = [json.loads(line) for line in run_cli("predict", "teacher", *texts, "--json").stdout.splitlines()]
+    for a in answers:
+        assert a["out_of_scope"] == (a["probability"] < rule["threshold"]) == (a["intent"] == "oos")
+    e = run_cli("evaluate", "teacher", "--latency-runs", "2", "--json")
+    assert e.code == 0, e.stderr
+    m = e.json["models"][0]
+    assert m["oos_recall"] == 0.0 and m["oos_rule"]["oos_recall"] is not None  # argmax never says oos
+    assert m["separation"]["energy"]["auroc"] is not None
+    # A student distilled from it: the same labels, a rule of its own.
+    d = distill_from_teacher(tmp_path / "runs", tiny_distilbert, "--dataset", open_set, "--epochs", "2",
+                             "--name", "s")  # fmt: skip
+    assert d.code == 0, d.stderr
+    student = json.loads((tmp_path / "runs" / "s" / "run.json").read_text())
+    assert student["labels"] == record["labels"] and student["oos_rule"]["oos_share"] == 0.18
+
+
+def test_out_of_scope_queries_in_test_alone(tiny_bert, tmp_path):
+    test_only = demo_without(tmp_path, "oos_train", "oos_val")
+    flags = (*TRAIN_FLAGS[2:], "--dataset", test_only, "--student", tiny_bert, "--epochs", "1")
+    r = run_cli("finetune", *flags, "--name", "f")
+    assert r.code == 0, r.stderr
+    assert json.loads((tmp_path / "runs" / "f" / "run.json").read_text())["oos_rule"]["reject_share"] == 0.05
+    r = run_cli("finetune", *flags, "--name", "g", "--oos-rule", "threshold")
+    assert_one_line_error(r, 2, "needs an out-of-scope label", "add out-of-scope queries to validation", "oos_reject")
