@@ -12,6 +12,8 @@ import io
 import time
 from pathlib import Path
 
+import numpy as np
+
 from distill_cli.figures import pyplot, save_figure
 from distill_cli.files import atomic_file
 from distill_cli.metrics import COST, QUALITY, separation_rows
@@ -54,13 +56,33 @@ def rule_curves(report: dict) -> list[tuple[str, dict]]:
 
 
 def plot(report: dict, path: Path) -> None:
-    """``--plot``: accuracy against latency, and the out-of-scope curves where models have a rule."""
+    """``--plot``: accuracy against latency; where models have a rule, its curves on validation; with
+    out-of-scope test queries, how the top probability spreads over them and over in-scope ones."""
     curves = rule_curves(report)
-    fig, axes = pyplot().subplots(1, 2 if curves else 1, figsize=(13 if curves else 7, 5), squeeze=False)
+    spread = [m for m in report["models"] if m.get("score_histogram")]
+    panels = 1 + bool(curves) + bool(spread)
+    fig, axes = pyplot().subplots(1, panels, figsize=(6.5 * panels, 5), squeeze=False)
     tradeoff(axes[0][0], report)
     if curves:
         oos_curves(axes[0][1], curves)
+    if spread:
+        score_spread(axes[0][-1], spread)
     save_figure(fig, path)
+
+
+def score_spread(ax, models: list[dict]) -> None:
+    """Each model's share of in-scope (solid) and out-of-scope (dashed) test queries by top probability."""
+    for i, m in enumerate(models):
+        h = m["score_histogram"]
+        for key, style in (("in_scope", "-"), ("oos", "--")):
+            counts = np.asarray(h[key], dtype=float)
+            share = counts / counts.sum() if counts.sum() else counts
+            ax.step(h["edges"][1:], share, where="pre", color=f"C{i}", linestyle=style,
+                    label=f"{m['model']}: {'in scope' if key == 'in_scope' else 'out of scope'}")  # fmt: skip
+    ax.set_xlabel("Top probability (test)")
+    ax.set_ylabel("share of queries")
+    ax.set_title("How the score spreads: in scope (solid), out of scope (dashed)")
+    ax.legend(fontsize=8)
 
 
 def score_distributions(report: dict):
