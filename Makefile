@@ -43,7 +43,7 @@ lint: install
 # and its 3-layer cut alone and distilled (about 1.5 hours on 2 cores with SEEDS=3; runs that exist are reused).
 # Then the defaults (pooling, probe, out-of-scope rule) against the frozen-encoder peers (about 30 minutes),
 # the exported students (ONNX fp32, int8, trimmed vocabulary) beside the teacher (about 10 minutes),
-# an 8-trial search study (about 35 minutes), a static student against model2vec (about 15 minutes), and
+# an 8-trial search study (about 35 minutes), a static student against model2vec (about 15 minutes),
 # transfer sets and augmentation (about 30 minutes), and out of scope without out-of-scope data (about 20 minutes).
 bench: install-teacher
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/real_scale.py --seeds $(SEEDS)
