@@ -109,3 +109,9 @@ class EvalResults(Record):
     batch_size: int | None = None
     models: list[ModelResult]
     result: ModelResult
+    data_checks: list[dict[str, Any]] = []  # prepare's findings, with example queries: kept on this machine
+
+    def public(self) -> bytes:
+        """The copy ``push`` uploads: no local path, and no example of the user's data (the data checks)."""
+        data = self.model_dump(mode="json", exclude_unset=True, exclude={"data_checks"})
+        return json.dumps(public_json(data), indent=2).encode()

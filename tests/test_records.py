@@ -35,6 +35,7 @@ def test_each_record_round_trips_and_its_public_copy_holds_no_local_path(runs, t
         if hasattr(record, "public"):
             public = record.public().decode()
             assert str(tmp_path) not in public and "/tmp/" not in public, record_type
+            assert "data_checks" not in public  # example queries of the user's data stay home
             (copy / record_type.FILE).write_bytes(record.public())
             assert record_type.read(copy) is not None  # still a record the tool reads
     # The file evaluate wrote keeps its keys: the report's, and this model's own result.
