@@ -63,3 +63,31 @@ def save(name: str, payload: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2))
     print(f"results written to {path}", file=sys.stderr)
     return path
+
+
+def frozen_minilm(layers: int | None = None, max_length: int = 64):
+    """The peers' encoder, pinned: frozen all-MiniLM-L6-v2 (optionally its first/middle/last ``layers``), mean
+    pooling, L2 normalisation as the checkpoint's own `2_Normalize` module does. Returns ``encode(texts)``."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from distill_cli.config import Config
+    from distill_cli.modeling import keep_layers, resolve_model
+    from distill_cli.pooling import mean_pool
+
+    path = resolve_model("minilm-l6", Config()).location
+    tokenizer, body = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    if layers:
+        keep_layers(body, layers)
+
+    @torch.no_grad()
+    def encode(texts):
+        out = []
+        for i in range(0, len(texts), 128):
+            batch = tokenizer(texts[i : i + 128], padding=True, truncation=True, max_length=max_length,
+                              return_tensors="pt")  # fmt: skip
+            pooled = mean_pool(body(**batch).last_hidden_state, batch["attention_mask"])
+            out.append(torch.nn.functional.normalize(pooled))
+        return torch.cat(out).numpy()
+
+    return encode

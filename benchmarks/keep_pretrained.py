@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import OUT, distill, machine, pct, require_clinc, save, train_once
+from common import OUT, distill, frozen_minilm, machine, pct, require_clinc, save, train_once
 
 RUNS = OUT / "keep-pretrained"
 CACHE = OUT / "cache"
@@ -34,32 +34,15 @@ def frozen_probe(clinc: Path, layers: int | None) -> dict:
     """The peer, pinned: frozen MiniLM-L6 (optionally its first/middle/last layers), mean pooling, L2
     normalisation, scikit-learn LogisticRegression() with its defaults, trained on train (oos included)."""
     import numpy as np
-    import torch
     from sklearn.linear_model import LogisticRegression
-    from transformers import AutoModel, AutoTokenizer
 
     from distill_cli.config import Config
     from distill_cli.data.columns import normalise
     from distill_cli.data.sources import read_source
     from distill_cli.metrics import classification_metrics
-    from distill_cli.modeling import keep_layers, resolve_model
-    from distill_cli.pooling import mean_pool
 
-    cfg = Config()
-    path = resolve_model("minilm-l6", cfg).location
-    tokenizer, body = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
-    if layers:
-        keep_layers(body, layers)
-    splits, _, _ = normalise(read_source(str(clinc)), cfg)
-
-    @torch.no_grad()
-    def encode(texts):
-        out = []
-        for i in range(0, len(texts), 128):
-            batch = tokenizer(texts[i : i + 128], padding=True, truncation=True, max_length=64, return_tensors="pt")
-            pooled = mean_pool(body(**batch).last_hidden_state, batch["attention_mask"])
-            out.append(torch.nn.functional.normalize(pooled))
-        return torch.cat(out).numpy()
+    encode = frozen_minilm(layers)
+    splits, _, _ = normalise(read_source(str(clinc)), Config())
 
     start = time.perf_counter()
     x_train = encode(splits["train"]["text"])

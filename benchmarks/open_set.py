@@ -20,7 +20,7 @@ import sys
 import time
 
 import numpy as np
-from common import OUT, distill, machine, pct, require_clinc, save, train_once
+from common import OUT, distill, frozen_minilm, machine, pct, require_clinc, save, train_once
 
 RUNS = OUT / "open-set"
 CACHE = OUT / "cache"
@@ -44,31 +44,16 @@ def datasets(clinc) -> dict:
 
 def peer(open_set) -> dict:
     """The frozen MiniLM-L6 probe with the tool's scores and rule."""
-    import torch
     from sklearn.linear_model import LogisticRegression
-    from transformers import AutoModel, AutoTokenizer
 
     from distill_cli.config import Config
     from distill_cli.data.columns import normalise
     from distill_cli.data.sources import read_source
     from distill_cli.metrics import classification_metrics, separation
-    from distill_cli.modeling import resolve_model
     from distill_cli.oos import apply_rule, choose_threshold, softmax
-    from distill_cli.pooling import mean_pool
 
-    cfg = Config()
-    path = resolve_model("minilm-l6", cfg).location
-    tokenizer, body = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
-    splits, _, _ = normalise(read_source(str(open_set)), cfg)
-
-    @torch.no_grad()
-    def encode(texts):
-        out = []
-        for i in range(0, len(texts), 128):
-            batch = tokenizer(texts[i : i + 128], padding=True, truncation=True, max_length=128, return_tensors="pt")
-            pooled = mean_pool(body(**batch).last_hidden_state, batch["attention_mask"])
-            out.append(torch.nn.functional.normalize(pooled))
-        return torch.cat(out).numpy()
+    encode = frozen_minilm(max_length=128)
+    splits, _, _ = normalise(read_source(str(open_set)), Config())
 
     start = time.perf_counter()
     x = {s: encode(splits[s]["text"]) for s in ("train", "validation", "test")}

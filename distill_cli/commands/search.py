@@ -34,14 +34,13 @@ from distill_cli.study_storage import STUDY_FILE, check_same_study, identity, ma
 from distill_cli.training.callbacks import ReportToTrial, RichProgress, StopOnSignal
 from distill_cli.training.plan import Plan, make_plan, preflight
 from distill_cli.training.recipe import (
-    Setup,
-    Trained,
     build_student,
     build_trainer,
     finish_training,
     probe_head,
     shared_setup,
 )
+from distill_cli.training.setup import Setup, Trained
 from distill_cli.ui import info, warn
 
 BEST_RUN = "best"

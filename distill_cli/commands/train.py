@@ -18,7 +18,6 @@ from distill_cli.runs import RunFolder, RunRecord, open_run, run_path
 from distill_cli.training.callbacks import RichProgress, StopOnSignal
 from distill_cli.training.plan import Plan, make_plan, preflight
 from distill_cli.training.recipe import (
-    Trained,
     build_student,
     build_trainer,
     finish_training,
@@ -26,6 +25,7 @@ from distill_cli.training.recipe import (
     probe_head,
     shared_setup,
 )
+from distill_cli.training.setup import Trained
 
 
 def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = False) -> RunRecord:

@@ -10,7 +10,6 @@ the model and move the run folder into place. Each step takes the run's ``Plan``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,54 +29,10 @@ from distill_cli.training.callbacks import StopOnSignal
 from distill_cli.training.head import head_features, probe
 from distill_cli.training.plan import Plan
 from distill_cli.training.record import run_record
+from distill_cli.training.setup import Models, OOSChoice, Setup, TeacherSetup, Trained
 from distill_cli.training.teacher_cache import compute_logits, teacher_logits
 from distill_cli.training.trainer import DistillationTrainer, DistillCollator, add_row_and_length
 from distill_cli.ui import info, warn
-
-
-@dataclass
-class Models:
-    """The student to train and, for ``distill``, the teacher it learns from."""
-
-    student: modeling.ModelRef
-    student_config: object
-    tokenizer: object
-    teacher: modeling.ModelRef | None = None
-    teacher_config: object | None = None
-    teacher_labels: list[str] | None = None
-
-
-@dataclass
-class TeacherSetup:
-    """How the teacher reaches the loss: cached logits, or a model run on every step."""
-
-    logits: torch.Tensor | None = None
-    model: torch.nn.Module | None = None
-    seconds: float = 0.0
-    cache_reused: bool | None = None
-
-
-@dataclass
-class Setup:
-    """Everything a run needs before its student is built. ``distill search`` builds it once and shares it
-    with every trial: the teacher's logits, the data and the probe's frozen features are paid for once."""
-
-    models: Models
-    prepared: Prepared
-    teacher: TeacherSetup
-    oos: OOSChoice | None  # the out-of-scope rule to choose after training, if any
-    rows: ExtraRows = field(default_factory=ExtraRows)  # the transfer-set and augmented rows of the train split
-    probe_features: dict[int | None, torch.Tensor] = field(default_factory=dict)  # by student_layers
-
-
-@dataclass
-class Trained:
-    """A student after training, with what finishing its run needs."""
-
-    plan: Plan
-    trainer: DistillationTrainer
-    layers_kept: list[int] | None
-    train_s: float
 
 
 def shared_setup(plan: Plan, student_ref: modeling.ModelRef) -> Setup:
@@ -124,15 +79,6 @@ def load_data(plan: Plan, models: Models) -> Prepared:
     cfg = plan.cfg
     with plan.args.main_process_first(local=False, desc="prepare dataset"):
         return load_for_training(cfg, models.tokenizer, models.student.location, models.teacher_labels, cfg.teacher)
-
-
-@dataclass(frozen=True)
-class OOSChoice:
-    """Which out-of-scope rule a run chooses on validation after training: ``expected_accuracy`` (the data
-    has out-of-scope queries) or ``fallback`` (it has none: ``oos_reject`` of in-scope queries turned away)."""
-
-    kind: str
-    oos_label: str
 
 
 def check_oos_rule(plan: Plan, prepared: Prepared) -> OOSChoice | None:

@@ -4,7 +4,6 @@ and setup."""
 from __future__ import annotations
 
 import platform
-from typing import TYPE_CHECKING
 
 import torch
 import transformers
@@ -14,9 +13,7 @@ from distill_cli.metrics import QUALITY_KEYS
 from distill_cli.oos import OOSRule
 from distill_cli.pooling import MeanPoolingClassifier
 from distill_cli.runs import DatasetRecord, RunFolder, RunRecord, StudentRecord, TeacherRecord
-
-if TYPE_CHECKING:
-    from distill_cli.training.recipe import Setup, Trained
+from distill_cli.training.setup import Setup, Trained
 
 
 def run_record(trained: Trained, run: RunFolder, setup: Setup, oos_rule: OOSRule | None) -> RunRecord:
