@@ -67,7 +67,24 @@ def weights_problem(folder: Path) -> str | None:
         problem = safetensors_problem(path)
         if problem is not None:
             return f"{path} is damaged: {problem}"
+    if (folder / ONNX_FILE).is_file():
+        problem = onnx_problem(folder / ONNX_FILE)
+        if problem is not None:
+            return f"{folder / ONNX_FILE} is damaged: {problem}"
     return None
+
+
+def onnx_problem(path: Path) -> str | None:
+    """Why ``path`` is not a whole ONNX graph (it does not parse, or holds no graph), or None."""
+    try:
+        import onnx
+    except ImportError:
+        return None  # ONNX Runtime's own error, or the extra's one line, follows
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and others: a truncated or foreign file
+        return f"it does not parse as ONNX ({type(err).__name__})"
+    return None if model.graph.node else "it holds no graph"
 
 
 def check_weights(folder: Path) -> None:

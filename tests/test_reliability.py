@@ -131,6 +131,15 @@ def test_push_refuses_a_run_whose_weights_are_missing_or_truncated(runs):
     assert_one_line_error(r, 2, "lacks model.safetensors")
 
 
+def test_a_truncated_onnx_graph_is_named(runs, tmp_path):
+    out = tmp_path / "onnx"
+    assert run_cli("export", "student", "--runs-dir", runs, "--output", out).code == 0
+    graph = out / "model.onnx"
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 3])
+    for command in (("predict", out, "play some jazz"), ("push", out, "--repo-id", "me/o", "--dry-run")):
+        assert_one_line_error(run_cli(*command), 2, f"{graph} is damaged: it does not parse as ONNX")
+
+
 # -------------------------------------------------------------------------------------- data on disk
 
 

@@ -10,6 +10,7 @@ error (exit 2) for CI.
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
@@ -179,9 +180,12 @@ def find_problems(splits: dict[str, Table], given_train_labels: list[str], min_e
 
 
 def announce(checks: list[DataCheck], dropped: dict[str, int], where: str, strict: bool) -> None:
-    """One warning line a finding (or, ``strict``, an error naming the first), and what was dropped."""
+    """One warning line a finding (or, ``strict``, an error naming the first), and what was dropped. Under
+    torchrun only rank 0 says them (every rank reads the data)."""
     if strict and checks:
         raise UsageError(f"{where}: {checks[0].message} (strict: data checks are errors)")
+    if os.environ.get("RANK", "0") != "0":
+        return
     for check in checks:
         warn(f"{where}: {check.message}")
     if any(dropped.values()):
