@@ -277,20 +277,18 @@ def load_for_inference(ref: ModelRef, cfg: Config):
 
     from distill_cli.onnx_model import OnnxClassifier, is_onnx_folder
 
-    if ref.is_local:
-        check_weights(Path(ref.location))
-    if ref.is_local and is_onnx_folder(Path(ref.location)):
-        model = OnnxClassifier(Path(ref.location))
-    elif is_static(ref):
-        model = StaticClassifier(Path(ref.location))
+    folder = Path(ref.location) if ref.is_local else None
+    if folder is not None and (is_onnx_folder(folder) or is_static(ref)):
+        check_weights(folder)  # a PyTorch folder's are checked where they load (load_weights)
+        model = OnnxClassifier(folder) if is_onnx_folder(folder) else StaticClassifier(folder)
     else:
         model_config = load_model_config(ref, cfg)
         if getattr(model_config, POOLING_KEY, None) == "mean":
             model = _mean_pooling_classifier(ref, cfg, {"num_labels": model_config.num_labels})
         else:
             model = load_weights(AutoModelForSequenceClassification, ref, cfg)
-    if ref.is_local:
-        check_recorded_labels(Path(ref.location), label_names(model.config))
+    if folder is not None:
+        check_recorded_labels(folder, label_names(model.config))
     return model.eval()
 
 

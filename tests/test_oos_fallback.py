@@ -52,6 +52,13 @@ def test_data_without_out_of_scope_queries_gets_the_fallback(tiny_bert, in_scope
     m = e.json["models"][0]
     assert m["oos_recall"] == 0.0 and m["oos_rule"]["oos_recall"] > 0.0  # argmax never says oos; the rule does
     assert 0.0 < m["oos_rule"]["in_scope_rejected"] < 0.6 and m["oos_rule"]["reject_share"] == 0.2
+    # On data with no out-of-scope query either: what it turned away counts against it, and is reported.
+    e = run_cli("evaluate", "f", "--dataset", in_scope_only, "--latency-runs", "2", "--json")
+    assert e.code == 0, e.stderr
+    m = e.json["models"][0]
+    turned = m["oos_rule"]["in_scope_rejected"]
+    assert 0.0 < turned < 0.6 and m["oos_rule"]["accuracy"] <= m["accuracy"]  # with no oos, turning away only costs
+    assert "oos" in {c["intent"] for r in m["per_intent"] for c in r["confused_with"]}
     # --oos-reject 0: no fallback.
     r = run_cli("finetune", *flags, "--oos-reject", "0", "--name", "g")
     assert r.code == 0 and json.loads((tmp_path / "runs" / "g" / "run.json").read_text())["oos_rule"] is None

@@ -37,7 +37,7 @@ from distill_cli.metrics import (
     separation,
     separation_rows,
 )
-from distill_cli.oos import apply_rule, softmax
+from distill_cli.oos import OOSRule, apply_rule, softmax
 from distill_cli.records import EvalResults
 from distill_cli.runs import config_with_run_dataset, oos_rule_of
 from distill_cli.ui import Bar, console
@@ -67,8 +67,14 @@ class Candidate:
     tokenizer: object
     labels: list[str]
     y_true: list[int]
-    oos_id: int | None
+    oos_id: int | None  # the gold out-of-scope label's id, when the data has it
     max_length: int
+    rule: OOSRule | None = None  # the out-of-scope rule the run chose, when it applies to this data
+
+    @property
+    def rule_id(self) -> int | None:
+        """The id the rule answers (the out-of-scope label, an output of the model's or one past them)."""
+        return self.labels.index(self.rule.oos_label) if self.rule is not None else None
 
     @classmethod
     def load(cls, cfg: Config, ref: modeling.ModelRef, gold: list[str]) -> Candidate:
@@ -79,7 +85,9 @@ class Candidate:
         check_labels(set(gold), labels, f"model '{ref.spec}'")
         index = {n: i for i, n in enumerate(labels)}
         oos_id = index.get(cfg.oos_label) if cfg.oos_label in gold else None
-        return cls(ref, model, tokenizer, labels, [index[g] for g in gold], oos_id, cfg.max_length)
+        if rule is not None and oos_id is not None and labels[oos_id] != rule.oos_label:
+            rule = None  # a rule for another label than the data's out-of-scope one
+        return cls(ref, model, tokenizer, labels, [index[g] for g in gold], oos_id, cfg.max_length, rule)
 
     def __call__(self, texts: list[str]):
         return inference.classify(self.model, self.tokenizer, texts, self.max_length)
@@ -106,10 +114,9 @@ def measure(candidates: list[Candidate], texts: list[str], latency_runs: int, ba
             "parameters": inference.parameter_count(c.model),
             "predictions": [c.labels[i] for i in preds],
         }
-        rule = with_oos_rule(c.ref, probs, c.y_true, c.labels, c.oos_id)
-        if rule is not None:
-            result["oos_rule"] = rule
-        result.update(error_analysis(c, logits, probs, rule["threshold"] if rule else None))
+        if c.rule is not None:
+            result["oos_rule"] = with_oos_rule(c, probs)
+        result.update(error_analysis(c, logits, probs))
         if extra_metrics:
             result["extra_metrics"] = {
                 name: metric.compute(predictions=preds, references=c.y_true) for name, metric in extra_metrics.items()
@@ -168,11 +175,11 @@ def time_interleaved(candidates: list[Candidate], texts: list[str], latency_runs
     return timings
 
 
-def error_analysis(c: Candidate, logits: np.ndarray, probs: np.ndarray, threshold: float | None) -> dict:
+def error_analysis(c: Candidate, logits: np.ndarray, probs: np.ndarray) -> dict:
     """Per-intent results and the most-confused intents, of the answers the model gives (with its
     out-of-scope rule, where it has one); with out-of-scope queries, how its top probability spreads over
     in-scope and out-of-scope queries, and how well each score sets them apart (AUROC, FPR at 95% TPR)."""
-    preds = apply_rule(probs, c.oos_id, threshold) if threshold is not None else probs.argmax(-1)
+    preds = apply_rule(probs, c.rule_id, c.rule.threshold) if c.rule is not None else probs.argmax(-1)
     out = {
         "per_intent": per_intent(c.y_true, preds, c.labels),
         "confusion": most_confused(c.y_true, preds, c.labels),
@@ -183,20 +190,18 @@ def error_analysis(c: Candidate, logits: np.ndarray, probs: np.ndarray, threshol
     return out
 
 
-def with_oos_rule(ref: modeling.ModelRef, probs: np.ndarray, y_true: list[int], labels: list[str], oos_id):
+def with_oos_rule(c: Candidate, probs: np.ndarray) -> dict:
     """The metrics with the out-of-scope rule the run chose on validation, and the share of in-scope queries
-    it turned away; None without a rule to apply."""
-    rule = oos_rule_of(ref.run_dir)
-    if rule is None or rule.oos_label not in labels or (oos_id is not None and labels[oos_id] != rule.oos_label):
-        return None
+    it turned away."""
+    rule = c.rule
     below = probs.max(-1) < rule.threshold
-    preds = apply_rule(probs, labels.index(rule.oos_label), rule.threshold)
-    in_scope = np.asarray(y_true) != (oos_id if oos_id is not None else -1)
+    preds = apply_rule(probs, c.rule_id, rule.threshold)
+    in_scope = np.asarray(c.y_true) != (c.oos_id if c.oos_id is not None else -1)
     return {
         "threshold": rule.threshold,
         "oos_share": rule.oos_share,
         "reject_share": rule.reject_share,
-        **classification_metrics(y_true, preds, oos_id),
+        **classification_metrics(c.y_true, preds, c.oos_id),
         "in_scope_rejected": float(below[in_scope].mean()) if in_scope.any() else None,
         "validation_curve": rule.curve,
     }

@@ -45,6 +45,11 @@ def short(text: str, width: int = 50) -> str:
     return repr(text if len(text) <= width else text[: width - 1] + "…")
 
 
+def rows_kept(table: Table, keep: list[bool]) -> Table:
+    """The rows of ``table`` whose ``keep`` is true, every column alike."""
+    return {k: [v for v, kept in zip(values, keep) if kept] for k, values in table.items()}
+
+
 def drop_duplicates(splits: dict[str, Table]) -> tuple[dict[str, Table], int]:
     """Each split without the repeated copies of a (text, label) pair: the first stays."""
     dropped, out = 0, {}
@@ -55,7 +60,7 @@ def drop_duplicates(splits: dict[str, Table]) -> tuple[dict[str, Table], int]:
             keep.append(key not in seen)
             seen.add(key)
         dropped += keep.count(False)
-        out[split] = {k: [v for v, kept in zip(values, keep) if kept] for k, values in table.items()}
+        out[split] = rows_kept(table, keep)
     return out, dropped
 
 
@@ -68,7 +73,7 @@ def drop_leaks(splits: dict[str, Table]) -> tuple[dict[str, Table], int]:
             continue
         keep = [normalised(t) not in train for t in splits[split]["text"]]
         dropped += keep.count(False)
-        out[split] = {k: [v for v, kept in zip(values, keep) if kept] for k, values in splits[split].items()}
+        out[split] = rows_kept(splits[split], keep)
     return out, dropped
 
 
