@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,offline,export,search,static]"
+	$(PY) -m pip install -q -e ".[dev,offline,export,search,search-postgres,static]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,13 +1,14 @@
-"""Out of scope without out-of-scope training data, on CLINC150 from ../shared.
+"""Out of scope with and without out-of-scope training data, on CLINC150 from ../shared; every score.
 
   1. open-set: "plus" train without `oos_train` (15,000 queries, 150 intents), validation `val` + `oos_val`,
      test `test` + `oos_test` (5,500). `distill finetune --student minilm-l6` with the defaults: the model has
-     no out-of-scope output; its rule is chosen on validation's 100 out-of-scope queries;
+     no out-of-scope output; its score and threshold are chosen on validation's 100 out-of-scope queries;
   2. no out-of-scope anywhere: the same data with every out-of-scope query removed; the fallback
-     (`oos_reject` 0.05) is the rule; evaluated on test with the out-of-scope queries put back;
-  3. the peer, pinned, given the same scores and rule: the frozen MiniLM-L6, mean pooling, L2 normalisation,
-     `LogisticRegression(C)` with C chosen on validation in-scope accuracy from 1, 10, 100; the threshold
-     chosen as the tool chooses it (validation, `oos_share` 0.18).
+     (`oos_reject` 0.05, the default score) is the rule; evaluated on test with the out-of-scope queries put back;
+  3. "plus" (out-of-scope trained, 100 `oos_train` queries as a class): the same command on the full file;
+  4. the peer of each, pinned, given the same scores and rules by the tool's own functions: the frozen
+     MiniLM-L6, mean pooling, L2 normalisation, `LogisticRegression(C)` with C chosen on validation in-scope
+     accuracy from 1, 10, 100; its Mahalanobis statistics fitted on its own (frozen) features.
 
 Every figure is on test; every choice on validation. Runs that exist are reused.
     python benchmarks/open_set.py
@@ -24,6 +25,12 @@ from common import OUT, distill, frozen_minilm, machine, pct, require_clinc, sav
 
 RUNS = OUT / "open-set"
 CACHE = OUT / "cache"
+SETTINGS = {"minilm-open-set": "open_set", "minilm-no-oos": "no_oos", "minilm-plus": "plus"}
+LABELS = {
+    "open_set": "open-set (oos in validation and test only)",
+    "no_oos": "no out-of-scope data (fallback)",
+    "plus": "plus (oos trained as a class)",
+}
 
 
 def datasets(clinc) -> dict:
@@ -34,7 +41,7 @@ def datasets(clinc) -> dict:
         "open_set": {k: v for k, v in data.items() if k != "oos_train"},
         "no_oos": {k: v for k, v in data.items() if not k.startswith("oos_")},
     }
-    paths = {}
+    paths = {"plus": clinc}
     for name, content in files.items():
         paths[name] = RUNS / f"{name}.json"
         if not paths[name].is_file():
@@ -42,42 +49,83 @@ def datasets(clinc) -> dict:
     return paths
 
 
-def peer(open_set) -> dict:
-    """The frozen MiniLM-L6 probe with the tool's scores and rule."""
+def peer_rule(setting: str, x: dict, y: dict, logits: dict, oos_id: int, intents: list[int]):
+    """The tool's rule for the peer: statistics on its training features, score by validation AUROC (the
+    fallback: the default score), threshold by expected accuracy (the fallback: oos_reject 0.05)."""
+    from distill_cli.oos import DEFAULT_SCORE, choose_reject_threshold, choose_score, choose_threshold, confidence
+    from distill_cli.oos_scores import SCORES, FeatureStats
+
+    keep = y["train"] != oos_id
+    stats = FeatureStats.fit(x["train"][keep], y["train"][keep])
+    val_y, val_logits, val_x = y["validation"], logits["validation"], x["validation"]
+    if setting == "no_oos":
+        val_in = val_y != oos_id  # the fallback's validation has no out-of-scope query
+        val_y, val_logits, val_x = val_y[val_in], val_logits[val_in], val_x[val_in]
+    in_val = val_y != oos_id
+    stats.calibrate(val_logits[in_val][:, intents], val_x[in_val])
+    if setting == "no_oos":
+        conf = confidence(DEFAULT_SCORE, val_logits, val_x, stats, intents)
+        return choose_reject_threshold(conf, "oos", 0.05, DEFAULT_SCORE), stats
+    score, aurocs = choose_score(list(SCORES), val_logits, val_y, oos_id, val_x, stats, intents)
+    conf = confidence(score, val_logits, val_x, stats, intents)
+    rule = choose_threshold(conf, val_logits.argmax(-1), val_y, oos_id, "oos", 0.18, score)
+    rule.score_auroc = aurocs
+    return rule, stats
+
+
+def peers(paths) -> dict:
+    """The frozen MiniLM-L6 probe of each setting with the tool's scores and rule."""
     from sklearn.linear_model import LogisticRegression
 
     from distill_cli.config import Config
     from distill_cli.data.columns import normalise
     from distill_cli.data.sources import read_source
     from distill_cli.metrics import classification_metrics, separation
-    from distill_cli.oos import apply_rule, choose_threshold, softmax
 
     encode = frozen_minilm(max_length=128)
-    splits, _, _ = normalise(read_source(str(open_set)), Config())
-
+    splits, _, _ = normalise(read_source(str(paths["plus"])), Config())
     start = time.perf_counter()
     x = {s: encode(splits[s]["text"]) for s in ("train", "validation", "test")}
-    intents = sorted(set(splits["train"]["label"]))
-    labels = [*intents, "oos"]
+    intents_names = sorted(set(splits["train"]["label"]) - {"oos"})
+    labels = [*intents_names, "oos"]
+    oos_id = len(intents_names)
     y = {s: np.array([labels.index(t) for t in splits[s]["label"]]) for s in x}
-    oos_id, in_val = len(intents), y["validation"] != len(intents)
-    heads = {c: LogisticRegression(C=c, max_iter=1000).fit(x["train"], y["train"]) for c in (1, 10, 100)}
-    accuracy = {
-        c: float((h.predict(x["validation"])[in_val] == y["validation"][in_val]).mean()) for c, h in heads.items()
-    }
-    best_c = max(accuracy, key=accuracy.get)
-    logits = {s: heads[best_c].decision_function(x[s]) for s in ("validation", "test")}
-    rule = choose_threshold(softmax(logits["validation"]), y["validation"], oos_id, "oos", 0.18)
-    probs = softmax(logits["test"])
-    return {
-        "C": best_c,
-        "validation_in_scope_accuracy": accuracy,
-        "seconds": round(time.perf_counter() - start, 1),
-        "threshold": rule.threshold,
-        "argmax": classification_metrics(y["test"], probs.argmax(-1), oos_id),
-        "with_rule": classification_metrics(y["test"], apply_rule(probs, oos_id, rule.threshold), oos_id),
-        "separation": separation(logits["test"], y["test"], oos_id),
-    }
+    encode_s = time.perf_counter() - start
+    in_val, probes, out = y["validation"] != oos_id, {}, {}
+
+    def probe(train):
+        """LogisticRegression with C chosen on validation in-scope accuracy; its logits."""
+        fit = lambda c: LogisticRegression(C=c, max_iter=1000).fit(x["train"][train], y["train"][train])  # noqa: E731
+        heads = {c: fit(c) for c in (1, 10, 100)}
+        right = {c: h.predict(x["validation"])[in_val] == y["validation"][in_val] for c, h in heads.items()}
+        accuracy = {c: float(r.mean()) for c, r in right.items()}
+        best = max(accuracy, key=accuracy.get)
+        return best, accuracy, {s: heads[best].decision_function(x[s]) for s in ("validation", "test")}
+
+    for setting in ("open_set", "no_oos", "plus"):
+        start = time.perf_counter()
+        train = np.ones(len(y["train"]), bool) if setting == "plus" else y["train"] != oos_id
+        kind = "plus" if setting == "plus" else "in_scope"  # open-set and no-oos train the same probe
+        probes[kind] = probes.get(kind) or probe(train)
+        best_c, accuracy, logits = probes[kind]
+        intents = list(range(len(intents_names)))  # every setting: the intents' columns, never an oos one
+        rule, stats = peer_rule(setting, {**x, "train": x["train"][train]}, {**y, "train": y["train"][train]},
+                                logits, oos_id, intents)  # fmt: skip
+        test_logits, test_x = logits["test"], x["test"]
+        preds = rule.apply(test_logits, oos_id, test_x, stats, intents)
+        in_scope = y["test"] != oos_id
+        turned = rule.confidence(test_logits, test_x, stats, intents) < rule.threshold
+        out[setting] = {
+            "C": best_c,
+            "validation_in_scope_accuracy": accuracy,
+            "seconds": round(time.perf_counter() - start + encode_s, 1),
+            "rule": rule.model_dump(exclude={"curve"}),
+            "argmax": classification_metrics(y["test"], test_logits.argmax(-1), oos_id),
+            "with_rule": {**classification_metrics(y["test"], preds, oos_id),
+                          "in_scope_rejected": float(turned[in_scope].mean())},  # fmt: skip
+            "separation": separation(test_logits, y["test"], oos_id, test_x, stats),
+        }
+    return out
 
 
 def main() -> None:
@@ -85,40 +133,44 @@ def main() -> None:
     paths = datasets(clinc)
     results = {"machine": machine(), "command": " ".join(sys.argv)}
     common = ("--student", "minilm-l6", "--cache-dir", CACHE)
-    results["open_set_run"] = train_once("finetune", RUNS, "minilm-open-set", "--dataset", paths["open_set"], *common)
-    results["no_oos_run"] = train_once("finetune", RUNS, "minilm-no-oos", "--dataset", paths["no_oos"], *common)
+    for name, setting in SETTINGS.items():
+        results[f"{setting}_run"] = train_once("finetune", RUNS, name, "--dataset", paths[setting], *common)
     where = ("--runs-dir", RUNS, "--cache-dir", CACHE, "--split", "test", "--dataset", paths["open_set"])
-    results["evaluation"] = distill("evaluate", "minilm-open-set", "minilm-no-oos", *where, "--latency-runs", "50")
-    print("$ the frozen MiniLM-L6 probe", file=sys.stderr)
-    results["peer"] = peer(paths["open_set"])
+    results["evaluation"] = distill("evaluate", *SETTINGS, *where, "--latency-runs", "50")
+    print("$ the frozen MiniLM-L6 probes", file=sys.stderr)
+    results["peer"] = peers(paths)
     save("open_set", results)
     print(summary(results))
 
 
 def summary(results: dict) -> str:
+    """One table: each setting's model and its peer; accuracy by argmax and with the rule, the rule's parts,
+    and every score's AUROC and FPR at 95% in-scope acceptance."""
+    from distill_cli.oos_scores import SCORES
+
     models = {m["model"]: m for m in results["evaluation"]["models"]}
-    p = results["peer"]
-    ps, pe = p["separation"]["max_softmax"], p["separation"]["energy"]
+    head = " | ".join(f"AUROC {s}" for s in SCORES) + " | " + " | ".join(f"FPR@95 {s}" for s in SCORES)
     lines = [
-        "| model | rule | argmax acc. % | with the rule: acc. % | in-scope % | OOS recall % | in-scope turned "
-        "away % | AUROC max softmax | AUROC energy | FPR@95 max softmax | FPR@95 energy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| peer: frozen MiniLM-L6 + LogisticRegression(C={p['C']}) | threshold {p['threshold']} "
-        f"| {pct(p['argmax']['accuracy'])} | {pct(p['with_rule']['accuracy'])} "
-        f"| {pct(p['with_rule']['in_scope_accuracy'])} | {pct(p['with_rule']['oos_recall'])} | — "
-        f"| {ps['auroc']:.4f} | {pe['auroc']:.4f} | {pct(ps['fpr_at_95_tpr'])} | {pct(pe['fpr_at_95_tpr'])} |",
+        f"| setting | model | rule (score, chosen on validation) | argmax acc. % | with the rule: acc. % | in-scope % "
+        f"| OOS recall % | in-scope turned away % | {head} |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * (2 * len(SCORES)),
     ]
-    for name, label in (("minilm-open-set", "MiniLM-L6 fine-tuned, open-set"),
-                        ("minilm-no-oos", "MiniLM-L6 fine-tuned, no out-of-scope data")):  # fmt: skip
-        m = models[name]
-        r, s = m["oos_rule"], m["separation"]
-        kind = f"fallback {r['reject_share']}" if r.get("reject_share") else f"threshold {r['threshold']}"
-        lines.append(
-            f"| {label} | {kind} | {pct(m['accuracy'])} | {pct(r['accuracy'])} | {pct(r['in_scope_accuracy'])} "
-            f"| {pct(r['oos_recall'])} | {pct(r['in_scope_rejected'])} | {s['max_softmax']['auroc']:.4f} "
-            f"| {s['energy']['auroc']:.4f} | {pct(s['max_softmax']['fpr_at_95_tpr'])} "
-            f"| {pct(s['energy']['fpr_at_95_tpr'])} |"
+
+    def row(setting, name, rule, argmax, with_rule, sep):
+        kind = f"fallback {rule['reject_share']}" if rule.get("reject_share") else "threshold"
+        aurocs = " | ".join(f"{sep[s]['auroc']:.4f}" if s in sep else "—" for s in SCORES)
+        fprs = " | ".join(pct(sep[s]["fpr_at_95_tpr"]) if s in sep else "—" for s in SCORES)
+        return (
+            f"| {LABELS[setting]} | {name} | {rule['score']}, {kind} | {pct(argmax)} | {pct(with_rule['accuracy'])} "
+            f"| {pct(with_rule['in_scope_accuracy'])} | {pct(with_rule['oos_recall'])} "
+            f"| {pct(with_rule['in_scope_rejected'])} | {aurocs} | {fprs} |"
         )
+
+    for name, setting in SETTINGS.items():
+        m, p = models[name], results["peer"][setting]
+        lines.append(row(setting, "MiniLM-L6 fine-tuned", m["oos_rule"], m["accuracy"], m["oos_rule"], m["separation"]))
+        lines.append(row(setting, f"peer: frozen MiniLM-L6 + LR(C={p['C']})", p["rule"], p["argmax"]["accuracy"],
+                         p["with_rule"], p["separation"]))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -89,9 +89,10 @@ class Config(BaseModel):
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     warmup: float = Field(0.0, ge=0, lt=1, description="Fraction of steps for learning-rate warmup.")
     gradient_accumulation_steps: PositiveInt = Field(1, description="Accumulate gradients over N batches.")
-    seed: int = Field(
-        42, ge=0, lt=2**32, description="Random seed (data split, head initialisation, shuffling)."
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Numeric precision: auto (bf16 on a GPU that has it, fp16 on other CUDA GPUs, fp32 on CPU)."
     )
+    seed: int = Field(42, ge=0, lt=2**32, description="Random seed (data split, head initialisation, shuffling).")
     group_by_length: bool = Field(True, description="Batch queries of similar length: far less padding.")
     report_to: str | list[str] = Field(
         "none",
@@ -103,6 +104,11 @@ class Config(BaseModel):
     oos_rule: Literal["auto", "threshold", "none"] = Field(
         "auto",
         description="Out-of-scope rule chosen on validation: auto (when the data has the oos label), threshold, none.",
+    )
+    oos_score: Literal["auto", "max_softmax", "energy", "mahalanobis", "energy+mahalanobis"] = Field(
+        "auto",
+        description="Score the out-of-scope rule thresholds: auto (the best validation AUROC where validation "
+        "has out-of-scope queries, else energy+mahalanobis), or one of them.",
     )
     oos_share: float = Field(
         0.18,

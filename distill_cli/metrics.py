@@ -36,6 +36,9 @@ COST = (
     Metric("parameters", "parameters", "parameters", None, "{:,}"),
 )
 QUALITY_KEYS = tuple(m.key for m in QUALITY)
+# What the kept epoch and search trials are chosen by: the expected accuracy at oos_share with the best rule
+# on the logits where validation has out-of-scope queries (``oos.best_expected_accuracy``), else accuracy.
+EXPECTED = Metric("expected_accuracy", "expected", "expected accuracy with the rule", None)
 # How well a score sets out-of-scope queries apart (``separation``), for each score of ``SCORES``.
 SEPARATION = (
     Metric("auroc", "AUROC", "AUROC", None),
@@ -60,13 +63,21 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], oos_id:
     return out
 
 
-def metrics_fn(labels: list[str], oos_label: str | None):
-    """``compute_metrics`` for a ``Trainer``: argmax predictions against the labels."""
+def metrics_fn(labels: list[str], oos_label: str | None, oos_share: float = 0.18):
+    """``compute_metrics`` for a ``Trainer``: argmax predictions against the labels, and what epochs and
+    trials are chosen by (``EXPECTED``)."""
     oos_id = labels.index(oos_label) if oos_label in labels else None
 
     def compute(eval_pred):
+        from distill_cli.oos import best_expected_accuracy
+
         logits, label_ids = eval_pred
-        return classification_metrics(label_ids, np.argmax(logits, axis=-1), oos_id)
+        out = classification_metrics(label_ids, np.argmax(logits, axis=-1), oos_id)
+        expected = None
+        if oos_id is not None:
+            expected = best_expected_accuracy(np.asarray(logits), label_ids, oos_id, oos_share)
+        out[EXPECTED.key] = out["accuracy"] if expected is None else expected
+        return out
 
     return compute
 
@@ -83,9 +94,7 @@ def per_intent(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str], 
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     ids = sorted(set(int(y) for y in y_true) | set(int(y) for y in y_pred))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=ids, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
     matrix = confusion_matrix(y_true, y_pred, labels=ids)
     rows = []
     for k, i in enumerate(ids):
@@ -121,32 +130,18 @@ def most_confused(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str
     return {"intents": [labels[ids[k]] for k in keep], "matrix": matrix[np.ix_(keep, keep)].tolist()}
 
 
-def score_histogram(probs: np.ndarray, y_true: Sequence[int], oos_id: int, bins: int = 20) -> dict:
-    """How the top probability spreads over in-scope and out-of-scope queries (counts per bin of [0, 1])."""
-    top, y = probs.max(-1), np.asarray(y_true)
-    edges = np.linspace(0.0, 1.0, bins + 1)
+def score_histogram(conf: np.ndarray, y_true: Sequence[int], oos_id: int, score: str, bins: int = 20) -> dict:
+    """How the rule's confidence (the top probability, or ``-score`` of another score) spreads over in-scope
+    and out-of-scope queries: counts per bin of [0, 1] for the top probability, else of its observed range."""
+    conf, y = np.asarray(conf, dtype=float), np.asarray(y_true)
+    low, high = (0.0, 1.0) if score == "max_softmax" else (float(conf.min()), float(conf.max()) + 1e-9)
+    edges = np.linspace(low, high, bins + 1)
     return {
+        "score": score,
         "edges": [round(float(e), 4) for e in edges],
-        "in_scope": np.histogram(top[y != oos_id], edges)[0].tolist(),
-        "oos": np.histogram(top[y == oos_id], edges)[0].tolist(),
+        "in_scope": np.histogram(conf[y != oos_id], edges)[0].tolist(),
+        "oos": np.histogram(conf[y == oos_id], edges)[0].tolist(),
     }
-
-
-# Out-of-scope scores of a classifier's logits: higher means further out of scope.
-def max_softmax_score(logits: np.ndarray) -> np.ndarray:
-    """1 - the top softmax probability (Hendrycks and Gimpel 2017): the score the out-of-scope rule thresholds."""
-    z = logits - logits.max(-1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
-    return 1.0 - probs.max(-1)
-
-
-def energy_score(logits: np.ndarray) -> np.ndarray:
-    """The energy ``-logsumexp(logits)`` (Liu et al. 2020): free, from the same logits, often better apart."""
-    top = logits.max(-1)
-    return -(top + np.log(np.exp(logits - top[:, None]).sum(-1)))
-
-
-SCORES = {"max_softmax": max_softmax_score, "energy": energy_score}
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
@@ -162,22 +157,29 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def separation(logits: np.ndarray, y_true: Sequence[int], oos_id: int, acceptance: float = 0.95) -> dict:
-    """How well each score (``SCORES``) sets out-of-scope queries apart from in-scope ones, whatever the
-    threshold: AUROC (out of scope as the positive class); at the threshold that accepts ``acceptance`` of the
-    in-scope queries, the share of out-of-scope queries accepted too (FPR at 95% TPR) and the in-scope
-    accuracy (right and accepted). The scores read the in-scope outputs: a model's own out-of-scope output,
-    if it has one (``oos_id`` is a column), is left out, as the open-set literature does."""
+def separation(
+    logits: np.ndarray, y_true: Sequence[int], oos_id: int, features=None, stats=None, acceptance: float = 0.95
+) -> dict:
+    """How well each score (``oos_scores.SCORES``; the feature scores where the model has their statistics)
+    sets out-of-scope queries apart from in-scope ones, whatever the threshold: AUROC (out of scope as the
+    positive class); at the threshold that accepts ``acceptance`` of the in-scope queries, the share of
+    out-of-scope queries accepted too (FPR at 95% TPR) and the in-scope accuracy (right and accepted). The
+    scores read the in-scope outputs: a model's own out-of-scope output, if it has one (``oos_id`` is a
+    column), is left out, as the open-set literature does."""
+    from distill_cli.oos_scores import FEATURE_SCORES, SCORES, out_of_scope_score
+
     y = np.asarray(y_true)
     intents = [i for i in range(logits.shape[-1]) if i != oos_id]
     logits = logits[:, intents]
     oos, right = y == oos_id, np.asarray(intents)[logits.argmax(-1)] == y
     out = {}
-    for name, score_fn in SCORES.items():
-        scores = score_fn(logits)
+    for name in SCORES:
+        if name in FEATURE_SCORES and stats is None:
+            continue
         if not oos.any() or oos.all():
             out[name] = {"auroc": None, "fpr_at_95_tpr": None, "in_scope_accuracy_at_95_tpr": None}
             continue
+        scores = out_of_scope_score(name, logits, features, stats)
         threshold = np.quantile(scores[~oos], acceptance)
         accepted = scores <= threshold
         out[name] = {
@@ -191,6 +193,7 @@ def separation(logits: np.ndarray, y_true: Sequence[int], oos_id: int, acceptanc
 def separation_rows(models: list[dict]) -> list[tuple[str, Metric]]:
     """(score, metric) for each separation measure, when a model of the report has them (data with
     out-of-scope queries); none otherwise."""
-    if not any(m.get("separation") for m in models):
-        return []
-    return [(score, metric) for score in SCORES for metric in SEPARATION]
+    from distill_cli.oos_scores import SCORES
+
+    shown = [s for s in SCORES if any(s in (m.get("separation") or {}) for m in models)]
+    return [(score, metric) for score in shown for metric in SEPARATION]

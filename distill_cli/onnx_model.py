@@ -3,7 +3,8 @@
 
 An exported folder holds ``model.onnx`` (inputs ``input_ids``, ``attention_mask`` and, where the tokenizer
 makes them, ``token_type_ids``; output ``logits``), the tokenizer, ``config.json`` with the labels, and
-``export.json``: the parent model, the export settings and the parity checks.
+``export.json``: the parent model, the export settings and the parity checks. A graph exported by this
+tool also outputs ``features``, the pooled vector the head reads, for the feature out-of-scope scores.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from distill_cli.errors import DistillError
 from distill_cli.extras import require
 from distill_cli.weights import ONNX_FILE
 
@@ -40,10 +42,17 @@ class OnnxClassifier:
         self.file = self.folder / file
         self.session = ort.InferenceSession(str(self.file), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.has_features = "features" in [o.name for o in self.session.get_outputs()]
 
-    def __call__(self, **encoded) -> SequenceClassifierOutput:
+    def __call__(self, features: bool = False, **encoded) -> SequenceClassifierOutput:
+        """The logits; with ``features``, the pooled features too (as ``hidden_states[-1]``)."""
         feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in self.input_names}
-        return SequenceClassifierOutput(logits=torch.from_numpy(self.session.run(["logits"], feeds)[0]))
+        if not features:
+            return SequenceClassifierOutput(logits=torch.from_numpy(self.session.run(["logits"], feeds)[0]))
+        if not self.has_features:
+            raise DistillError(f"{self.file} has no 'features' output: export the model again with this version")
+        logits, pooled = self.session.run(["logits", "features"], feeds)
+        return SequenceClassifierOutput(logits=torch.from_numpy(logits), hidden_states=(torch.from_numpy(pooled),))
 
     def eval(self) -> OnnxClassifier:
         return self

@@ -1,7 +1,10 @@
-"""The out-of-scope rule: answer out-of-scope when the model's top probability is below a threshold.
+"""The out-of-scope rule: answer out-of-scope when the model's confidence is below a threshold.
 
-The threshold is chosen on validation, never on test, by the expected accuracy at the deployment's share
-of out-of-scope traffic ``π`` (``oos_share``)::
+The confidence is ``-score`` of one of ``oos_scores.SCORES`` (for ``max_softmax``, the top probability
+itself). The score is chosen on validation by its AUROC where validation has out-of-scope queries (the one
+criterion that uses every query, not one threshold's few), else ``DEFAULT_SCORE``. The threshold is chosen
+on validation, never on test, by the expected accuracy at the deployment's share of out-of-scope traffic
+``π`` (``oos_share``)::
 
     (1 - π) * in-scope accuracy(τ) + π * out-of-scope recall(τ)
 
@@ -9,39 +12,74 @@ Validation's own share says little about deployment (CLINC150 "plus": 3% out of 
 18% in test): maximising plain validation accuracy picks too low a threshold, and the mean of in-scope
 accuracy and recall (π = 0.5) too high a one. The default π = 0.18 is the share of out-of-scope queries
 in the evaluation that CLINC150's authors designed (Larson et al. 2019: 1,000 of 5,500 test queries).
+Without out-of-scope queries, the fallback turns away a stated share of in-scope validation queries.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from distill_cli.errors import UsageError
+from distill_cli.oos_scores import FEATURE_SCORES, SCORES, FeatureStats, out_of_scope_score
 
-SCORE = "max_softmax_probability"
-GRID = np.round(np.arange(0.0, 1.0, 0.01), 2)
-
+# Measured on CLINC150 open-set and without out-of-scope data (BENCHMARKS.md): the best AUROC and the best
+# recall at the fallback's share, ahead of energy, Mahalanobis and max softmax alone.
+DEFAULT_SCORE = "energy+mahalanobis"
+GRID = np.round(np.arange(0.0, 1.0, 0.01), 2)  # top-probability thresholds
+QUANTILES = np.linspace(0.0, 1.0, 401)  # other scores: thresholds at these quantiles of validation
 
 EXPECTED_ACCURACY = "expected accuracy at oos_share: (1 - share) * in-scope accuracy + share * oos recall"
 REJECT_SHARE = "the fallback: turns away oos_reject of the in-scope validation queries"
 
 
 class OOSRule(BaseModel):
-    """A threshold on the top softmax probability, with what it did on validation (stored in run.json)."""
+    """A threshold on a confidence, with what it did on validation (stored in run.json)."""
 
     threshold: float
     oos_label: str
     oos_share: float | None = None  # the expected-accuracy rule's weight
     reject_share: float | None = None  # the fallback's share of in-scope validation queries turned away
-    score: str = SCORE
+    score: str = "max_softmax"
     criterion: str = EXPECTED_ACCURACY
+    # validation AUROC of each score tried, where the score was chosen by it
+    score_auroc: dict[str, float] = {}
     # (threshold, in-scope accuracy, out-of-scope recall) on validation, for `evaluate --plot`
     curve: list[tuple[float, float, float]] = []
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _known_score(cls, value: str) -> str:
+        value = "max_softmax" if value == "max_softmax_probability" else value  # runs before the other scores
+        if value not in SCORES:
+            raise ValueError(f"unknown out-of-scope score '{value}' (one of {', '.join(SCORES)})")
+        return value
 
     @property
     def is_fallback(self) -> bool:
         """Chosen without out-of-scope queries: a share of in-scope queries turned away."""
         return self.reject_share is not None
+
+    def describe(self) -> str:
+        """One line: what answers out of scope, and (the fallback) why there."""
+        if self.score == "max_softmax":
+            text = f"top probability < {self.threshold:.2f}"
+        else:
+            text = f"{self.score} confidence < {self.threshold:.4g}"
+        if self.is_fallback:
+            text += f" (the fallback: {self.reject_share:.0%} of in-scope validation queries fall below it)"
+        return text
+
+    @property
+    def needs_features(self) -> bool:
+        return self.score in FEATURE_SCORES
+
+    def confidence(self, logits, features=None, stats=None, intents=None) -> np.ndarray:
+        return confidence(self.score, logits, features, stats, intents)
+
+    def apply(self, logits, oos_id: int, features=None, stats=None, intents=None) -> np.ndarray:
+        """Argmax predictions, replaced by ``oos_id`` where the confidence is below the threshold."""
+        return decide(logits.argmax(-1), self.confidence(logits, features, stats, intents), oos_id, self.threshold)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -50,10 +88,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def apply_rule(probs: np.ndarray, oos_id: int, threshold: float) -> np.ndarray:
-    """Argmax predictions, replaced by ``oos_id`` where the top probability is below ``threshold``."""
-    preds = probs.argmax(axis=-1)
-    return np.where(probs.max(axis=-1) < threshold, oos_id, preds)
+def confidence(score: str, logits, features=None, stats: FeatureStats | None = None, intents=None) -> np.ndarray:
+    """``-score``: higher means more in scope. ``max_softmax`` reads every output (the top probability, as
+    the rule always did); the others read the intents' columns (``intents``, default all), leaving out a
+    trained out-of-scope output as the open-set literature does."""
+    logits = np.asarray(logits)
+    if score == "max_softmax":
+        return softmax(logits).max(-1)
+    return -out_of_scope_score(score, logits if intents is None else logits[:, intents], features, stats)
+
+
+def decide(preds: np.ndarray, conf: np.ndarray, oos_id: int, threshold: float) -> np.ndarray:
+    return np.where(conf < threshold, oos_id, preds)
 
 
 def rates(preds: np.ndarray, y: np.ndarray, oos_id: int) -> tuple[float, float]:
@@ -62,24 +108,65 @@ def rates(preds: np.ndarray, y: np.ndarray, oos_id: int) -> tuple[float, float]:
     return float((preds[in_scope] == y[in_scope]).mean()), float((preds[oos] == oos_id).mean())
 
 
-def choose_threshold(probs: np.ndarray, y: np.ndarray, oos_id: int, oos_label: str, oos_share: float) -> OOSRule:
-    """The threshold on ``GRID`` that maximises the expected accuracy at ``oos_share``; among equal best
-    ones, the middle one (the least sensitive to where validation's few out-of-scope queries fall)."""
+def thresholds(score: str, conf: np.ndarray) -> np.ndarray:
+    """The thresholds tried: ``GRID`` for the top probability; else quantiles of validation's confidences,
+    the lowest below them all (nothing turned away)."""
+    if score == "max_softmax":
+        return GRID
+    return np.unique(np.concatenate([[conf.min() - 1.0], np.quantile(conf, QUANTILES)]))
+
+
+def choose_threshold(
+    conf: np.ndarray, preds: np.ndarray, y: np.ndarray, oos_id: int, oos_label: str, oos_share: float,
+    score: str = "max_softmax",
+) -> OOSRule:  # fmt: skip
+    """The threshold that maximises the expected accuracy at ``oos_share``; among equal best ones, the
+    middle one (the least sensitive to where validation's few out-of-scope queries fall)."""
     y = np.asarray(y)
     if not (y == oos_id).any() or (y == oos_id).all():
         raise UsageError(f"the out-of-scope rule needs validation queries both labelled '{oos_label}' and not")
-    curve = [(float(t), *rates(apply_rule(probs, oos_id, t), y, oos_id)) for t in GRID]
-    scores = np.array([(1 - oos_share) * acc + oos_share * rec for _, acc, rec in curve])
-    best = np.flatnonzero(np.isclose(scores, scores.max()))
-    threshold = float(GRID[best[len(best) // 2]])
+    grid = thresholds(score, conf)
+    curve = [(float(t), *rates(decide(preds, conf, oos_id, t), y, oos_id)) for t in grid]
+    expected = np.array([(1 - oos_share) * acc + oos_share * rec for _, acc, rec in curve])
+    best = np.flatnonzero(np.isclose(expected, expected.max()))
+    threshold = float(grid[best[len(best) // 2]])
     curve = [tuple(round(v, 4) for v in c) for c in curve]
-    return OOSRule(threshold=threshold, oos_label=oos_label, oos_share=oos_share, curve=curve)
+    return OOSRule(threshold=threshold, oos_label=oos_label, oos_share=oos_share, score=score, curve=curve)
 
 
-def choose_reject_threshold(probs: np.ndarray, oos_label: str, share: float) -> OOSRule:
+def choose_reject_threshold(conf: np.ndarray, oos_label: str, share: float, score: str = "max_softmax") -> OOSRule:
     """The fallback for data without out-of-scope queries: the threshold under which ``share`` of the
-    (in-scope) validation queries' top probabilities fall, so that about that share of in-scope traffic is
+    (in-scope) validation queries' confidences fall, so that about that share of in-scope traffic is
     turned away as ``oos_label``, and whatever the model is least sure of with it."""
-    top = probs.max(axis=-1)
-    threshold = float(np.quantile(top, share, method="higher"))
-    return OOSRule(threshold=threshold, oos_label=oos_label, reject_share=share, criterion=REJECT_SHARE)
+    threshold = float(np.quantile(conf, share, method="higher"))
+    return OOSRule(threshold=threshold, oos_label=oos_label, reject_share=share, criterion=REJECT_SHARE, score=score)
+
+
+def best_expected_accuracy(logits, y, oos_id: int, oos_share: float) -> float | None:
+    """The expected accuracy at ``oos_share`` that the best rule on the logits alone (max softmax or energy,
+    best threshold) reaches on these queries: what training selects epochs and trials by, since it is the
+    quantity that is deployed (the feature scores need the statistics fitted after training). None without
+    both in-scope and out-of-scope queries."""
+    y = np.asarray(y)
+    if not (y == oos_id).any() or (y == oos_id).all():
+        return None
+    preds, intents = logits.argmax(-1), [i for i in range(logits.shape[1]) if i != oos_id]
+    best = 0.0
+    for score in ("max_softmax", "energy"):
+        conf = confidence(score, logits, intents=intents)
+        for t in thresholds(score, conf):
+            acc, rec = rates(decide(preds, conf, oos_id, t), y, oos_id)
+            best = max(best, (1 - oos_share) * acc + oos_share * rec)
+    return float(best)
+
+
+def choose_score(
+    candidates: list[str], logits, y, oos_id: int, features=None, stats=None, intents=None
+) -> tuple[str, dict[str, float]]:
+    """The candidate with the best validation AUROC (out of scope as the positive class; ties: the first),
+    and each one's AUROC."""
+    from distill_cli.metrics import auroc
+
+    positive = np.asarray(y) == oos_id
+    aurocs = {s: round(auroc(-confidence(s, logits, features, stats, intents), positive), 5) for s in candidates}
+    return max(candidates, key=lambda s: aurocs[s]), aurocs

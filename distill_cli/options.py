@@ -39,6 +39,7 @@ DATA = (
 )
 PREPARE = DATA + ("student", "teacher")
 TRAIN = DATA + (
+    "precision",
     "student",
     "student_layers",
     "alpha",
@@ -54,6 +55,7 @@ TRAIN = DATA + (
     "pooling",
     "head_init",
     "oos_rule",
+    "oos_score",
     "oos_share",
     "oos_reject",
 )
@@ -73,6 +75,7 @@ EVALUATE = (
     "runs_dir",
     "cache_dir",
     "seed",
+    "precision",
     "validation_size",
     "min_examples",
     "drop_duplicates",

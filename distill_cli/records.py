@@ -107,6 +107,7 @@ class EvalResults(Record):
     threads: int
     latency_runs: int | None = None
     batch_size: int | None = None
+    precision: str | None = None
     models: list[ModelResult]
     result: ModelResult
     data_checks: list[dict[str, Any]] = []  # prepare's findings, with example queries: kept on this machine

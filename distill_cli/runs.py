@@ -73,6 +73,7 @@ class RunRecord(Record):
     labels: list[str]
     seed: int
     world_size: int
+    precision: str | None = None  # as resolved on the machine that trained it (config: `auto` and the rest)
     versions: dict[str, str]
     train_s: float
     teacher_cache_s: float
@@ -224,6 +225,9 @@ def check_same_settings(run: RunFolder) -> None:
 
         warn(f"{run.partial} does not record the settings it started with; resuming with the ones given")
         return
+    # A setting a later version added is not in an older mark: the run started with its default.
+    defaults = Config().training_settings()
+    started = {**{k: v for k, v in defaults.items() if k not in started}, **started}
     changed = sorted(k for k in started.keys() | run.settings.keys() if started.get(k) != run.settings.get(k))
     if changed:
         diffs = ", ".join(f"{k} {started.get(k)!r} → {run.settings.get(k)!r}" for k in changed)

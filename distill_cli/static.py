@@ -73,12 +73,14 @@ class StaticClassifier:
         labels = [str(c) for c in self.pipeline.classes_]
         self.config = SimpleNamespace(id2label=dict(enumerate(labels)), num_labels=len(labels))
 
-    def __call__(self, texts: list[str]):
+    def __call__(self, texts: list[str], features: bool = False):
+        """The logits; with ``features``, the mean vector the head reads too (as ``hidden_states[-1]``)."""
         import torch
         from transformers.modeling_outputs import SequenceClassifierOutput
 
-        logits = self.pipeline.head._logits(self.pipeline.model.encode(texts))
-        return SequenceClassifierOutput(logits=torch.from_numpy(logits))
+        pooled = self.pipeline.model.encode(texts)
+        logits = torch.from_numpy(self.pipeline.head._logits(pooled))
+        return SequenceClassifierOutput(logits=logits, hidden_states=(torch.from_numpy(pooled),) if features else None)
 
     def eval(self) -> StaticClassifier:
         return self

@@ -19,7 +19,6 @@ PRUNER_STARTUP_TRIALS = 3
 
 def open_storage(settings: SearchSettings, folder: Path):
     """The journal file in the study folder, or the RDB that ``--storage`` names (connected now)."""
-    import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if settings.storage is None:
@@ -29,7 +28,7 @@ def open_storage(settings: SearchSettings, folder: Path):
     if "://" not in settings.storage:
         raise UsageError(f"--storage {url}: expected an Optuna RDB URL such as postgresql://user@host/db")
     try:
-        return optuna.storages.RDBStorage(settings.storage)
+        return rdb_storage(settings.storage)
     except ImportError as err:
         raise UsageError(f"--storage {url}: {missing_driver(err, settings.storage)}") from None
     except Exception as err:  # noqa: BLE001 - SQLAlchemy's errors carry the URL; say it without the password
@@ -37,8 +36,33 @@ def open_storage(settings: SearchSettings, folder: Path):
         raise DistillError(f"--storage {url}: cannot open the study database: {first}") from None
 
 
+SCHEMA_ATTEMPTS = 5
+
+
+def rdb_storage(url: str):
+    """Optuna's RDB storage of ``url``. Workers started together on a new database race to create its
+    tables, and all but one fail on a duplicate (PostgreSQL's catalog): they try again, and find the tables."""
+    import random
+    import time
+
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError):
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 + random.random())  # noqa: S311 - a backoff, not a secret
+
+
 # The module SQLAlchemy imports for a URL's driver -> the PyPI package that provides it.
-DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}
+DRIVER_PACKAGES = {
+    "psycopg": "distill-cli[search-postgres]",
+    "psycopg2": "psycopg2-binary",
+    "MySQLdb": "mysqlclient",
+}
 
 
 def missing_driver(err: ImportError, url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -238,3 +239,17 @@ def tiny_st(tmp_path_factory) -> Path:
     pooling = {"word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}
     (path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for this session (``postgres_server.py``). Where PostgreSQL is not installed
+    the tests that need it are skipped, except in CI (``CI`` set), where that is a failure."""
+    import postgres_server
+
+    if not postgres_server.available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not installed at {postgres_server.BIN} (set PG_BIN)")
+        pytest.skip(f"PostgreSQL is not installed at {postgres_server.BIN}")
+    with postgres_server.server() as url:
+        yield url

@@ -43,6 +43,19 @@ def test_fp32_export_gives_the_same_logits_with_the_pooling_inside_the_graph(bod
     assert np.allclose(_logits(torch_model, tmp_path / "runs" / "m"), _logits(graph, tmp_path / "m-onnx"), atol=1e-4)
     exported = json.loads((tmp_path / "m-onnx" / "export.json").read_text())
     assert exported["parent"] == "m" and exported["quantize"] == "none"
+    # The graph gives the pooled features too, and with the run's statistics (copied beside it) every
+    # out-of-scope score is PyTorch's.
+    from distill_cli.inference import batched_outputs
+    from distill_cli.modeling import load_tokenizer
+    from distill_cli.oos_scores import FEATURE_SCORES, FeatureStats, out_of_scope_score
+
+    assert checks["oos_decision_agreement"] == 1.0
+    tokenizer = load_tokenizer(resolve_model("m", cfg), cfg)
+    ours, theirs = (batched_outputs(m, tokenizer, TEXTS, 32, features=True) for m in (torch_model, graph))
+    stats = FeatureStats.load(tmp_path / "m-onnx")
+    for name in FEATURE_SCORES:
+        a, b = (out_of_scope_score(name, logits, features, stats) for logits, features in (ours, theirs))
+        assert np.allclose(a, b, rtol=1e-3, atol=1e-3), name
 
 
 def test_int8_export_in_evaluate_predict_and_push(runs, tmp_path):
@@ -67,25 +80,27 @@ def test_int8_export_in_evaluate_predict_and_push(runs, tmp_path):
     assert d.code == 0, d.stderr
     paths = {f["path"] for f in d.json["files"]}
     assert {"model.onnx", "export.json", "config.json", "tokenizer.json", "run.json"} <= paths
-    assert not [p for p in paths if p.endswith((".bin", ".pt", ".pkl", ".safetensors"))]
+    assert "oos_features.safetensors" in paths  # what the out-of-scope rule reads goes with the model
+    assert not [p for p in paths if p.endswith((".bin", ".pt", ".pkl", ".safetensors")) and not p.startswith("oos_")]
     assert "ort.InferenceSession" in d.json["card"] and "library_name: onnx" in d.json["card"]
 
 
 @contextmanager
 def lower_int8_accuracy(monkeypatch, by: float):
-    """The export's accuracy of the int8 graph (the final ``model.onnx``; the fp32 graph is scored as
-    ``model-fp32.onnx``), ``by`` lower than it really is."""
+    """The export's int8 check, run for real on the real int8 graph, then made to say the graph is ``by``
+    less accurate than it is."""
     from distill_cli.commands import export
-    from distill_cli.onnx_model import ONNX_FILE, OnnxClassifier
 
-    real = export.accuracy
+    real = export.quantize_int8
 
-    def stubbed(model, *args):
-        value = real(model, *args)
-        return value - by if isinstance(model, OnnxClassifier) and model.file.name == ONNX_FILE else value
+    def stubbed(*args):
+        check = real(*args)
+        check["int8_accuracy"] -= by
+        check["accuracy_drop_pt"] = round((check["fp32_accuracy"] - check["int8_accuracy"]) * 100, 3)
+        return check
 
     with monkeypatch.context() as m:
-        m.setattr(export, "accuracy", stubbed)
+        m.setattr(export, "quantize_int8", stubbed)
         yield
 
 
@@ -175,3 +190,27 @@ def test_trimming_is_gated_by_default_and_keeps_the_tokens_of_the_texts_given(ru
     assert_one_line_error(r, 2, "--trim-keep", "pass --trim-vocab too")
     r = run_cli("export", *flags, "--trim-keep", tmp_path / "nope.txt")
     assert_one_line_error(r, 2, "--trim-keep", "nope.txt: no such file")
+
+
+def test_the_cards_code_gives_the_feature_score_that_predict_applies(tiny_bert, tmp_path):
+    """A run told to use the combined score: its ONNX export's card holds code that, run as a Hub user would
+    run it (on the exported folder), computes the confidence `distill predict` compares with the threshold."""
+    import re
+
+    r = run_cli("finetune", *TRAIN_FLAGS, "--student", tiny_bert, "--epochs", "1", "--name", "m",
+                "--oos-score", "energy+mahalanobis")  # fmt: skip
+    assert r.code == 0, r.stderr
+    rule = json.loads((tmp_path / "runs" / "m" / "run.json").read_text())["oos_rule"]
+    assert rule["score"] == "energy+mahalanobis" and rule["score_auroc"] == {}  # told, not chosen
+    out = tmp_path / "m-onnx"
+    assert run_cli("export", "m", "--output", out).code == 0
+    d = run_cli("push", out, "--repo-id", "me/m", "--dry-run", "--json")
+    assert d.code == 0, d.stderr
+    code = "\n".join(re.findall(r"```python\n(.*?)```", d.json["card"], flags=re.S))
+    assert "oos_features.safetensors" in code and '"features"' in code
+    namespace: dict = {}
+    exec(code.replace('snapshot_download("me/m")', repr(str(out))), namespace)  # noqa: S102 - our own card
+    p = run_cli("predict", out, "how do i set an alarm for 7 am", "--json")
+    answer = json.loads(p.stdout)
+    assert -namespace["oos_score"][0] == pytest.approx(answer["confidence"], rel=1e-4, abs=1e-4)
+    assert bool(namespace["out_of_scope"][0]) == (answer["confidence"] < rule["threshold"])

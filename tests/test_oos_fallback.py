@@ -16,7 +16,7 @@ def test_the_reject_threshold_turns_away_its_share_of_validation():
     rng = np.random.default_rng(1)
     probs = rng.dirichlet(np.ones(10) * 0.3, size=400)
     for share in (0.01, 0.05, 0.2):
-        rule = choose_reject_threshold(probs, "oos", share)
+        rule = choose_reject_threshold(probs.max(-1), "oos", share)
         turned_away = float((probs.max(-1) < rule.threshold).mean())
         assert abs(turned_away - share) <= 1 / 400, (share, turned_away)
         assert rule.is_fallback and rule.reject_share == share and rule.oos_label == "oos"
@@ -37,11 +37,12 @@ def test_data_without_out_of_scope_queries_gets_the_fallback(tiny_bert, in_scope
     assert r.code == 0, r.stderr
     rule = json.loads((tmp_path / "runs" / "f" / "run.json").read_text())["oos_rule"]
     assert rule["reject_share"] == 0.2 and rule["oos_label"] == "oos" and rule["curve"] == []
+    assert rule["score"] == "energy+mahalanobis" and rule["score_auroc"] == {}  # the default: nothing to choose on
     # predict applies it: below the threshold, the answer is the out-of-scope label.
     texts = [t for t, _ in json.loads(DEMO.read_text())["val"]]
     p = run_cli("predict", "f", *texts, "--json")
     answers = [json.loads(line) for line in p.stdout.splitlines()]
-    below = [a["probability"] < rule["threshold"] for a in answers]
+    below = [a["confidence"] < rule["threshold"] for a in answers]
     assert any(below) and not all(below)
     for a, low in zip(answers, below):
         assert a["out_of_scope"] == low and (a["intent"] == "oos") == low

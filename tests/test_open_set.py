@@ -46,15 +46,20 @@ def test_a_model_of_open_set_data_answers_out_of_scope_by_its_rule(tiny_bert, ti
     record = json.loads((run / "run.json").read_text())
     rule = record["oos_rule"]
     assert record["labels"] == list(labels) and rule["oos_share"] == 0.18 and rule["reject_share"] is None
+    # The score was chosen on validation by AUROC among the four, and the feature statistics were saved.
+    assert set(rule["score_auroc"]) == {"max_softmax", "energy", "mahalanobis", "energy+mahalanobis"}
+    assert rule["score"] == max(rule["score_auroc"], key=rule["score_auroc"].get)
+    assert (run / "oos_features.safetensors").is_file()
     texts = [t for t, _ in json.loads(DEMO.read_text())["oos_test"]] + ["play some jazz", "set an alarm"]
     answers = [json.loads(line) for line in run_cli("predict", "teacher", *texts, "--json").stdout.splitlines()]
     for a in answers:
-        assert a["out_of_scope"] == (a["probability"] < rule["threshold"]) == (a["intent"] == "oos")
+        assert a["out_of_scope"] == (a["confidence"] < rule["threshold"]) == (a["intent"] == "oos")
     e = run_cli("evaluate", "teacher", "--latency-runs", "2", "--json")
     assert e.code == 0, e.stderr
     m = e.json["models"][0]
     assert m["oos_recall"] == 0.0 and m["oos_rule"]["oos_recall"] is not None  # argmax never says oos
-    assert m["separation"]["energy"]["auroc"] is not None
+    assert set(m["separation"]) == set(rule["score_auroc"]) and m["oos_rule"]["score"] == rule["score"]
+    assert all(0.0 <= s["auroc"] <= 1.0 for s in m["separation"].values())
     # A student distilled from it: the same labels, a rule of its own.
     d = distill_from_teacher(tmp_path / "runs", tiny_distilbert, "--dataset", open_set, "--epochs", "2",
                              "--name", "s")  # fmt: skip

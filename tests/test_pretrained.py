@@ -111,7 +111,7 @@ def test_probe_fits_logistic_regression_and_starts_lower_than_a_random_head(tiny
 
 
 def test_the_threshold_with_a_known_optimum_is_found():
-    from distill_cli.oos import apply_rule, choose_threshold
+    from distill_cli.oos import choose_threshold, decide
 
     rng = np.random.default_rng(0)
     # 3 classes, 2 = out of scope. In-scope queries: confident (top 0.6-0.95); out-of-scope: unsure (0.35-0.5).
@@ -119,15 +119,16 @@ def test_the_threshold_with_a_known_optimum_is_found():
     top = np.concatenate([rng.uniform(0.6, 0.95, n_in), rng.uniform(0.35, 0.5, n_oos)])
     probs = np.stack([top, (1 - top) * 0.7, (1 - top) * 0.3], axis=1)
     y = np.array([0] * n_in + [2] * n_oos)
-    rule = choose_threshold(probs, y, oos_id=2, oos_label="oos", oos_share=0.2)
+    top_prob, preds = probs.max(-1), probs.argmax(-1)
+    rule = choose_threshold(top_prob, preds, y, oos_id=2, oos_label="oos", oos_share=0.2)
     assert 0.5 < rule.threshold <= 0.6  # every threshold there separates the two perfectly
-    assert (apply_rule(probs, 2, rule.threshold) == y).all()
+    assert (decide(preds, top_prob, 2, rule.threshold) == y).all()
     assert len(rule.curve) == 100 and rule.curve[0] == (0.0, 1.0, 0.0)
     # The expected share of out-of-scope traffic moves the choice when the two overlap.
     top[:30] = 0.45  # a tenth of the in-scope queries as unsure as the out-of-scope ones
     probs = np.stack([top, (1 - top) * 0.7, (1 - top) * 0.3], axis=1)
-    rare = choose_threshold(probs, y, 2, "oos", oos_share=0.01).threshold
-    common = choose_threshold(probs, y, 2, "oos", oos_share=0.6).threshold
+    rare = choose_threshold(probs.max(-1), preds, y, 2, "oos", oos_share=0.01).threshold
+    common = choose_threshold(probs.max(-1), preds, y, 2, "oos", oos_share=0.6).threshold
     assert rare <= 0.45 and common > 0.5
 
 
@@ -136,8 +137,9 @@ def test_the_rule_is_stored_and_evaluate_and_predict_apply_it(runs, tmp_path, mo
 
     record = RunRecord.read(runs / "student")
     rule = record.oos_rule
-    assert rule is not None and rule.oos_label == "oos" and rule.oos_share == 0.18 and 0 <= rule.threshold < 1
-    # The curve starts at argmax: threshold 0 scores what the last validation pass scored (same queries, same
+    assert rule is not None and rule.oos_label == "oos" and rule.oos_share == 0.18
+    assert rule.score == max(rule.score_auroc, key=rule.score_auroc.get)  # chosen on validation
+    # The curve starts at argmax: its lowest threshold scores what the last validation pass scored (same queries, same
     # labels, whatever order the Trainer fed them in).
     assert rule.curve[0][1:] == pytest.approx(
         (record.metrics["in_scope_accuracy"], record.metrics["oos_recall"]), abs=1e-4
@@ -161,7 +163,7 @@ def test_the_rule_is_stored_and_evaluate_and_predict_apply_it(runs, tmp_path, mo
     accuracy = np.mean([a["intent"] == names[y] for a, y in zip(answers, test["label"])])
     assert accuracy == pytest.approx(student["oos_rule"]["accuracy"])
     for a in answers:
-        assert a["out_of_scope"] == (a["probability"] < rule.threshold or a["top_k"][0]["intent"] == "oos")
+        assert a["out_of_scope"] == (a["confidence"] < rule.threshold or a["top_k"][0]["intent"] == "oos")
         assert (a["intent"] == "oos") == a["out_of_scope"]
     # stdin, and the table for people.
     monkeypatch.setattr(sys, "stdin", io.StringIO("play some jazz\nbook me a table for two\n"))
@@ -195,5 +197,5 @@ def test_push_dry_run_of_a_mean_run_lists_its_modules_and_the_rule(mean_run):
     assert not [p for p in paths if p.endswith((".bin", ".pt", ".pkl"))]
     card = r.json["card"]
     threshold = json.loads((mean_run / "run.json").read_text())["oos_rule"]["threshold"]
-    assert 'SentenceTransformer("me/mean")' in card and f"score < {threshold}" in card
+    assert 'SentenceTransformer("me/mean")' in card and f"confidence < {threshold}" in card
     assert "library_name: sentence-transformers" in card

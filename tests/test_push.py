@@ -37,6 +37,7 @@ EXPECTED = [
     "config.json",
     "eval_results.json",
     "model.safetensors",
+    "oos_features.safetensors",
     "run.json",
     "tokenizer.json",
     "tokenizer_config.json",

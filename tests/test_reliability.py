@@ -239,5 +239,5 @@ def test_a_missing_database_driver_names_the_package(runs, tiny_distilbert, tmp_
     (tmp_path / "s.yaml").write_text("search: {epochs: [1, 2]}\n")
     flags = ("--config", tmp_path / "s.yaml", "--runs-dir", runs, "--teacher", "teacher", "--student", tiny_distilbert)
     r = run_cli("search", *TRAIN_FLAGS, *flags, "--storage", "postgresql://me:pw@127.0.0.1:9/db")
-    needles = ("postgresql://me:***@127.0.0.1:9/db", "driver 'psycopg'", "pip install 'psycopg[binary]'")
+    needles = ("postgresql://me:***@127.0.0.1:9/db", "driver 'psycopg'", "pip install 'distill-cli[search-postgres]'")
     assert_one_line_error(r, 2, *needles)

@@ -21,7 +21,7 @@ def test_auroc_is_scikit_learns_with_ties():
 
 
 def test_scores_rank_a_flat_answer_above_a_sure_one():
-    from distill_cli.metrics import energy_score, max_softmax_score
+    from distill_cli.oos_scores import energy_score, max_softmax_score
 
     sure, flat = [8.0, 0.0, 0.0], [1.0, 1.0, 1.0]
     for score in (energy_score, max_softmax_score):
@@ -56,3 +56,97 @@ def test_evaluate_reports_how_well_each_score_separates(runs):
             s = m["separation"][name]
             assert 0.0 <= s["auroc"] <= 1.0 and 0.0 <= s["fpr_at_95_tpr"] <= 1.0
     assert "AUROC (max softmax)" in r.stderr and "FPR at 95% TPR (energy)" in r.stderr
+
+
+def clusters(rng, n=60, d=6):
+    """Three intents' features around distinct centres, with a shared anisotropic spread."""
+    centres = np.eye(3, d) * 6.0
+    labels = np.repeat(np.arange(3), n)
+    spread = np.diag([3.0, 0.3, 0.3, 0.3, 0.3, 0.3])
+    return centres[labels] + rng.normal(size=(3 * n, d)) @ spread, labels
+
+
+def test_mahalanobis_ranks_a_far_point_above_a_near_one_and_survives_save_and_load(tmp_path):
+    from distill_cli.errors import DistillError
+    from distill_cli.oos_scores import STATS_FILE, FeatureStats, out_of_scope_score
+
+    rng = np.random.default_rng(0)
+    features, labels = clusters(rng)
+    stats = FeatureStats.fit(features, labels)
+    near = np.eye(3, 6)[[0]] * 6.0 + [[2.0, 0, 0, 0, 0, 0]]  # along the wide axis: near in Mahalanobis terms
+    far = np.eye(3, 6)[[0]] * 6.0 + [[0, 0, 0, 0, 0, 2.0]]  # as far in Euclid, across a narrow axis
+    d_near, d_far = stats.distance(np.vstack([near, far]))
+    assert d_far > 5 * d_near  # the shared covariance, not the Euclidean distance
+    # Its distance is the textbook one: (x - mu)^T Sigma^-1 (x - mu) to the nearest mean.
+    from sklearn.covariance import LedoitWolf
+
+    means = np.stack([features[labels == c].mean(0) for c in range(3)])
+    precision = LedoitWolf(assume_centered=True).fit(features - means[labels]).precision_
+    x = far[0] - means[0]
+    assert d_far == pytest.approx(x @ precision @ x, rel=1e-9)
+    logits = rng.normal(size=(40, 3))
+    queries = rng.normal(size=(40, 6)) * 4
+    stats.calibrate(logits, queries)
+    stats.save(tmp_path)
+    loaded = FeatureStats.load(tmp_path, feature_dim=6)
+    for name in ("mahalanobis", "energy+mahalanobis"):
+        before, after = (out_of_scope_score(name, logits, queries, s) for s in (stats, loaded))
+        assert np.allclose(before, after)
+    combined = out_of_scope_score("energy+mahalanobis", logits, queries, loaded)
+    assert abs(combined.mean()) < 1e-9  # each part standardised on the queries it was calibrated on
+    # Damaged, missing or foreign statistics are one line each, never a silent score.
+    with pytest.raises(DistillError, match="does not fit"):
+        FeatureStats.load(tmp_path, feature_dim=7)
+    (tmp_path / STATS_FILE).write_bytes((tmp_path / STATS_FILE).read_bytes()[:50])
+    with pytest.raises(DistillError, match="damaged"):
+        FeatureStats.load(tmp_path)
+    with pytest.raises(DistillError, match="missing"):
+        FeatureStats.load(tmp_path / "nowhere")
+
+
+def test_the_score_is_chosen_by_validation_auroc_and_its_threshold_by_expected_accuracy():
+    from distill_cli.oos import choose_score, choose_threshold, confidence
+    from distill_cli.oos_scores import FeatureStats
+
+    rng = np.random.default_rng(1)
+    features, labels = clusters(rng)
+    stats = FeatureStats.fit(features, labels)
+    # Validation: in-scope queries near their intents, out-of-scope ones far off; the logits say nothing.
+    val_in, y_in = clusters(rng, n=20)
+    val_oos = rng.normal(size=(12, 6)) * 2 + [0, 0, 0, 0, 0, 9.0]
+    x, y = np.vstack([val_in, val_oos]), np.concatenate([y_in, [3] * 12])
+    logits = np.eye(3)[np.concatenate([y_in, rng.integers(0, 3, 12)])] * 5.0
+    stats.calibrate(logits[:60], val_in)
+    best, aurocs = choose_score(["max_softmax", "energy", "mahalanobis"], logits, y, 3, x, stats)
+    assert best == "mahalanobis" and aurocs["mahalanobis"] == 1.0 and aurocs["max_softmax"] < 0.8
+    conf = confidence(best, logits, x, stats)
+    rule = choose_threshold(conf, logits.argmax(-1), y, 3, "oos", 0.18, best)
+    assert rule.score == "mahalanobis" and rule.needs_features
+    preds = rule.apply(logits, 3, x, stats)
+    assert (preds[60:] == 3).all() and (preds[:60] == y_in).all()  # perfectly apart: every decision right
+    assert conf[:60].min() >= rule.threshold > conf[60:].max()
+
+
+def test_epochs_are_chosen_by_the_expected_accuracy_with_the_rule_not_by_argmax():
+    """Two epochs' validation logits: the first is right more often by argmax, the second tells out-of-scope
+    queries apart so well that, with the rule, it is the better model. Selection takes the second."""
+    from distill_cli.metrics import EXPECTED, metrics_fn
+    from distill_cli.training.record import final_metrics
+
+    labels = ["a", "b", "oos"]
+    y = np.array([0] * 8 + [1] * 8 + [2] * 4)
+    sure = lambda k: [8.0 if j == k else 0.0 for j in range(3)]  # noqa: E731
+    # Epoch 1: every in-scope query right; out-of-scope ones answered "a" as surely as real "a" queries.
+    first = np.array([sure(k) for k in y[:16]] + [sure(0)] * 4)
+    # Epoch 2: two in-scope queries wrong, but out-of-scope ones flat (the rule turns them away).
+    second = first.copy()
+    second[[0, 8]] = [sure(1), sure(0)]
+    second[16:] = [[0.1, 0.0, 0.0]] * 4
+    compute = metrics_fn(labels, "oos", oos_share=0.18)
+    epochs = [{"epoch": i + 1, **compute((logits, y))} for i, logits in enumerate((first, second))]
+    assert epochs[0]["accuracy"] > epochs[1]["accuracy"]  # argmax prefers the first
+    assert epochs[1][EXPECTED.key] > epochs[0][EXPECTED.key]  # the deployed quantity, the second
+    assert final_metrics(epochs, best_kept=True)["epoch"] == 2
+    # Without out-of-scope validation queries there is no rule to choose: the expected accuracy is accuracy.
+    plain = metrics_fn(["a", "b"], None)((first[:16, :2], y[:16]))
+    assert plain[EXPECTED.key] == plain["accuracy"] == 1.0

@@ -165,7 +165,8 @@ def test_finetune_json_progress_and_no_library_noise(tiny_bert):
     result = _finetune(tiny_bert, "ft")
     assert result.code == 0, result.stderr
     out = result.json
-    assert set(out) == {"output", "train_s", "teacher_cache_s", "epochs", "metrics"}
+    assert set(out) == {"output", "train_s", "teacher_cache_s", "epochs", "metrics", "oos_rule"}
+    assert "curve" not in out["oos_rule"] and "out-of-scope rule (validation):" in result.stderr
     assert out["teacher_cache_s"] == 0 and len(out["epochs"]) == 2 and 0 <= out["metrics"]["accuracy"] <= 1
     assert "epoch 1: validation accuracy" in result.stderr and "samples/s" in result.stderr
     for noise in ("it/s]", "%|", "\x1b[", "Some weights", "{'loss'"):

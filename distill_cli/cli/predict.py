@@ -20,10 +20,11 @@ def predict(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object a text on stdout (JSON lines).")] = False,
     **overrides,
 ) -> None:
-    """Classify texts: the intent, its probability and the out-of-scope decision."""
+    """Classify texts: the intent, its probability and the out-of-scope decision. Lines from a file or a pipe
+    are answered as they come, a small batch at a time."""
     cfg = load_config(config, "predict", overrides)
     from distill_cli.commands import predict as command
 
-    lines = command.read_texts(texts or [], file)  # bad input is refused before a model is loaded
+    source = command.text_source(texts or [], file)  # bad input is refused before a model is loaded
     quiet_libraries()
-    command.render(command.Predictor.load(cfg, model)(lines, top_k), json_lines=json_out)
+    command.answer_all(command.Predictor.load(cfg, model), source, top_k, json_out)

@@ -90,19 +90,77 @@ result = classifier("{{ example }}")[0]
 intent, score = result["label"], result["score"]
 ```
 {%- endif %}
-{% if oos_threshold is not none and oos_reject is not none %}
-Out of scope: answer `{{ oos_label }}` when `score < {{ oos_threshold }}`. The training data has no
-out-of-scope queries, so this threshold on the top probability is a fallback: chosen to turn away
-{{ oos_reject }} of the in-scope validation queries, those the model is least sure of (`distill predict`
-applies it).
-{%- elif oos_threshold is not none %}
-Out of scope: answer `{{ oos_label }}` when `score < {{ oos_threshold }}`. This threshold on the top
-probability was chosen on the validation split for an expected {{ oos_share }} share of out-of-scope
-queries (`distill predict` applies it).
+{% if oos %}
+Out of scope: answer `{{ oos.label }}` when `confidence < {{ oos.threshold }}`, where the confidence is
+{{ oos.confidence }}.
+{%- if oos.reject is not none %} The training data has no out-of-scope queries, so this threshold is a
+fallback: chosen to turn away {{ oos.reject }} of the in-scope validation queries, those the model is least
+sure of.
+{%- else %} The score and threshold were chosen on the validation split (the score by AUROC, the threshold
+for an expected {{ oos.share }} share of out-of-scope queries).
+{%- endif %} `distill predict` applies it.
+{%- if oos.score != "max_softmax" %}
+
+The score reads the intents' logits and the pooled features that the head reads ({{ oos.features }}),
+with the statistics in `oos_features.safetensors` (fitted on the training split):
+
+```python
+from safetensors.numpy import load_file
+
+s = load_file(f"{folder}/oos_features.safetensors")
+{% if onnx %}logits, features = session.run(["logits", "features"], {n: enc[n].astype(np.int64) for n in names})
+{% endif %}{% if oos.output is not none %}logits = np.delete(logits, {{ oos.output }}, axis=-1)  # the intents' columns
+{% endif %}energy = -np.logaddexp.reduce(logits.astype(np.float64), axis=-1)
+z = features @ s["whitening"]
+distance = ((z[:, None, :] - s["means"][None]) ** 2).sum(-1).min(-1)  # squared Mahalanobis, nearest intent
+(e_mean, e_std), (d_mean, d_std) = s["standardize"]
+oos_score = {{ oos.expression }}
+out_of_scope = -oos_score < {{ oos.threshold }}
+```
+{%- endif %}
 {%- endif %}
 
 With `distill`: `distill predict MODEL "{{ example }}"`.
 """
+
+
+SCORE_EXPRESSIONS = {
+    "energy": "energy",
+    "mahalanobis": "distance",
+    "energy+mahalanobis": "(energy - e_mean) / e_std + (distance - d_mean) / d_std",
+}
+
+
+def feature_source(pooling: str, onnx: bool) -> str:
+    """Where a user of the card finds the pooled features of each kind of model."""
+    if onnx:
+        return "the graph's `features` output"
+    if pooling == "static":
+        return "`pipeline.model.encode(texts)`, the mean of the static vectors"
+    if pooling == "mean":
+        return "the mean-pooled vector that `2_Dense` reads"
+    return "the input of the last linear layer, `classifier`"
+
+
+def card_oos_rule(run: RunRecord | None, onnx: bool) -> dict | None:
+    """What the card says of the run's out-of-scope rule, and what its code needs."""
+    rule = run.oos_rule if run is not None else None
+    if rule is None:
+        return None
+    labels = run.labels or []
+    return {
+        "label": rule.oos_label,
+        "threshold": rule.threshold,
+        "share": rule.oos_share,
+        "reject": rule.reject_share,
+        "score": rule.score,
+        "confidence": "the top probability (`score` above)"
+        if rule.score == "max_softmax"
+        else f"minus the `{rule.score}` score (below)",
+        "features": feature_source(run.student.pooling, onnx),
+        "output": labels.index(rule.oos_label) if rule.oos_label in labels else None,
+        "expression": SCORE_EXPRESSIONS.get(rule.score),
+    }
 
 
 def hub_origin(spec: str | None, cfg: Config, depth: int = 0, follow_runs: bool = True) -> str | None:
@@ -250,9 +308,6 @@ def model_card(run_dir: Path, repo_id: str, cfg: Config) -> str:
         pooling=run.student.pooling if run else "cls",
         onnx=(run_dir / ONNX_FILE).is_file(),
         quantized=export is not None and export.quantize == "int8",
-        oos_threshold=run.oos_rule.threshold if run and run.oos_rule else None,
-        oos_label=run.oos_rule.oos_label if run and run.oos_rule else None,
-        oos_share=run.oos_rule.oos_share if run and run.oos_rule else None,
-        oos_reject=run.oos_rule.reject_share if run and run.oos_rule else None,
+        oos=card_oos_rule(run, onnx=(run_dir / ONNX_FILE).is_file()),
     )
     return str(card)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill_cli import inference, modeling
+from distill_cli import inference, modeling, precision
 from distill_cli.config import Config
 from distill_cli.data.columns import check_labels
 from distill_cli.data.prepared import load_for_training
@@ -37,7 +37,8 @@ from distill_cli.metrics import (
     separation,
     separation_rows,
 )
-from distill_cli.oos import OOSRule, apply_rule, softmax
+from distill_cli.oos import OOSRule, confidence
+from distill_cli.oos_scores import STATS_FILE, FeatureStats
 from distill_cli.records import EvalResults
 from distill_cli.runs import config_with_run_dataset, oos_rule_of
 from distill_cli.ui import Bar, console
@@ -70,11 +71,16 @@ class Candidate:
     oos_id: int | None  # the gold out-of-scope label's id, when the data has it
     max_length: int
     rule: OOSRule | None = None  # the out-of-scope rule the run chose, when it applies to this data
+    stats: FeatureStats | None = None  # the feature scores' statistics, where the run saved them
 
     @property
     def rule_id(self) -> int | None:
         """The id the rule answers (the out-of-scope label, an output of the model's or one past them)."""
         return self.labels.index(self.rule.oos_label) if self.rule is not None else None
+
+    def intents(self, outputs: int) -> list[int]:
+        """The model's outputs the scores read: all but its out-of-scope one."""
+        return [i for i in range(outputs) if i != (self.rule_id if self.rule is not None else self.oos_id)]
 
     @classmethod
     def load(cls, cfg: Config, ref: modeling.ModelRef, gold: list[str]) -> Candidate:
@@ -87,21 +93,44 @@ class Candidate:
         oos_id = index.get(cfg.oos_label) if cfg.oos_label in gold else None
         if rule is not None and oos_id is not None and labels[oos_id] != rule.oos_label:
             rule = None  # a rule for another label than the data's out-of-scope one
-        return cls(ref, model, tokenizer, labels, [index[g] for g in gold], oos_id, cfg.max_length, rule)
+        stats = feature_stats(ref, rule)
+        return cls(ref, model, tokenizer, labels, [index[g] for g in gold], oos_id, cfg.max_length, rule, stats)
 
     def __call__(self, texts: list[str]):
-        return inference.classify(self.model, self.tokenizer, texts, self.max_length)
+        """One served answer: the logits and, where the rule needs them, the features and the rule's decision."""
+        if self.rule is None or not self.rule.needs_features:
+            return inference.classify(self.model, self.tokenizer, texts, self.max_length)
+        logits, features = inference.classify(self.model, self.tokenizer, texts, self.max_length, features=True)
+        logits = logits.numpy()
+        return self.rule.apply(logits, self.rule_id, features.numpy(), self.stats, self.intents(logits.shape[1]))
+
+    def answers(self, logits: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+        """The model's answers: with its out-of-scope rule where it has one, else argmax."""
+        if self.rule is None:
+            return logits.argmax(-1)
+        return self.rule.apply(logits, self.rule_id, features, self.stats, self.intents(logits.shape[1]))
 
 
-def measure(candidates: list[Candidate], texts: list[str], latency_runs: int, batch_size: int, extra_metrics: dict):
-    """Every model's metrics; single-query latency is timed round-robin, so machine noise hits all alike."""
+def feature_stats(ref: modeling.ModelRef, rule: OOSRule | None) -> FeatureStats | None:
+    """The feature statistics saved with a run (required when its rule reads them, else read if there)."""
+    folder = Path(ref.location) if ref.is_local else None
+    if folder is None or not ((folder / STATS_FILE).is_file() or (rule is not None and rule.needs_features)):
+        return None
+    return FeatureStats.load(folder)
+
+
+def measure(
+    candidates: list[Candidate], texts: list[str], latency_runs: int, batch_size: int, extra_metrics: dict,
+    half: str = "fp32",
+):  # fmt: skip
+    """Every model's metrics; single-query latency is timed round-robin, so machine noise hits all alike.
+    PyTorch models run under autocast to ``half`` (bf16) when asked."""
     results = []
-    with torch.inference_mode():
+    with torch.inference_mode(), precision.autocast(half):
         outputs = [predict_batched(c, texts, batch_size) for c in candidates]
         timings = time_interleaved(candidates, texts, latency_runs)
-    for c, (logits, batched_s), ms in zip(candidates, outputs, timings):
-        probs = softmax(logits)
-        preds = probs.argmax(-1).tolist()
+    for c, (logits, features, batched_s), ms in zip(candidates, outputs, timings):
+        preds = logits.argmax(-1).tolist()
         result = {
             "model": c.ref.spec,
             "path": c.ref.location,
@@ -115,8 +144,8 @@ def measure(candidates: list[Candidate], texts: list[str], latency_runs: int, ba
             "predictions": [c.labels[i] for i in preds],
         }
         if c.rule is not None:
-            result["oos_rule"] = with_oos_rule(c, probs)
-        result.update(error_analysis(c, logits, probs))
+            result["oos_rule"] = with_oos_rule(c, logits, features)
+        result.update(error_analysis(c, logits, features))
         if extra_metrics:
             result["extra_metrics"] = {
                 name: metric.compute(predictions=preds, references=c.y_true) for name, metric in extra_metrics.items()
@@ -149,11 +178,14 @@ def intent_losses(gold: list[str], reference: list[str], preds: list[str]) -> li
     return sorted(losses, key=lambda x: (-x["lost_pt"], x["intent"]))
 
 
-def predict_batched(c: Candidate, texts: list[str], batch_size: int) -> tuple[np.ndarray, float]:
-    """Logits for ``texts``, in batches, and the seconds it took (for throughput)."""
+def predict_batched(c: Candidate, texts: list[str], batch_size: int):
+    """Logits for ``texts``, in batches, the pooled features where the run has feature statistics, and the
+    seconds it took (for throughput)."""
     start = time.perf_counter()
-    logits = inference.batched_logits(c.model, c.tokenizer, texts, c.max_length, batch_size, f"evaluate {c.ref.spec}")
-    return logits, time.perf_counter() - start
+    logits, features = inference.batched_outputs(
+        c.model, c.tokenizer, texts, c.max_length, batch_size, f"evaluate {c.ref.spec}", c.stats is not None
+    )
+    return logits, features, time.perf_counter() - start
 
 
 def time_interleaved(candidates: list[Candidate], texts: list[str], latency_runs: int) -> list[list[float]]:
@@ -175,29 +207,32 @@ def time_interleaved(candidates: list[Candidate], texts: list[str], latency_runs
     return timings
 
 
-def error_analysis(c: Candidate, logits: np.ndarray, probs: np.ndarray) -> dict:
+def error_analysis(c: Candidate, logits: np.ndarray, features: np.ndarray | None) -> dict:
     """Per-intent results and the most-confused intents, of the answers the model gives (with its
-    out-of-scope rule, where it has one); with out-of-scope queries, how its top probability spreads over
+    out-of-scope rule, where it has one); with out-of-scope queries, how the rule's confidence spreads over
     in-scope and out-of-scope queries, and how well each score sets them apart (AUROC, FPR at 95% TPR)."""
-    preds = apply_rule(probs, c.rule_id, c.rule.threshold) if c.rule is not None else probs.argmax(-1)
+    preds = c.answers(logits, features)
     out = {
         "per_intent": per_intent(c.y_true, preds, c.labels),
         "confusion": most_confused(c.y_true, preds, c.labels),
     }
     if c.oos_id is not None:
-        out["score_histogram"] = score_histogram(probs, c.y_true, c.oos_id)
-        out["separation"] = separation(logits, c.y_true, c.oos_id)
+        score = c.rule.score if c.rule is not None else "max_softmax"
+        conf = confidence(score, logits, features, c.stats, c.intents(logits.shape[1]))
+        out["score_histogram"] = score_histogram(conf, c.y_true, c.oos_id, score)
+        out["separation"] = separation(logits, c.y_true, c.oos_id, features, c.stats)
     return out
 
 
-def with_oos_rule(c: Candidate, probs: np.ndarray) -> dict:
+def with_oos_rule(c: Candidate, logits: np.ndarray, features: np.ndarray | None) -> dict:
     """The metrics with the out-of-scope rule the run chose on validation, and the share of in-scope queries
     it turned away."""
     rule = c.rule
-    below = probs.max(-1) < rule.threshold
-    preds = apply_rule(probs, c.rule_id, rule.threshold)
+    below = rule.confidence(logits, features, c.stats, c.intents(logits.shape[1])) < rule.threshold
+    preds = c.answers(logits, features)
     in_scope = np.asarray(c.y_true) != (c.oos_id if c.oos_id is not None else -1)
     return {
+        "score": rule.score,
         "threshold": rule.threshold,
         "oos_share": rule.oos_share,
         "reject_share": rule.reject_share,
@@ -248,10 +283,14 @@ def evaluate_models(
     for ref in refs:
         if ref.is_local:
             check_weights(Path(ref.location))
+    half = "fp32" if cfg.precision == "auto" else cfg.precision  # evaluate runs on the CPU, where auto is fp32
+    if half == "fp16":
+        raise UsageError("precision fp16 needs a CUDA GPU and evaluate runs on the CPU: use bf16 or fp32")
     metrics = {name: load_metric(name) for name in extra_metrics or []}  # loaded once, for every model
     if threads:
         torch.set_num_threads(threads)
     texts, gold, prepared = evaluation_data(cfg, refs, split)
+    candidates = [Candidate.load(cfg, ref, gold) for ref in refs]
     report = {
         "split": split,
         "dataset": prepared.manifest.source,
@@ -259,7 +298,8 @@ def evaluate_models(
         "threads": torch.get_num_threads(),
         "latency_runs": latency_runs,
         "batch_size": batch_size,
-        "models": measure([Candidate.load(cfg, ref, gold) for ref in refs], texts, latency_runs, batch_size, metrics),
+        "precision": half,
+        "models": measure(candidates, texts, latency_runs, batch_size, metrics, half),
         "data_checks": [c.model_dump() for c in prepared.manifest.checks],
     }
     compare_to_first(report["models"], gold)
@@ -302,6 +342,7 @@ def render(report: dict) -> None:
         table.add_row(metric.long, *row_cells(metric, [m[metric.key] for m in models]))
     if any("oos_rule" in m for m in models):
         rules = [m.get("oos_rule") or {} for m in models]
+        table.add_row("OOS score", *(r["score"].replace("_", " ") if r else "—" for r in rules))
         table.add_row("OOS threshold (validation)", *(f"{r['threshold']:.2f}" if r else "—" for r in rules))
         turned = [r.get("in_scope_rejected") for r in rules]
         table.add_row("in-scope queries turned away", *("—" if v is None else f"{v:.2%}" for v in turned))

@@ -45,7 +45,7 @@ def oos_curves(ax, curves: list[tuple[str, dict]]) -> None:
         ax.plot(thresholds, [v * 100 for v in in_scope], color=color, label=f"{name}: in-scope accuracy")
         ax.plot(thresholds, [v * 100 for v in recall], color=color, linestyle="--", label=f"{name}: OOS recall")
         ax.axvline(rule["threshold"], color=color, linestyle=":", linewidth=1)
-    ax.set_xlabel("Threshold on the top probability")
+    ax.set_xlabel("Threshold on the rule's confidence (top probability, or −score)")
     ax.set_ylabel("%")
     ax.set_title("Out-of-scope rule on validation (dotted: the chosen threshold)")
     ax.legend(loc="lower left", fontsize=8)
@@ -57,7 +57,7 @@ def rule_curves(report: dict) -> list[tuple[str, dict]]:
 
 def plot(report: dict, path: Path) -> None:
     """``--plot``: accuracy against latency; where models have a rule, its curves on validation; with
-    out-of-scope test queries, how the top probability spreads over them and over in-scope ones."""
+    out-of-scope test queries, how the rule's confidence spreads over them and over in-scope ones."""
     curves = rule_curves(report)
     spread = [m for m in report["models"] if m.get("score_histogram")]
     panels = 1 + bool(curves) + bool(spread)
@@ -70,8 +70,11 @@ def plot(report: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+CONFIDENCE = {"max_softmax": "Top probability", None: "Top probability"}
+
+
 def score_spread(ax, models: list[dict]) -> None:
-    """Each model's share of in-scope (solid) and out-of-scope (dashed) test queries by top probability."""
+    """Each model's share of in-scope (solid) and out-of-scope (dashed) test queries by the rule's confidence."""
     for i, m in enumerate(models):
         h = m["score_histogram"]
         for key, style in (("in_scope", "-"), ("oos", "--")):
@@ -79,14 +82,14 @@ def score_spread(ax, models: list[dict]) -> None:
             share = counts / counts.sum() if counts.sum() else counts
             ax.step(h["edges"][1:], share, where="pre", color=f"C{i}", linestyle=style,
                     label=f"{m['model']}: {'in scope' if key == 'in_scope' else 'out of scope'}")  # fmt: skip
-    ax.set_xlabel("Top probability (test)")
+    ax.set_xlabel("The rule's confidence (test): top probability, or −score")
     ax.set_ylabel("share of queries")
     ax.set_title("How the score spreads: in scope (solid), out of scope (dashed)")
     ax.legend(fontsize=8)
 
 
 def score_distributions(report: dict):
-    """Per model, how the top probability spreads over in-scope and out-of-scope test queries."""
+    """Per model, how its rule's confidence spreads over in-scope and out-of-scope test queries."""
     models = [m for m in report["models"] if m.get("score_histogram")]
     if not models:
         return None
@@ -100,7 +103,7 @@ def score_distributions(report: dict):
         if m.get("oos_rule"):
             ax.axvline(m["oos_rule"]["threshold"], color="k", linestyle=":", linewidth=1, label="threshold")
         ax.set_yscale("log")
-        ax.set_xlabel("Top probability")
+        ax.set_xlabel(CONFIDENCE.get(h.get("score"), f"−{h.get('score')} score"))
         ax.set_title(m["model"], fontsize=10)
         ax.legend(fontsize=8)
     return fig
@@ -223,7 +226,7 @@ def write_report(report: dict, path: Path, environment: dict) -> None:
         figures.append(embedded(fig, "out-of-scope threshold curve on validation"))
     distribution = score_distributions(report)
     if distribution is not None:
-        figures.append(embedded(distribution, "distribution of the top probability, in scope and out of scope"))
+        figures.append(embedded(distribution, "distribution of the rule's confidence, in scope and out of scope"))
     per_model = []
     for m in report["models"]:
         heat = confusion_heat_map(m)
@@ -237,8 +240,8 @@ def write_report(report: dict, path: Path, environment: dict) -> None:
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p class="muted">Written {time.strftime("%Y-%m-%d %H:%M")}; latency of one query with {report['threads']} threads,
-timed round-robin over {report['latency_runs']} queries.</p>
+<p class="muted">Written {time.strftime("%Y-%m-%d %H:%M")}; latency of one query with {report["threads"]} threads,
+timed round-robin over {report["latency_runs"]} queries.</p>
 <h2>Models side by side</h2>{comparison_table(report)}
 <h2>Figures</h2>{"".join(figures)}
 <h2>Per intent</h2>{"".join(per_model)}

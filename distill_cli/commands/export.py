@@ -6,7 +6,8 @@ axes; the pooling, mean or [CLS], is inside it. ``--quantize int8`` applies ONNX
 quantization (int8 weights with a scale per output channel, activations quantized on the fly). Parity is
 checked on validation queries: fp32 logits against PyTorch's (max abs difference, argmax agreement), and
 for int8 the validation accuracy of the int8 graph against the fp32 one; ``--max-accuracy-drop`` turns
-the latter into a gate.
+the latter into a gate. The graph also outputs the pooled features, and the run's out-of-scope statistics
+go with it: each graph's out-of-scope decisions under the run's rule are compared with PyTorch's.
 """
 
 from __future__ import annotations
@@ -35,19 +36,19 @@ from distill_cli.ui import warn
 from distill_cli.vocab import lost_tokens, trim
 from distill_cli.weights import weights_size_mb
 
-PARITY_QUERIES = 512  # validation queries compared between PyTorch and the fp32 graph
 OPSET = 17
 
 
-class LogitsOnly(torch.nn.Module):
-    """The model with positional inputs and one output, as the ONNX tracer wants it."""
+class LogitsAndFeatures(torch.nn.Module):
+    """The model with positional inputs and two outputs, as the ONNX tracer wants it: the logits, and the
+    pooled features the head reads (for the feature out-of-scope scores)."""
 
     def __init__(self, model, input_names: list[str]):
         super().__init__()
         self.model, self.input_names = model, input_names
 
     def forward(self, *inputs):
-        return self.model(**dict(zip(self.input_names, inputs))).logits
+        return inference.classify_encoded(self.model, dict(zip(self.input_names, inputs)))
 
 
 @dataclass
@@ -97,10 +98,37 @@ def export(
         if fmt == "torch":
             model.save_pretrained(tmp)
         else:
-            checks.update(write_onnx(tmp, model, tokenizer, texts, quantize, cfg.max_length))
+            checks.update(write_onnx(tmp, model, tokenizer, texts, quantize, cfg.max_length, oos_decider(ref, labels)))
+        copy_feature_stats(ref, tmp)
         record = write_folder(tmp, ref, spec, fmt, quantize, trim_vocab, checks, labels)
         gate(checks, max_accuracy_drop)
     return {**record, "output": str(output)}
+
+
+def oos_decider(ref: modeling.ModelRef, labels: list[str]):
+    """The parent run's out-of-scope rule as a function of (logits, features) → decisions, or None."""
+    from distill_cli.oos_scores import FeatureStats
+    from distill_cli.runs import oos_rule_of
+
+    rule = oos_rule_of(ref.run_dir)
+    if rule is None:
+        return None
+    stats = FeatureStats.load(Path(ref.location)) if rule.needs_features else None
+
+    intents = [i for i, name in enumerate(labels) if name != rule.oos_label]
+
+    def decide(logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        return rule.confidence(logits, features, stats, intents) < rule.threshold
+
+    return decide
+
+
+def copy_feature_stats(ref: modeling.ModelRef, folder: Path) -> None:
+    """The out-of-scope score's statistics go with the export (the rule in ``run.json`` reads them)."""
+    from distill_cli.oos_scores import STATS_FILE
+
+    if ref.is_local and (Path(ref.location) / STATS_FILE).is_file():
+        shutil.copy2(Path(ref.location) / STATS_FILE, folder / STATS_FILE)
 
 
 def copy_static(ref: modeling.ModelRef, spec: str, output: Path, overwrite: bool) -> dict:
@@ -114,14 +142,17 @@ def copy_static(ref: modeling.ModelRef, spec: str, output: Path, overwrite: bool
     return {**record, "output": str(output)}
 
 
-def write_onnx(folder: Path, model, tokenizer, texts: TaskTexts, quantize: str, max_length: int) -> dict:
-    """The graph (fp32, then int8 if asked) and its checks."""
+def write_onnx(folder: Path, model, tokenizer, texts: TaskTexts, quantize: str, max_length: int, decide=None) -> dict:
+    """The graph (fp32, then int8 if asked) and its checks. ``decide`` (logits, features) → out-of-scope
+    decisions is the parent's rule, where it has one: each graph's decisions are compared with PyTorch's."""
     model.config.save_pretrained(folder)  # the labels, and what OnnxClassifier reads first
     input_names = [k for k in MODEL_INPUTS if k in tokenizer.model_input_names]
     trace(model, tokenizer, input_names, folder / ONNX_FILE)
-    checks = {"fp32": parity(model, OnnxClassifier(folder), tokenizer, texts.validation[:PARITY_QUERIES], max_length)}
+    reference = Scored.of(model, tokenizer, texts.validation, texts.gold, max_length, decide)
+    fp32 = Scored.of(OnnxClassifier(folder), tokenizer, texts.validation, texts.gold, max_length, decide)
+    checks = {"fp32": parity(reference, fp32)}
     if quantize == "int8":
-        checks["int8"] = quantize_int8(folder, tokenizer, texts.validation, texts.gold, max_length)
+        checks["int8"] = quantize_int8(folder, tokenizer, texts, max_length, fp32, reference, decide)
     return checks
 
 
@@ -181,7 +212,7 @@ def task_texts(cfg: Config, ref: modeling.ModelRef, tokenizer, labels: list[str]
 def trace(model, tokenizer, input_names: list[str], path: Path) -> None:
     """Trace the model into ``path`` on a padded batch (so the attention mask is part of the graph)."""
     sample = tokenizer(["a short query", "a longer query with more words in it"], padding=True, return_tensors="pt")
-    wrapper = LogitsOnly(model, input_names).eval()  # a fresh module is in training mode: dropout would be traced
+    wrapper = LogitsAndFeatures(model, input_names).eval()  # a fresh module trains: dropout would be traced
     axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about Python control flow on shapes, all benign here
@@ -190,52 +221,75 @@ def trace(model, tokenizer, input_names: list[str], path: Path) -> None:
             tuple(sample[n] for n in input_names),
             str(path),
             input_names=input_names,
-            output_names=["logits"],
-            dynamic_axes={**axes, "logits": {0: "batch"}},
+            output_names=["logits", "features"],
+            dynamic_axes={**axes, "logits": {0: "batch"}, "features": {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,
         )
     model.eval()  # the exporter restores the wrapper's training flag on the model too
 
 
-def parity(model, graph: OnnxClassifier, tokenizer, texts: list[str], max_length: int) -> dict:
+@dataclass
+class Scored:
+    """One model's outputs on the validation queries: its logits, accuracy, and out-of-scope decisions
+    (under the parent's rule, where it has one)."""
+
+    logits: np.ndarray
+    accuracy: float
+    oos: np.ndarray | None
+
+    @classmethod
+    def of(cls, model, tokenizer, texts: list[str], gold: list[int], max_length: int, decide=None) -> Scored:
+        logits, features = inference.batched_outputs(model, tokenizer, texts, max_length, features=decide is not None)
+        accuracy = float((logits.argmax(-1) == np.asarray(gold)).mean())
+        return cls(logits, accuracy, decide(logits, features) if decide is not None else None)
+
+
+def parity(reference: Scored, graph: Scored) -> dict:
     """PyTorch against the fp32 graph on the same queries."""
-    ours = inference.batched_logits(model, tokenizer, texts, max_length)
-    theirs = inference.batched_logits(graph, tokenizer, texts, max_length)
     return {
-        "queries": len(texts),
-        "max_abs_logit_difference": float(np.abs(ours - theirs).max()),
-        "argmax_agreement": float((ours.argmax(-1) == theirs.argmax(-1)).mean()),
+        "queries": len(reference.logits),
+        "max_abs_logit_difference": float(np.abs(reference.logits - graph.logits).max()),
+        "argmax_agreement": float((reference.logits.argmax(-1) == graph.logits.argmax(-1)).mean()),
+        **oos_agreement(reference, graph),
     }
 
 
-def quantize_int8(folder: Path, tokenizer, texts: list[str], gold: list[int], max_length: int) -> dict:
-    """Replace the fp32 graph with its int8 version; validation accuracy of both."""
+def oos_agreement(reference: Scored, graph: Scored) -> dict:
+    """The share of queries on which the graph's out-of-scope decision is PyTorch's (empty without a rule)."""
+    if reference.oos is None:
+        return {}
+    return {"oos_decision_agreement": float((reference.oos == graph.oos).mean())}
+
+
+def quantize_int8(folder: Path, tokenizer, texts: TaskTexts, max_length: int, fp32: Scored, reference: Scored, decide):
+    """Replace the fp32 graph with its int8 version; validation accuracy of both, and its out-of-scope
+    decisions against PyTorch's."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fp32 = folder / "model-fp32.onnx"
-    (folder / ONNX_FILE).rename(fp32)
-    fp32_accuracy = accuracy(OnnxClassifier(folder, fp32.name), tokenizer, texts, gold, max_length)
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # the quantizer logs advice on the root logger
+    fp32_file = folder / "model-fp32.onnx"
+    (folder / ONNX_FILE).rename(fp32_file)
     try:
         # Per channel: one scale per output row of each weight matrix. On CLINC150 validation it kept the
         # 3-layer student within 0.05 pt of fp32, where one scale per matrix lost 0.4 pt (BENCHMARKS.md).
-        quantize_dynamic(str(fp32), str(folder / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(fp32_file), str(folder / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=True)
     finally:
         root.setLevel(level)
-    fp32.unlink()
-    int8_accuracy = accuracy(OnnxClassifier(folder), tokenizer, texts, gold, max_length)
+    fp32_file.unlink()
+    int8 = Scored.of(OnnxClassifier(folder), tokenizer, texts.validation, texts.gold, max_length, decide)
     return {
-        "queries": len(texts),
-        "fp32_accuracy": fp32_accuracy,
-        "int8_accuracy": int8_accuracy,
-        "accuracy_drop_pt": round((fp32_accuracy - int8_accuracy) * 100, 3),
+        "queries": len(texts.validation),
+        "fp32_accuracy": fp32.accuracy,
+        "int8_accuracy": int8.accuracy,
+        "accuracy_drop_pt": round((fp32.accuracy - int8.accuracy) * 100, 3),
+        **oos_agreement(reference, int8),
     }
 
 
 def accuracy(model, tokenizer, texts: list[str], gold: list[int], max_length: int) -> float:
-    return float((inference.batched_logits(model, tokenizer, texts, max_length).argmax(-1) == np.asarray(gold)).mean())
+    return Scored.of(model, tokenizer, texts, gold, max_length).accuracy
 
 
 def write_folder(
@@ -267,6 +321,12 @@ def gate(checks: dict, max_accuracy_drop: float | None) -> None:
     if "fp32" in checks and checks["fp32"]["argmax_agreement"] < 0.99:
         raise DistillError(
             f"the fp32 graph disagrees with PyTorch on {1 - checks['fp32']['argmax_agreement']:.1%} of the "
+            "validation queries: the export is wrong"
+        )
+    agreement = checks.get("fp32", {}).get("oos_decision_agreement")
+    if agreement is not None and agreement < 0.99:
+        raise DistillError(
+            f"the fp32 graph's out-of-scope decisions differ from PyTorch's on {1 - agreement:.1%} of the "
             "validation queries: the export is wrong"
         )
     for step in ("trim", "int8"):
@@ -301,11 +361,21 @@ def render(record: dict) -> None:
         fp32 = record["checks"]["fp32"]
         info(
             f"fp32 parity on {fp32['queries']} validation queries: max |Δlogit| "
-            f"{fp32['max_abs_logit_difference']:.2e}, argmax agreement {fp32['argmax_agreement']:.2%}"
+            f"{fp32['max_abs_logit_difference']:.2e}, argmax agreement {fp32['argmax_agreement']:.2%}" + oos_note(fp32)
         )
     if "int8" in record["checks"]:
         q = record["checks"]["int8"]
         info(
             f"int8 validation accuracy {q['int8_accuracy']:.4f} against fp32 {q['fp32_accuracy']:.4f} "
-            f"({-q['accuracy_drop_pt']:+.2f} pt, {q['queries']} queries)"
+            f"({-q['accuracy_drop_pt']:+.2f} pt, {q['queries']} queries)" + oos_note(q)
         )
+        if q.get("oos_decision_agreement", 1.0) < 0.99:
+            from distill_cli.ui import warn
+
+            differ = 1 - q["oos_decision_agreement"]
+            warn(f"the int8 graph's out-of-scope decisions differ from PyTorch's on {differ:.1%} of validation")
+
+
+def oos_note(check: dict) -> str:
+    agreement = check.get("oos_decision_agreement")
+    return "" if agreement is None else f"; out-of-scope decisions as PyTorch's on {agreement:.2%}"

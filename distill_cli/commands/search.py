@@ -1,11 +1,13 @@
 """``distill search``: the student's alpha, temperature, epochs and learning rate (whatever the config's
-``search:`` section ranges over), chosen by Optuna on validation accuracy, paying for the teacher once.
+``search:`` section ranges over), chosen by Optuna on what is deployed, paying for the teacher once: the
+validation accuracy expected with the out-of-scope rule at ``oos_share`` where validation has out-of-scope
+queries, else the validation accuracy (``metrics.EXPECTED``).
 
 A study lives in its folder ``<runs>/<name>/``: ``study.journal`` (Optuna's journal file storage, safe
 for several local processes) unless ``--storage`` names an Optuna RDB URL that workers on several machines
 share. What every trial needs is set up once per invocation and shared: the data, the teacher's logits
 (computed, or read from the cache) and the probe's frozen features. No trial loads the teacher. Each
-trial builds its student, trains it and reports every epoch's validation accuracy, so that the pruner
+trial builds its student, trains it and reports that value at every epoch, so that the pruner
 stops hopeless trials early. The best trial's model is kept as the run folder ``<name>/best/`` (no other
 trial folder stays behind), and ``best.yaml`` is a complete config: ``distill distill --config best.yaml``
 trains that student again.
@@ -28,6 +30,7 @@ from distill_cli.errors import DistillError, StudyInterrupted, UsageError
 from distill_cli.extras import require
 from distill_cli.files import atomic_file, file_lock
 from distill_cli.hub import redact_url
+from distill_cli.metrics import EXPECTED
 from distill_cli.runs import RunFolder, RunRecord, check_name, slug
 from distill_cli.search_space import SearchSettings
 from distill_cli.study_storage import STUDY_FILE, check_same_study, identity, make_pruner, open_storage
@@ -178,7 +181,7 @@ def completed(study: Study) -> list:
 
 
 def run_trial(study: Study, trial) -> float:
-    """Train one student with this trial's values; returns its last validation accuracy. Its model stays in
+    """Train one student with this trial's values; returns its last epoch's value. Its model stays in
     memory (``study.last``) until ``keep_if_best`` has seen it."""
     import optuna
 
@@ -197,11 +200,11 @@ def run_trial(study: Study, trial) -> float:
     seconds = time.perf_counter() - start
     trial.set_user_attr("seconds", round(seconds, 2))
     if reporter.pruned:
-        raise optuna.TrialPruned(f"pruned after epoch {len(reporter.accuracies)}")
-    if not reporter.accuracies:
+        raise optuna.TrialPruned(f"pruned after epoch {len(reporter.values)}")
+    if not reporter.values:
         raise DistillError("the trial ended without a validation pass")
     study.last = Trained(plan, trainer, layers_kept, seconds)
-    return reporter.accuracies[-1]
+    return reporter.values[-1]
 
 
 def keep_if_best(study: Study, number: int, value: float) -> None:
@@ -219,7 +222,7 @@ def keep_if_best(study: Study, number: int, value: float) -> None:
         shutil.rmtree(run.partial, ignore_errors=True)  # a crashed save of our own
         search = {"study": study.name, "trial": number, "value": value}
         finish_training(trained, run, study.setup, search=search)
-    info(f"trial {number}: new best, validation accuracy {value:.4f}, kept in {run.final}")
+    info(f"trial {number}: new best, validation {EXPECTED.long} {value:.4f}, kept in {run.final}")
 
 
 def write_best_config(study: Study) -> Path:
@@ -228,7 +231,7 @@ def write_best_config(study: Study) -> Path:
     cfg = study.cfg.model_copy(update={**best.params, "name": None, "output": None})
     path = study.folder / BEST_CONFIG
     header = (
-        f"# Best trial of study {study.name}: trial {best.number}, validation accuracy {best.value:.4f}.\n"
+        f"# Best trial of study {study.name}: trial {best.number}, validation {EXPECTED.long} {best.value:.4f}.\n"
         f"# Train it again with: distill distill --config {path}\n"
     )
     with atomic_file(path) as tmp:
@@ -237,16 +240,16 @@ def write_best_config(study: Study) -> Path:
 
 
 def trial_rows(study: Study) -> list[dict]:
-    """Every trial of the study, best first: values, validation accuracy per epoch, state, seconds."""
+    """Every trial of the study, best first: values, the value at each epoch, state, seconds."""
     rows = []
     for t in study.optuna.get_trials(deepcopy=False):
-        accuracies = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
+        values = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
         rows.append(
             {
                 "trial": t.number,
                 "state": t.state.name.lower(),
                 "params": t.params,
-                "validation_accuracy": accuracies,
+                "epoch_values": values,
                 "value": t.value,
                 "seconds": t.user_attrs.get("seconds"),
                 "error": t.user_attrs.get("error"),
@@ -261,13 +264,14 @@ def summary(study: Study, added: list[int], wall_s: float) -> dict:
     rows = trial_rows(study)
     mine = [r for r in rows if r["trial"] in added]
     planned = sum(r["params"].get("epochs", study.cfg.epochs) for r in mine if r["state"] != "fail")
-    run = sum(len(r["validation_accuracy"]) for r in mine if r["state"] != "fail")
+    run = sum(len(r["epoch_values"]) for r in mine if r["state"] != "fail")
     best = completed(study) and study.optuna.best_trial
     counts = {s: sum(r["state"] == s for r in rows) for s in ("complete", "pruned", "fail", "running")}
     return {
         "study": study.name,
         "folder": str(study.folder),
         "storage": redact_url(study.settings.storage) if study.settings.storage else str(study.folder / STUDY_FILE),
+        "objective": f"validation {EXPECTED.key}",
         "trials": counts,
         "added": len(added),
         "best": None

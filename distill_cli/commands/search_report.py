@@ -18,17 +18,17 @@ def render(report: dict) -> None:
 
     keys = sorted({k for r in report["table"] for k in r["params"]}, key=list(SearchSettings.model_fields).index)
     table = Table(title=f"study {report['study']}", title_justify="left")
-    for col in ("trial", "state", *(SHORT.get(k, k) for k in keys), "validation accuracy by epoch", "s"):
+    for col in ("trial", "state", *(SHORT.get(k, k) for k in keys), "validation expected accuracy by epoch", "s"):
         table.add_column(col, justify="left" if col.startswith(("state", "validation")) else "right")
     for r in report["table"]:
         params = [f"{r['params'][k]:.3g}" if k in r["params"] else "—" for k in keys]
-        epochs = " ".join(f"{a:.3f}" for a in r["validation_accuracy"]) or (r["error"] or "")
+        epochs = " ".join(f"{a:.3f}" for a in r["epoch_values"]) or (r["error"] or "")
         seconds = f"{r['seconds']:.0f}" if r["seconds"] is not None else "—"
         table.add_row(str(r["trial"]), r["state"], *params, epochs, seconds)
     console.print(table)
     best = report["best"]
     if best is not None:
-        console.print(f"best: trial {best['trial']}, validation accuracy {best['value']:.4f}")
+        console.print(f"best: trial {best['trial']}, {report['objective']} {best['value']:.4f}")
         console.print(f"  config: {best['config']}" + (f"\n  model:  {best['run']}" if best["run"] else ""))
     console.print(
         f"this invocation: {report['added']} trial(s) in {report['wall_s']:.0f}s; teacher {report['teacher_s']:.1f}s, "
@@ -51,7 +51,7 @@ def plot_study(study, name: str, path: Path) -> None:
         history.step([t.number for t in done], best, where="post", label="best so far")
         history.legend(loc="lower right")
     history.set_xlabel("Trial")
-    history.set_ylabel("Validation accuracy (%)")
+    history.set_ylabel("Validation expected accuracy with the rule (%)")
     history.set_title(f"Optimisation history · {name}")
     if len(done) >= 2:
         scores = optuna.importance.get_param_importances(study)

@@ -74,7 +74,10 @@ def same_on_all_ranks(text: str) -> str:
 def summary(record: RunRecord) -> dict:
     """The ``--json`` object of ``finetune`` and ``distill``."""
     return record.model_dump(
-        mode="json", include={"output", "train_s", "teacher_cache_s", "epochs", "metrics", "rows"}, exclude_none=True
+        mode="json",
+        include={"output", "train_s", "teacher_cache_s", "epochs", "metrics", "rows", "oos_rule"},
+        exclude={"oos_rule": {"curve"}},
+        exclude_none=True,
     )
 
 
@@ -82,14 +85,23 @@ def render(record: RunRecord) -> None:
     """The per-epoch validation table and the timings, for people (on stderr)."""
     from rich.table import Table
 
-    from distill_cli.metrics import QUALITY
+    from distill_cli.metrics import EXPECTED, QUALITY
     from distill_cli.ui import console
 
     table = Table(title=f"{record.command} → {record.output}", title_justify="left")
-    for col in ("epoch", "loss", *(m.short for m in QUALITY)):
+    for col in ("epoch", "loss", *(m.short for m in QUALITY), EXPECTED.short):
         table.add_column(col, justify="right")
     for e in record.epochs:
-        cells = [e.get(k) for k in ("epoch", "loss", *QUALITY_KEYS)]
+        cells = [e.get(k) for k in ("epoch", "loss", *QUALITY_KEYS, EXPECTED.key)]
         table.add_row(*("—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells))
     console.print(table)
     console.print(f"train {record.train_s:.1f}s, teacher logits {record.teacher_cache_s:.1f}s")
+    if record.oos_rule is not None:
+        console.print(f"out-of-scope rule (validation): {record.oos_rule.describe()}{score_choice(record.oos_rule)}")
+
+
+def score_choice(rule) -> str:
+    """How the rule's score was chosen: each candidate's validation AUROC, where it was chosen by them."""
+    if not rule.score_auroc:
+        return ""
+    return "; AUROC " + ", ".join(f"{name} {value:.4f}" for name, value in rule.score_auroc.items())

@@ -8,7 +8,7 @@ import time
 
 from transformers import TrainerCallback
 
-from distill_cli.metrics import format_metrics
+from distill_cli.metrics import EXPECTED, format_metrics
 from distill_cli.ui import Bar
 
 
@@ -81,17 +81,18 @@ class StopOnSignal(TrainerCallback):
 
 
 class ReportToTrial(TrainerCallback):
-    """Each epoch's validation accuracy goes to the Optuna ``trial``; a trial the pruner condemns stops at
-    the end of that epoch (``pruned`` says so)."""
+    """Each epoch's selection metric (``metrics.EXPECTED``) goes to the Optuna ``trial``; a trial the pruner
+    condemns stops at the end of that epoch (``pruned`` says so)."""
 
     def __init__(self, trial):
-        self.trial, self.accuracies, self.pruned = trial, [], False
+        self.trial, self.values, self.pruned = trial, [], False
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if not metrics or "eval_accuracy" not in metrics:
+        key = f"eval_{EXPECTED.key}"
+        if not metrics or key not in metrics:
             return
-        self.accuracies.append(metrics["eval_accuracy"])
-        self.trial.report(metrics["eval_accuracy"], step=len(self.accuracies))
+        self.values.append(metrics[key])
+        self.trial.report(metrics[key], step=len(self.values))
         if self.trial.should_prune():
             self.pruned = control.should_training_stop = True
 

@@ -11,9 +11,8 @@ this is multinomial logistic regression, scikit-learn's ``LogisticRegression(C=P
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from distill_cli.errors import UsageError
+from distill_cli.inference import final_linear
 from distill_cli.training.loss import distillation_loss
 from distill_cli.training.teacher_cache import batched_outputs
 
@@ -21,16 +20,7 @@ PROBE_C = 10.0  # inverse L2 strength, as LogisticRegression's C: C=10 beat C=1 
 PROBE_ITERATIONS = 150
 
 
-def final_linear(model) -> nn.Linear:
-    """The layer that turns the pooled features into logits."""
-    head = getattr(model, "classifier", None)
-    head = getattr(head, "out_proj", head)  # RoBERTa-style heads end in out_proj
-    if not isinstance(head, nn.Linear):
-        raise UsageError(f"head_init probe: cannot find the linear head of this {type(model).__name__}")
-    return head
-
-
-def head_features(model, tokenizer, texts: list[str], max_length: int) -> torch.Tensor:
+def head_features(model, tokenizer, texts: list[str], max_length: int, precision: str = "fp32") -> torch.Tensor:
     """What the head reads for each text, the body frozen and in eval mode (no dropout)."""
     head, captured = final_linear(model), []
     hook = head.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
@@ -41,7 +31,8 @@ def head_features(model, tokenizer, texts: list[str], max_length: int) -> torch.
         return captured[0]
 
     try:
-        return batched_outputs(model, tokenizer, texts, max_length, features, head.in_features, "probe features")
+        width, title = head.in_features, "probe features"
+        return batched_outputs(model, tokenizer, texts, max_length, features, width, title, precision=precision)
     finally:
         hook.remove()
 

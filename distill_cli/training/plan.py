@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
-from distill_cli import modeling
+from distill_cli import modeling, precision
 from distill_cli.config import Config
 from distill_cli.data.transfer import check_transfer_file
 from distill_cli.errors import UsageError
+from distill_cli.metrics import EXPECTED
 from distill_cli.search_space import SearchSettings
 from distill_cli.static import SEARCH_DEFAULTS as STATIC_SEARCH_DEFAULTS
 from distill_cli.static import encoder_spec
@@ -66,9 +67,21 @@ def make_plan(cfg: Config, command: str, search: SearchSettings | None = None) -
         defaults = {k: v for k, v in STATIC_SEARCH_DEFAULTS.items() if k not in search.model_fields_set}
         search = search.model_copy(update=defaults)
     alpha = cfg.alpha if command == "distill" else 1.0
+    check_precision(cfg)
     lowest = search.alpha[0] if search is not None and search.alpha is not None else alpha
     args = training_arguments(cfg, alpha, static)
     return Plan(cfg, command, args, static, alpha, teacher_logits=bool(cfg.teacher) and lowest < 1.0, search=search)
+
+
+def check_precision(cfg: Config) -> None:
+    """fp16 without CUDA is refused (exit 2) before anything is built; bf16 on the CPU is said once."""
+    problem = precision.problem(cfg.precision)
+    if problem:
+        raise UsageError(problem)
+    if precision.resolve(cfg.precision) == "bf16" and not torch.cuda.is_available():
+        from distill_cli.ui import warn
+
+        warn("precision bf16 on the CPU: it works, but these CPUs have no bf16 arithmetic, so it is slower than fp32")
 
 
 def training_arguments(
@@ -86,6 +99,7 @@ def training_arguments(
         logging_strategy="steps",
         logging_steps=10,
         use_cpu=not torch.cuda.is_available(),
+        **precision.training_arguments(precision.resolve(cfg.precision)),
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         ddp_find_unused_parameters=False,
@@ -98,9 +112,9 @@ def training_arguments(
 
 def static_arguments(checkpoints: bool) -> dict:
     """Its forward takes no labels: the Trainer is told where they are (else it passes them to the forward).
-    A run (with checkpoints) trains until validation accuracy stops improving and keeps its best epoch; a
-    search trial trains for the epochs it was given."""
-    best = dict(load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True)
+    A run (with checkpoints) trains until the selection metric (``metrics.EXPECTED``) stops improving and
+    keeps its best epoch; a search trial trains for the epochs it was given."""
+    best = dict(load_best_model_at_end=True, metric_for_best_model=EXPECTED.key, greater_is_better=True)
     return dict(label_names=["labels"], **(best if checkpoints else {}))
 
 

@@ -12,15 +12,24 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
 
-from distill_cli import modeling
+from distill_cli import inference, modeling, precision
 from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fingerprint
 from distill_cli.data.transfer import ExtraRows, describe, extra_rows, with_extra_rows
 from distill_cli.errors import Interrupted, UsageError
 from distill_cli.metrics import metrics_fn
-from distill_cli.oos import OOSRule, choose_reject_threshold, choose_threshold, softmax
+from distill_cli.oos import (
+    DEFAULT_SCORE,
+    OOSRule,
+    choose_reject_threshold,
+    choose_score,
+    choose_threshold,
+    confidence,
+)
+from distill_cli.oos_scores import FEATURE_SCORES, SCORES, FeatureStats
 from distill_cli.pooling import MeanPoolingClassifier
 from distill_cli.runs import RunFolder, finish_run, mark_started
 from distill_cli.static import PATIENCE
@@ -167,14 +176,16 @@ def probe_head(plan: Plan, model, setup: Setup) -> None:
     if cfg.head_init != "probe" or plan.static:
         return
     train_ds, teacher, tokenizer = setup.prepared.datasets["train"], setup.teacher, setup.models.tokenizer
+    half = precision.resolve(cfg.precision)
     logits = teacher.logits
     if logits is None and teacher.model is not None and plan.alpha < 1.0:
-        logits = compute_logits(teacher.model, tokenizer, list(train_ds["text"]), cfg.max_length)
+        logits = compute_logits(teacher.model, tokenizer, list(train_ds["text"]), cfg.max_length, precision=half)
     alpha = plan.alpha if logits is not None else 1.0
     features = setup.probe_features.get(cfg.student_layers)
     if features is None:
+        texts = list(train_ds["text"])
         features = setup.probe_features[cfg.student_layers] = head_features(
-            model, tokenizer, list(train_ds["text"]), cfg.max_length
+            model.to(precision.device()), tokenizer, texts, cfg.max_length, half
         )
     probe(model, features, torch.tensor(train_ds["label"]), logits, alpha, cfg.temperature)
 
@@ -193,7 +204,7 @@ def build_trainer(plan: Plan, model, setup: Setup, callbacks: list) -> Distillat
         eval_dataset=prepared.datasets["validation"],
         processing_class=setup.models.tokenizer,
         data_collator=collator,
-        compute_metrics=metrics_fn(prepared.label_names, prepared.manifest.oos_label),
+        compute_metrics=metrics_fn(prepared.label_names, prepared.manifest.oos_label, plan.cfg.oos_share),
         teacher_model=setup.teacher.model,
         callbacks=callbacks,
     )
@@ -218,28 +229,69 @@ def fit(trainer: DistillationTrainer, run: RunFolder) -> float:
 
 
 def finish_training(trained: Trained, run: RunFolder, setup: Setup, search: dict | None = None):
-    """Choose the out-of-scope rule, save the model and move the run folder into place; returns the
-    ``RunRecord`` written to its ``run.json``."""
-    oos_rule = choose_oos_rule(trained.plan, trained.trainer, setup.prepared, setup.oos)
+    """Save the model, choose its out-of-scope rule on what was saved, and move the run folder into place;
+    returns the ``RunRecord`` written to its ``run.json``."""
+    save_model(trained.trainer, run.partial)
+    oos_rule = choose_oos_rule(trained.plan, run.partial, setup) if trained.plan.is_main else None
     record = run_record(trained, run, setup, oos_rule)
     record.search = search
-    save_model(trained.trainer, run.partial)
     if trained.plan.is_main:
         finish_run(run, record)
     return record
 
 
-def choose_oos_rule(plan: Plan, trainer, prepared: Prepared, oos: OOSChoice | None) -> OOSRule | None:
-    """The out-of-scope threshold, chosen on validation (see ``oos.py``)."""
+def choose_oos_rule(plan: Plan, folder: Path, setup: Setup) -> OOSRule | None:
+    """The out-of-scope score and threshold, chosen on validation (see ``oos.py``), for the model as saved in
+    ``folder`` (the same model every later command loads). A feature score's statistics are fitted on the
+    training split's labelled queries and saved beside the model."""
+    oos, prepared, cfg = setup.oos, setup.prepared, plan.cfg
     if oos is None:
         return None
-    # Labels as the Trainer returns them: with length grouping, predictions do not come in dataset order.
-    output = trainer.predict(prepared.datasets["validation"])
-    probs = softmax(output.predictions)
+    ref = modeling.resolve_model(str(folder), cfg)
+    model, tokenizer = modeling.load_for_inference(ref, cfg), setup.models.tokenizer
+    if plan.static:
+        from distill_cli.static import StaticTokenizer
+
+        tokenizer = StaticTokenizer()
+    candidates = list(SCORES) if cfg.oos_score == "auto" else [cfg.oos_score]
+    need_features = any(s in FEATURE_SCORES for s in candidates)
+    val = prepared.datasets["validation"]
+    logits, features = inference.batched_outputs(
+        model, tokenizer, list(val["text"]), cfg.max_length, cfg.eval_batch_size, "out-of-scope rule", need_features
+    )
+    y = np.asarray(val["label"])
+    names = prepared.label_names  # the fallback's label may be in none of them
+    oos_id = names.index(oos.oos_label) if oos.oos_label in names else -1
+    intents = [i for i in range(logits.shape[1]) if i != oos_id]
+    stats = None
+    if need_features:
+        stats = fit_feature_stats(plan, model, tokenizer, prepared, oos_id)
+        stats.calibrate(logits[y != oos_id][:, intents], features[y != oos_id])
     if oos.kind == "fallback":
-        return choose_reject_threshold(probs, oos.oos_label, plan.cfg.oos_reject)
-    oos_id = prepared.label_names.index(oos.oos_label)
-    return choose_threshold(probs, output.label_ids, oos_id, oos.oos_label, plan.cfg.oos_share)
+        score = candidates[0] if len(candidates) == 1 else DEFAULT_SCORE
+        conf = confidence(score, logits, features, stats, intents)
+        rule = choose_reject_threshold(conf, oos.oos_label, cfg.oos_reject, score)
+    else:
+        score, aurocs = choose_score(candidates, logits, y, oos_id, features, stats, intents)
+        conf = confidence(score, logits, features, stats, intents)
+        rule = choose_threshold(conf, logits.argmax(-1), y, oos_id, oos.oos_label, cfg.oos_share, score)
+        rule.score_auroc = aurocs if len(candidates) > 1 else {}
+    if stats is not None:  # kept even when another score won: `evaluate` reports how every score separates
+        stats.save(folder)
+    return rule
+
+
+def fit_feature_stats(plan: Plan, model, tokenizer, prepared: Prepared, oos_id: int) -> FeatureStats:
+    """The intents' means and shared covariance of the pooled features of the labelled training queries
+    (not the transfer set's, not the out-of-scope ones)."""
+    train = prepared.datasets["train"]
+    rows = [i for i, y in enumerate(train["label"]) if 0 <= y != oos_id]
+    labelled = train.select(rows)
+    texts, labels = list(labelled["text"]), np.asarray(labelled["label"])
+    _, features = inference.batched_outputs(
+        model, tokenizer, texts, plan.cfg.max_length, plan.cfg.eval_batch_size, "out-of-scope statistics", True
+    )
+    return FeatureStats.fit(features, labels)
 
 
 def save_model(trainer: DistillationTrainer, folder: Path) -> None:

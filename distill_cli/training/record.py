@@ -8,8 +8,8 @@ import platform
 import torch
 import transformers
 
-from distill_cli import __version__
-from distill_cli.metrics import QUALITY_KEYS
+from distill_cli import __version__, precision
+from distill_cli.metrics import EXPECTED, QUALITY_KEYS
 from distill_cli.oos import OOSRule
 from distill_cli.pooling import MeanPoolingClassifier
 from distill_cli.runs import DatasetRecord, RunFolder, RunRecord, StudentRecord, TeacherRecord
@@ -32,6 +32,7 @@ def run_record(trained: Trained, run: RunFolder, setup: Setup, oos_rule: OOSRule
         labels=setup.prepared.model_labels,
         seed=plan.cfg.seed,
         world_size=plan.world_size,
+        precision=precision.resolve(plan.cfg.precision),
         versions={
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -71,15 +72,15 @@ def teacher_record(plan, setup: Setup) -> TeacherRecord | None:
 
 
 def final_metrics(epochs: list[dict], best_kept: bool) -> dict:
-    """The metrics of the model that is saved: the last epoch's, or the best one's when the Trainer kept the
-    best (the first of equals, as the Trainer does)."""
+    """The metrics of the model that is saved: the last epoch's, or the best one's by the selection metric
+    (``metrics.EXPECTED``) when the Trainer kept the best (the first of equals, as the Trainer does)."""
     if not epochs:
         return {}
-    return max(epochs, key=lambda e: e.get("accuracy") or 0.0) if best_kept else epochs[-1]
+    return max(epochs, key=lambda e: e.get(EXPECTED.key) or 0.0) if best_kept else epochs[-1]
 
 
 def epoch_metrics(entry: dict) -> dict:
     """An evaluation log entry without the ``eval_`` prefixes and timing noise."""
     out = {"epoch": entry["epoch"]} if "epoch" in entry else {}
-    out.update({k: entry[f"eval_{k}"] for k in ("loss", *QUALITY_KEYS) if f"eval_{k}" in entry})
+    out.update({k: entry[f"eval_{k}"] for k in ("loss", *QUALITY_KEYS, EXPECTED.key) if f"eval_{k}" in entry})
     return out

@@ -16,6 +16,7 @@ from distill_cli.config import Config
 from distill_cli.data.sources import sha, sha_file
 from distill_cli.errors import DistillError
 from distill_cli.files import atomic_file
+from distill_cli.precision import autocast, device, resolve
 from distill_cli.training.trainer import MODEL_INPUTS
 from distill_cli.ui import Bar, warn
 
@@ -32,29 +33,33 @@ def model_fingerprint(ref: modeling.ModelRef, model_config) -> str:
 
 @torch.no_grad()  # not inference_mode: the probe's head is fitted on these by autograd
 def batched_outputs(
-    model, tokenizer, texts: list[str], max_length: int, output, width: int, description: str, batch_size: int = 64
-) -> torch.Tensor:
+    model, tokenizer, texts: list[str], max_length: int, output, width: int, description: str, batch_size: int = 64,
+    precision: str = "fp32",
+) -> torch.Tensor:  # fmt: skip
     """``output(model, batch)`` (one row of ``width`` per text) for ``texts`` in their order, batched by length
-    (little padding), in eval mode."""
+    (little padding), in eval mode, under autocast to a (resolved) half ``precision``; float32 rows."""
     model.eval()
     enc = tokenizer(texts, truncation=True, max_length=max_length)
     order = np.argsort([len(ids) for ids in enc["input_ids"]], kind="stable")
     out = torch.empty(len(texts), width)
     keys = [k for k in MODEL_INPUTS if k in enc]
-    device = next(model.parameters()).device
-    with Bar(description, len(texts)) as bar:
+    where = next(model.parameters()).device
+    with Bar(description, len(texts)) as bar, autocast(precision, where):
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size]
             batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in keys}, return_tensors="pt")
-            out[torch.as_tensor(idx)] = output(model, batch.to(device)).float().cpu()
+            out[torch.as_tensor(idx)] = output(model, batch.to(where)).float().cpu()
             bar.advance(len(idx))
     return out
 
 
-def compute_logits(model, tokenizer, texts: list[str], max_length: int, description: str = "teacher logits"):
+def compute_logits(
+    model, tokenizer, texts: list[str], max_length: int, description: str = "teacher logits", precision: str = "fp32"
+):
     """Logits of ``model`` for ``texts`` in their order."""
     width = model.config.num_labels
-    return batched_outputs(model, tokenizer, texts, max_length, lambda m, b: m(**b).logits, width, description)
+    logits = lambda m, b: m(**b).logits  # noqa: E731
+    return batched_outputs(model, tokenizer, texts, max_length, logits, width, description, precision=precision)
 
 
 def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: list[str]) -> tuple[torch.Tensor, bool]:
@@ -62,7 +67,9 @@ def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: lis
     entry is trusted only when its shape, checksum and values check out; a damaged one is computed again."""
     from safetensors.torch import save_file
 
-    key = sha(json.dumps([model_fingerprint(ref, model_config), cfg.max_length, sha("\n".join(texts))]))[:24]
+    half = resolve(cfg.precision)
+    parts = [model_fingerprint(ref, model_config), cfg.max_length, sha("\n".join(texts))]
+    key = sha(json.dumps(parts if half == "fp32" else [*parts, half]))[:24]  # fp32 keys as they always were
     path = cfg.cache_root() / "teacher-logits" / f"{key}.safetensors"
     shape = (len(texts), model_config.num_labels)
     if path.is_file():
@@ -71,8 +78,8 @@ def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: lis
             return cached, True
         warn(f"the teacher-logit cache entry {path.name} is damaged; computing it again")
     tokenizer = modeling.load_tokenizer(ref, cfg)
-    model = modeling.load_for_inference(ref, cfg)
-    logits = compute_logits(model, tokenizer, texts, cfg.max_length).contiguous()
+    model = modeling.load_for_inference(ref, cfg).to(device())
+    logits = compute_logits(model, tokenizer, texts, cfg.max_length, precision=half).contiguous()
     if not torch.isfinite(logits).all():
         raise DistillError(f"teacher '{ref.spec}' gives non-finite logits (NaN or infinity): it cannot teach")
     metadata = {"teacher": ref.spec, "rows": str(shape[0]), "sha256": tensor_digest(logits)}

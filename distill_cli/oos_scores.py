@@ -1,0 +1,127 @@
+"""Out-of-scope scores: how far a query lies from what the model was trained on (higher: further out).
+
+- ``max_softmax``: 1 - the top softmax probability (Hendrycks and Gimpel 2017);
+- ``energy``: ``-logsumexp`` of the intents' logits (Liu et al. 2020), from the same logits;
+- ``mahalanobis``: the distance of the query's pooled features (what the linear head reads) to the nearest
+  intent's mean, with one covariance shared by the intents, fitted on the training split (Lee et al. 2018;
+  Podolskiy et al. 2021 for fine-tuned transformers). The covariance is Ledoit-Wolf shrunk, so that a few
+  hundred training queries in 384 dimensions still give a usable one;
+- ``energy+mahalanobis``: the sum of the two, each standardised by its mean and spread over in-scope
+  validation queries: the logits and the features fail on different queries (measured in ``BENCHMARKS.md``).
+
+What a feature score needs (the whitening matrix, the whitened intent means, the standardisation) is
+``FeatureStats``, saved beside the model as ``oos_features.safetensors``. The rule (``oos.py``) thresholds
+the *confidence*, ``-score`` (the top probability itself for ``max_softmax``, as the rule always did).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from distill_cli.errors import DistillError
+
+SCORES = ("max_softmax", "energy", "mahalanobis", "energy+mahalanobis")
+FEATURE_SCORES = frozenset({"mahalanobis", "energy+mahalanobis"})
+STATS_FILE = "oos_features.safetensors"
+
+
+def max_softmax_score(logits: np.ndarray) -> np.ndarray:
+    """1 - the top softmax probability."""
+    z = logits - logits.max(-1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    return 1.0 - probs.max(-1)
+
+
+def energy_score(logits: np.ndarray) -> np.ndarray:
+    """The energy ``-logsumexp(logits)``: free, from the same logits, often better apart."""
+    logits = np.asarray(logits, dtype=np.float64)
+    top = logits.max(-1)
+    return -(top + np.log(np.exp(logits - top[:, None]).sum(-1)))
+
+
+@dataclass
+class FeatureStats:
+    """The intents' feature statistics: ``whitening`` (d×d, the Cholesky factor of the shared precision
+    matrix, so that Mahalanobis distances are Euclidean ones after ``features @ whitening``), the whitened
+    intent ``means`` (C×d), and ``standardize`` (2×2: mean and spread of the energy and of the distance on
+    in-scope validation queries; ones and zeros until ``calibrate``)."""
+
+    whitening: np.ndarray
+    means: np.ndarray
+    standardize: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: np.ndarray) -> FeatureStats:
+        """Class means and one shrunk covariance of ``features`` (rows labelled by intent id)."""
+        from sklearn.covariance import LedoitWolf
+
+        x, labels = np.asarray(features, dtype=np.float64), np.asarray(labels)
+        intents = np.unique(labels)
+        means = np.stack([x[labels == c].mean(0) for c in intents])
+        index = np.searchsorted(intents, labels)
+        precision = LedoitWolf(assume_centered=True).fit(x - means[index]).precision_
+        whitening = np.linalg.cholesky((precision + precision.T) / 2)
+        return cls(whitening, means @ whitening, np.array([[0.0, 1.0], [0.0, 1.0]]))
+
+    def distance(self, features: np.ndarray) -> np.ndarray:
+        """The squared Mahalanobis distance of each row to the nearest intent mean."""
+        z = np.asarray(features, dtype=np.float64) @ self.whitening
+        d = (z**2).sum(1)[:, None] - 2 * z @ self.means.T + (self.means**2).sum(1)[None, :]
+        return np.maximum(d.min(1), 0.0)
+
+    def calibrate(self, logits: np.ndarray, features: np.ndarray) -> None:
+        """Standardise the energy and the distance by their mean and spread over these (in-scope) queries."""
+        for row, values in enumerate((energy_score(logits), self.distance(features))):
+            self.standardize[row] = (values.mean(), max(values.std(), 1e-12))
+
+    def save(self, folder: Path) -> None:
+        from safetensors.numpy import save_file
+
+        from distill_cli.files import atomic_file
+
+        tensors = {k: np.ascontiguousarray(getattr(self, k), dtype=np.float64) for k in ("whitening", "means")}
+        tensors["standardize"] = self.standardize.astype(np.float64)
+        with atomic_file(Path(folder) / STATS_FILE) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "distill-oos-features", "version": "1"})
+
+    @classmethod
+    def load(cls, folder: Path, feature_dim: int | None = None) -> FeatureStats:
+        """The statistics saved in ``folder``, checked: a missing, damaged or mismatched file is one line."""
+        from safetensors.numpy import load_file
+
+        path = Path(folder) / STATS_FILE
+        if not path.is_file():
+            raise DistillError(f"{path} is missing: the model's out-of-scope rule needs it (train the run again)")
+        try:
+            t = load_file(str(path))
+            stats = cls(t["whitening"], t["means"], t["standardize"])
+        except Exception as err:  # safetensors raises its own errors for a truncated header, KeyError for a key
+            raise DistillError(f"{path} is damaged ({type(err).__name__}): train the run again") from None
+        d = stats.whitening.shape[0] if stats.whitening.ndim == 2 else -1
+        shapes_ok = stats.whitening.shape == (d, d) and stats.means.ndim == 2 and stats.means.shape[1] == d
+        if not shapes_ok or stats.standardize.shape != (2, 2) or (feature_dim is not None and d != feature_dim):
+            raise DistillError(f"{path} does not fit this model's features (shape {stats.whitening.shape})")
+        if not all(np.isfinite(getattr(stats, k)).all() for k in ("whitening", "means", "standardize")):
+            raise DistillError(f"{path} holds values that are not finite: train the run again")
+        return stats
+
+
+def out_of_scope_score(
+    name: str, logits: np.ndarray, features: np.ndarray | None = None, stats: FeatureStats | None = None
+) -> np.ndarray:
+    """Score ``name`` of each row (higher: further out of scope), from the intents' logits and, for a
+    feature score, the pooled features and their statistics."""
+    if name == "max_softmax":
+        return max_softmax_score(logits)
+    if name == "energy":
+        return energy_score(logits)
+    if features is None or stats is None:
+        raise ValueError(f"the {name} score needs the pooled features and their statistics")
+    distance = stats.distance(features)
+    if name == "mahalanobis":
+        return distance
+    (e_mean, e_std), (d_mean, d_std) = stats.standardize
+    return (energy_score(logits) - e_mean) / e_std + (distance - d_mean) / d_std
