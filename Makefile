@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 1
 
-.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-open-set bench-cost clean
+.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-open-set bench-precision bench-cost clean
 
 # torch 2.13.0 first: that pin takes the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 $(STAMP): pyproject.toml
@@ -44,7 +44,8 @@ lint: install
 # Then the defaults (pooling, probe, out-of-scope rule) against the frozen-encoder peers (about 30 minutes),
 # the exported students (ONNX fp32, int8, trimmed vocabulary) beside the teacher (about 10 minutes),
 # an 8-trial search study (about 35 minutes), a static student against model2vec (about 15 minutes),
-# transfer sets and augmentation (about 30 minutes), and out of scope without out-of-scope data (about 20 minutes).
+# transfer sets and augmentation (about 30 minutes), out of scope with and without out-of-scope data (about
+# 35 minutes), and precision and streaming (about 3 minutes).
 bench: install-teacher
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/real_scale.py --seeds $(SEEDS)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/keep_pretrained.py
@@ -53,6 +54,8 @@ bench: install-teacher
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_student.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/transfer_sets.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/open_set.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/precision.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/streaming.py
 
 # The real-scale table alone (see bench).
 bench-real-scale: install-teacher
@@ -78,10 +81,15 @@ bench-static: install
 bench-transfer: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/transfer_sets.py
 
-# Out of scope without out-of-scope training data: open-set and none-anywhere CLINC150, MiniLM-L6 against the
-# frozen probe given the same scores and rule (about 20 minutes).
+# Out of scope with and without out-of-scope training data: open-set, none-anywhere and plus CLINC150, MiniLM-L6
+# against the frozen probe given the same scores and rules (about 35 minutes).
 bench-open-set: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/open_set.py
+
+# bf16 against fp32 on the CPU (the demo's teacher), then `predict` on a pipe that stays open (about 3 minutes).
+bench-precision: install
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/precision.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/streaming.py
 
 # Seconds per epoch of finetune vs cached and online distill (issue: the teacher-logit cache).
 bench-cost: install

@@ -166,28 +166,45 @@ def separation(
     out-of-scope queries accepted too (FPR at 95% TPR) and the in-scope accuracy (right and accepted). The
     scores read the in-scope outputs: a model's own out-of-scope output, if it has one (``oos_id`` is a
     column), is left out, as the open-set literature does."""
-    from distill_cli.oos_scores import FEATURE_SCORES, SCORES, out_of_scope_score
+    from distill_cli.oos import confidence
+    from distill_cli.oos_scores import FEATURE_SCORES, SCORES
 
     y = np.asarray(y_true)
     intents = [i for i in range(logits.shape[-1]) if i != oos_id]
-    logits = logits[:, intents]
-    oos, right = y == oos_id, np.asarray(intents)[logits.argmax(-1)] == y
+    oos, right = y == oos_id, np.asarray(intents)[logits[:, intents].argmax(-1)] == y
     out = {}
     for name in SCORES:
         if name in FEATURE_SCORES and stats is None:
             continue
         if not oos.any() or oos.all():
-            out[name] = {"auroc": None, "fpr_at_95_tpr": None, "in_scope_accuracy_at_95_tpr": None}
+            out[name] = dict.fromkeys(
+                ("auroc", "fpr_at_95_tpr", "in_scope_accuracy_at_95_tpr", "oos_recall_at_95_in_scope_accuracy")
+            )
             continue
-        scores = out_of_scope_score(name, logits, features, stats)
+        scores = -confidence(name, logits, features, stats, intents)
         threshold = np.quantile(scores[~oos], acceptance)
         accepted = scores <= threshold
         out[name] = {
             "auroc": auroc(scores, oos),
             "fpr_at_95_tpr": float(accepted[oos].mean()),
             "in_scope_accuracy_at_95_tpr": float((right & accepted)[~oos].mean()),
+            "oos_recall_at_95_in_scope_accuracy": recall_at_accuracy(scores, oos, right, 0.95),
         }
     return out
+
+
+def recall_at_accuracy(scores: np.ndarray, oos: np.ndarray, right: np.ndarray, floor: float) -> float | None:
+    """The most out-of-scope recall any threshold on ``scores`` reaches while the in-scope accuracy (right and
+    accepted) stays at ``floor`` or above; None when even accepting everything is below it."""
+    order = np.argsort(scores, kind="stable")  # accept the lowest scores first
+    s, is_oos, is_right = scores[order], oos[order], (right & ~oos)[order]
+    n_in, n_oos = int((~oos).sum()), int(oos.sum())
+    # Cut after position k (accept s[:k+1]); only where the next score differs, so ties go together.
+    cuts = np.flatnonzero(np.append(s[1:] != s[:-1], True))
+    accuracy = np.cumsum(is_right)[cuts] / n_in
+    recall = 1.0 - np.cumsum(is_oos)[cuts] / n_oos
+    ok = accuracy >= floor
+    return float(recall[ok].max()) if ok.any() else None
 
 
 def separation_rows(models: list[dict]) -> list[tuple[str, Metric]]:

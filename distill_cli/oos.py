@@ -89,12 +89,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def confidence(score: str, logits, features=None, stats: FeatureStats | None = None, intents=None) -> np.ndarray:
-    """``-score``: higher means more in scope. ``max_softmax`` reads every output (the top probability, as
-    the rule always did); the others read the intents' columns (``intents``, default all), leaving out a
-    trained out-of-scope output as the open-set literature does."""
+    """``-score``: higher means more in scope. Each reads the intents' columns (``intents``, default all):
+    a model's trained out-of-scope output is left out, as the open-set literature does. For ``max_softmax``
+    that is the top probability of an intent (the softmax over every output, so a query the model gives to
+    its out-of-scope output has a low one)."""
     logits = np.asarray(logits)
     if score == "max_softmax":
-        return softmax(logits).max(-1)
+        probs = softmax(logits)
+        return (probs if intents is None else probs[:, intents]).max(-1)
     return -out_of_scope_score(score, logits if intents is None else logits[:, intents], features, stats)
 
 

@@ -39,8 +39,8 @@ def training_arguments(precision: str) -> dict:
 
 
 def device() -> torch.device:
-    """Where the tool's own passes run: the GPU the Trainer would take, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Where the tool's own passes run: the GPU the Trainer took for this process, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def autocast(precision: str, device: torch.device | str = "cpu"):

@@ -44,6 +44,17 @@ def test_separation_at_95_percent_acceptance_leaves_the_oos_output_out():
     for name in ("max_softmax", "energy"):
         assert out[name]["auroc"] == 1.0 and out[name]["fpr_at_95_tpr"] == 0.0, name
         assert out[name]["in_scope_accuracy_at_95_tpr"] == pytest.approx(0.95, abs=0.051)
+        assert out[name]["oos_recall_at_95_in_scope_accuracy"] == 1.0  # all turned away, every intent kept
+    from distill_cli.metrics import recall_at_accuracy
+
+    # Four in-scope queries (the second wrong) and two out-of-scope ones; the score ranks one of them in
+    # the middle. Keeping 75% in-scope accuracy needs the three right ones accepted: recall 1/2 at most.
+    scores = np.array([0.1, 0.2, 0.5, 0.3, 0.4, 0.9])
+    oos_rows = np.array([False, False, False, False, True, True])
+    right = np.array([True, False, True, True, False, False])
+    assert recall_at_accuracy(scores, oos_rows, right, 0.75) == 0.5
+    assert recall_at_accuracy(scores, oos_rows, right, 0.5) == 1.0
+    assert recall_at_accuracy(scores, oos_rows, right, 0.8) is None  # 3 of 4 right at best
     # Without out-of-scope queries there is nothing to separate.
     assert separation(in_scope, y[:20], oos_id=2)["energy"]["auroc"] is None
 

@@ -434,7 +434,7 @@ def test_a_diverging_run_stops_with_exit_1_and_keeps_no_finished_model(runs, mon
 
 
 def test_two_processes_with_torchrun(runs, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DISTILL_CACHE": str(tmp_path / "cache")}
     cmd = [
         sys.executable,
         "-m",
@@ -468,4 +468,26 @@ def test_two_processes_with_torchrun(runs, tmp_path):
     summary = json.loads((runs / "ddp" / "run.json").read_text())
     assert summary["world_size"] == 2 and len(summary["epochs"]) == 2
     assert sorted(p.name for p in runs.iterdir() if p.name.startswith("ddp")) == ["ddp"]
-    assert proc.stderr.count("teacher logits 220/220") == 1  # built once, by rank 0
+    # The teacher's pass is shared: each process labels half of the rows, and one cache entry is written.
+    assert proc.stderr.count("teacher logits (process 1 of 2) 110/110") == 1
+    assert proc.stderr.count("teacher logits (process 2 of 2) 110/110") == 1
+    entries = list((tmp_path / "cache" / "teacher-logits").glob("*.safetensors"))
+    assert len(entries) == 1
+    # The same rows as one process computes them (tensor by tensor), under the same cache key.
+    from safetensors.torch import load_file
+
+    from distill_cli.config import Config
+    from distill_cli.data.prepared import load_for_training
+    from distill_cli.modeling import load_for_inference, load_tokenizer, resolve_model
+    from distill_cli.training.teacher_cache import compute_logits
+
+    cfg = Config(dataset="demo-intents", max_length=24, runs_dir=runs, cache_dir=tmp_path / "cache")
+    ref = resolve_model("teacher", cfg)
+    texts = list(load_for_training(cfg, load_tokenizer(ref, cfg), ref.location).datasets["train"]["text"])
+    alone = compute_logits(load_for_inference(ref, cfg), load_tokenizer(ref, cfg), texts, 24)
+    assert torch.allclose(load_file(str(entries[0]))["logits"], alone, atol=1e-5)
+    again = run_cli("distill", *TRAIN_FLAGS, "--runs-dir", runs, "--teacher", "teacher", "--student", "teacher",
+                    "--student-layers", "2", "--epochs", "1", "--name", "one", "--cache-dir", tmp_path / "cache",
+                    "--json")  # fmt: skip
+    assert again.code == 0 and "teacher logits 220/220" not in again.stderr, again.stderr
+    assert json.loads((runs / "one" / "run.json").read_text())["teacher"]["cache_reused"] is True

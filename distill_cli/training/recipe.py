@@ -136,7 +136,7 @@ def add_extra_rows(plan: Plan, prepared: Prepared, tokenizer) -> ExtraRows:
 
 
 def setup_teacher(plan: Plan, models: Models, train_texts: list[str]) -> TeacherSetup:
-    """Cached mode: the teacher's logits over the training texts, computed once (by rank 0) or read back,
+    """Cached mode: the teacher's logits over the training texts, computed once (each process its share) or read back,
     when the plan needs them. Online mode: the teacher model itself, run on every step."""
     cfg, setup = plan.cfg, TeacherSetup()
     if models.teacher is None:
@@ -147,9 +147,8 @@ def setup_teacher(plan: Plan, models: Models, train_texts: list[str]) -> Teacher
             "distillation works best within one model type"
         )
     start = time.perf_counter()
-    if cfg.teacher_mode == "cached" and plan.teacher_logits:
-        with plan.args.main_process_first(local=False, desc="teacher logits"):
-            setup.logits, setup.cache_reused = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts)
+    if cfg.teacher_mode == "cached" and plan.teacher_logits:  # every process labels its share of the rows
+        setup.logits, setup.cache_reused = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts)
     elif cfg.teacher_mode == "online":
         setup.model = modeling.load_for_inference(models.teacher, cfg)
     setup.seconds = time.perf_counter() - start
