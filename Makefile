@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 1
 
-.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-open-set bench-precision bench-cost clean
+.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-open-set bench-precision bench-teacher-pass bench-cost clean
 
 # torch 2.13.0 first: that pin takes the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 $(STAMP): pyproject.toml
@@ -56,6 +56,7 @@ bench: install-teacher
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/open_set.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/precision.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/streaming.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/teacher_pass.py
 
 # The real-scale table alone (see bench).
 bench-real-scale: install-teacher
@@ -90,6 +91,10 @@ bench-open-set: install
 bench-precision: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/precision.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/streaming.py
+
+# The teacher's pass as one process against torchrun's two (after bench-open-set; about 2 minutes).
+bench-teacher-pass: install
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/teacher_pass.py
 
 # Seconds per epoch of finetune vs cached and online distill (issue: the teacher-logit cache).
 bench-cost: install

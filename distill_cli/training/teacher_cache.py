@@ -125,7 +125,7 @@ def compute_logits(
     return batched_outputs(model, tokenizer, texts, max_length, logits, width, description, precision=precision)
 
 
-PIECE_ROWS = 8192  # rows of the length order per saved piece of an unfinished teacher pass
+PIECE_ROWS = 8192  # rows at most per saved piece of an unfinished teacher pass
 
 
 def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: list[str]) -> tuple[torch.Tensor, bool]:
@@ -160,14 +160,16 @@ def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: lis
 
 
 def labelled_in_pieces(model, tokenizer, texts: list[str], max_length: int, precision: str, folder: Path):
-    """The teacher's logits, ``PIECE_ROWS`` rows of the length order at a time, each piece saved in ``folder``
+    """The teacher's logits, a piece of at most ``PIECE_ROWS`` rows at a time, each piece saved in ``folder``
     as soon as it is done (its rows and logits, checksummed); pieces already there and whole are read, not
     computed. Under ``torchrun`` piece k is process k mod N's, and the pieces are gathered."""
     enc = tokenizer(texts, truncation=True, max_length=max_length)
     rank, size = world()
     order = length_order(enc)
-    step = min(PIECE_ROWS, max(1, -(-len(order) // size)))  # at least one piece for every process
-    pieces = [order[i : i + step] for i in range(0, len(order), step)][rank::size]
+    # Piece k holds every n-th row of the length order from the k-th: each piece (and so each process's
+    # share) has short and long texts alike, and each is still in length order inside (little padding).
+    count = max(size, -(-len(order) // PIECE_ROWS))
+    pieces = [order[k::count] for k in range(count)][rank::size]
     width = model.config.num_labels
     mine = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int64)
     done = []
@@ -188,7 +190,7 @@ def labelled_in_pieces(model, tokenizer, texts: list[str], max_length: int, prec
 def write_piece(path: Path, rows: np.ndarray, logits: torch.Tensor) -> None:
     from safetensors.torch import save_file
 
-    index = torch.as_tensor(rows, dtype=torch.long)
+    index = torch.as_tensor(np.ascontiguousarray(rows), dtype=torch.long)
     metadata = {"sha256": tensor_digest(logits), "rows_sha256": tensor_digest(index)}
     with atomic_file(path) as tmp:
         save_file({"rows": index, "logits": logits.contiguous()}, str(tmp), metadata=metadata)
