@@ -25,13 +25,15 @@ def classify(model, tokenizer, texts: list[str], max_length: int, features: bool
     import torch
 
     enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    if isinstance(model, torch.nn.Module):  # on the model's device (a GPU for the rule's passes after training)
+        enc = enc.to(next(model.parameters()).device)
     if not features:
-        return model(**enc).logits.float()
+        return model(**enc).logits.float().cpu()
     if not isinstance(model, torch.nn.Module):  # ONNX and static: they give their features themselves
         out = model(**enc, features=True)
         return out.logits.float(), out.hidden_states[-1].float()
     logits, pooled = classify_encoded(model, enc)
-    return logits.float(), pooled.float()
+    return logits.float().cpu(), pooled.float().cpu()
 
 
 def classify_encoded(model, encoded: dict):

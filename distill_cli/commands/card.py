@@ -105,10 +105,12 @@ The score reads the intents' logits and the pooled features that the head reads 
 with the statistics in `oos_features.safetensors` (fitted on the training split):
 
 ```python
+import numpy as np
 from safetensors.numpy import load_file
 
-s = load_file(f"{folder}/oos_features.safetensors")
+s = load_file(f"{folder}/oos_features.safetensors")  # folder: the model's, e.g. snapshot_download("{{ repo_id }}")
 {% if onnx %}logits, features = session.run(["logits", "features"], {n: enc[n].astype(np.int64) for n in names})
+{% else %}# logits: the model's outputs, features: {{ oos.features }} (numpy, one row a query)
 {% endif %}{% if oos.output is not none %}logits = np.delete(logits, {{ oos.output }}, axis=-1)  # the intents' columns
 {% endif %}energy = -np.logaddexp.reduce(logits.astype(np.float64), axis=-1)
 z = features @ s["whitening"]

@@ -136,8 +136,8 @@ def add_extra_rows(plan: Plan, prepared: Prepared, tokenizer) -> ExtraRows:
 
 
 def setup_teacher(plan: Plan, models: Models, train_texts: list[str]) -> TeacherSetup:
-    """Cached mode: the teacher's logits over the training texts, computed once (each process its share) or read back,
-    when the plan needs them. Online mode: the teacher model itself, run on every step."""
+    """Cached mode: the teacher's logits over the training texts, computed once (each process its share) or
+    read back, when the plan needs them. Online mode: the teacher model itself, run on every step."""
     cfg, setup = plan.cfg, TeacherSetup()
     if models.teacher is None:
         return setup
@@ -252,6 +252,8 @@ def choose_oos_rule(plan: Plan, folder: Path, setup: Setup) -> OOSRule | None:
         from distill_cli.static import StaticTokenizer
 
         tokenizer = StaticTokenizer()
+    else:
+        model = model.to(precision.device())  # the GPU the run trained on, if any
     candidates = list(SCORES) if cfg.oos_score == "auto" else [cfg.oos_score]
     need_features = any(s in FEATURE_SCORES for s in candidates)
     val = prepared.datasets["validation"]
