@@ -74,12 +74,30 @@ class OOSRule(BaseModel):
     def needs_features(self) -> bool:
         return self.score in FEATURE_SCORES
 
+    def intents(self, labels: list[str]) -> list[int]:
+        """The outputs the scores read: every label of ``labels`` (the model's, in output order) but this
+        rule's out-of-scope one."""
+        return [i for i, name in enumerate(labels) if name != self.oos_label]
+
     def confidence(self, logits, features=None, stats=None, intents=None) -> np.ndarray:
         return confidence(self.score, logits, features, stats, intents)
 
     def apply(self, logits, oos_id: int, features=None, stats=None, intents=None) -> np.ndarray:
         """Argmax predictions, replaced by ``oos_id`` where the confidence is below the threshold."""
         return decide(logits.argmax(-1), self.confidence(logits, features, stats, intents), oos_id, self.threshold)
+
+
+def saved_stats(folder, rule: OOSRule | None, always: bool = False) -> FeatureStats | None:
+    """The feature statistics saved with the model in ``folder``: required where its rule reads them, read
+    where they are there with ``always`` (``evaluate`` reports every score), else None."""
+    from pathlib import Path
+
+    from distill_cli.oos_scores import STATS_FILE
+
+    if folder is None:
+        return None
+    needed = rule is not None and rule.needs_features
+    return FeatureStats.load(Path(folder)) if needed or (always and (Path(folder) / STATS_FILE).is_file()) else None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

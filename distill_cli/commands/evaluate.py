@@ -37,8 +37,8 @@ from distill_cli.metrics import (
     separation,
     separation_rows,
 )
-from distill_cli.oos import OOSRule, confidence
-from distill_cli.oos_scores import STATS_FILE, FeatureStats
+from distill_cli.oos import OOSRule, confidence, saved_stats
+from distill_cli.oos_scores import FeatureStats
 from distill_cli.records import EvalResults
 from distill_cli.runs import config_with_run_dataset, oos_rule_of
 from distill_cli.ui import Bar, console
@@ -93,7 +93,7 @@ class Candidate:
         oos_id = index.get(cfg.oos_label) if cfg.oos_label in gold else None
         if rule is not None and oos_id is not None and labels[oos_id] != rule.oos_label:
             rule = None  # a rule for another label than the data's out-of-scope one
-        stats = feature_stats(ref, rule)
+        stats = saved_stats(ref.location if ref.is_local else None, rule, always=True)
         return cls(ref, model, tokenizer, labels, [index[g] for g in gold], oos_id, cfg.max_length, rule, stats)
 
     def __call__(self, texts: list[str]):
@@ -109,14 +109,6 @@ class Candidate:
         if self.rule is None:
             return logits.argmax(-1)
         return self.rule.apply(logits, self.rule_id, features, self.stats, self.intents(logits.shape[1]))
-
-
-def feature_stats(ref: modeling.ModelRef, rule: OOSRule | None) -> FeatureStats | None:
-    """The feature statistics saved with a run (required when its rule reads them, else read if there)."""
-    folder = Path(ref.location) if ref.is_local else None
-    if folder is None or not ((folder / STATS_FILE).is_file() or (rule is not None and rule.needs_features)):
-        return None
-    return FeatureStats.load(folder)
 
 
 def measure(

@@ -18,7 +18,7 @@ import numpy as np
 from distill_cli import inference, modeling
 from distill_cli.config import Config
 from distill_cli.errors import UsageError
-from distill_cli.oos import OOSRule, softmax
+from distill_cli.oos import OOSRule, saved_stats, softmax
 from distill_cli.oos_scores import FeatureStats
 from distill_cli.runs import oos_rule_of
 
@@ -39,7 +39,7 @@ class Predictor:
         model, labels = modeling.load_classifier_for_inference(ref, cfg)
         rule = oos_rule_of(ref.run_dir)
         oos_label = rule.oos_label if rule is not None else cfg.oos_label
-        stats = FeatureStats.load(Path(ref.location)) if rule is not None and rule.needs_features else None
+        stats = saved_stats(ref.location if ref.is_local else None, rule)
         return cls(model, modeling.load_tokenizer(ref, cfg), labels, rule, oos_label, cfg.max_length, stats)
 
     def __call__(self, texts: list[str], top_k: int = 1) -> list[dict]:
@@ -50,7 +50,7 @@ class Predictor:
         probs = softmax(logits)
         conf = [None] * len(texts)
         if self.rule is not None:
-            intents = [i for i, name in enumerate(self.labels) if name != self.rule.oos_label]
+            intents = self.rule.intents(self.labels)
             conf = self.rule.confidence(logits, features, self.stats, intents).tolist()
         return [self.answer(text, p, c, top_k) for text, p, c in zip(texts, probs, conf)]
 
