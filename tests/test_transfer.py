@@ -123,3 +123,22 @@ def test_bad_transfer_inputs_exit_2_before_any_compute(runs, tmp_path):
         assert not (runs / "bad").exists() and not (runs / "bad.partial").exists()
     r = run_cli("finetune", *TRAIN_FLAGS, "--runs-dir", runs, "--student", "teacher", "--augment", "2")
     assert r.code == 2 and "--augment" in r.stderr
+
+
+def test_the_transfer_file_is_read_line_by_line_and_compared_by_digests(tmp_path):
+    from distill_cli.config import Config
+    from distill_cli.data.transfer import extra_rows, read_transfer_set
+
+    path = tmp_path / "logs.txt"
+    path.write_bytes("\ufeffplay Some  jazz\n\n  book a table \nPLAY some jazz\nwhat time is it\n".encode())
+    expected = ["play Some  jazz", "book a table", "PLAY some jazz", "what time is it"]
+    assert read_transfer_set(str(path), None) == expected
+    cfg = Config(transfer_set=str(path), alpha=0.5)
+    rows = extra_rows(cfg, labelled=["Book a table"], held_out=["what time is it"], mask_token="[MASK]")
+    assert rows.transfer == ["play Some  jazz"]  # the rest: a labelled query, a duplicate, an evaluation query
+    assert rows.counts["dropped_as_duplicates"] == 2 and rows.counts["dropped_as_evaluation_queries"] == 1
+    (tmp_path / "bad.txt").write_bytes(b"fine\nstill fine\n\xff\xfe\n")
+    from distill_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"bad.txt is not a text file \(line 3 is not UTF-8\)"):
+        read_transfer_set(str(tmp_path / "bad.txt"), None)

@@ -12,6 +12,7 @@ aside) is dropped and counted, as are duplicates and rows equal to a labelled qu
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,11 @@ def normalised(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def digest(text: str) -> bytes:
+    """The 16-byte key a query is compared by (``normalised``) for leaks and duplicates."""
+    return hashlib.blake2b(normalised(text).encode(), digest_size=16).digest()
+
+
 def check_transfer_file(spec: str | None, flag: str = "--transfer-set") -> None:
     """Before any compute: the file exists and has a supported extension."""
     if spec is None:
@@ -55,17 +61,12 @@ def check_transfer_file(spec: str | None, flag: str = "--transfer-set") -> None:
 
 def read_transfer_set(spec: str, text_column: str | None, flag: str = "--transfer-set") -> list[str]:
     """The queries of a text file (a transfer set, or the texts ``export --trim-keep`` keeps the tokens of);
-    one line naming the file when it is missing, holds none, or has no text column."""
+    one line naming the file when it is missing, holds none, or has no text column. A ``.txt`` file is read
+    a line at a time: what is held is the queries, not the file's bytes and a decoded copy besides."""
     check_transfer_file(spec, flag)
     path = Path(spec)
     if path.suffix.lower() == ".txt":
-        raw = path.read_bytes()
-        if b"\x00" in raw:
-            raise UsageError(f"{flag} {path} is not a text file (binary content)")
-        try:
-            texts = [line.strip() for line in raw.decode("utf-8-sig").splitlines()]
-        except UnicodeDecodeError:
-            raise UsageError(f"{flag} {path} is not UTF-8 text") from None
+        texts = list(text_lines(path, flag))
     else:
         table = read_source(str(path)).splits.get("train", {})
         column = text_column if text_column in table else next((c for c in TEXT_COLUMNS if c in table), None)
@@ -73,11 +74,25 @@ def read_transfer_set(spec: str, text_column: str | None, flag: str = "--transfe
             raise UsageError(
                 f"{flag} {path}: no text column among {', '.join(table)}; name it with --text-column"
             )
-        texts = [t.strip() for t in table[column] if isinstance(t, str)]
-    texts = [t for t in texts if t]
+        texts = [t.strip() for t in table[column] if isinstance(t, str) and t.strip()]
     if not texts:
         raise UsageError(f"{flag} {path} holds no queries")
     return texts
+
+
+def text_lines(path: Path, flag: str):
+    """The non-empty lines of a UTF-8 text file (a byte-order mark allowed), stripped; binary content or a
+    line that is not UTF-8 is one error naming the file and the line."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            if b"\x00" in raw:
+                raise UsageError(f"{flag} {path} is not a text file (binary content, line {number})")
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+            except UnicodeDecodeError:
+                raise UsageError(f"{flag} {path} is not a text file (line {number} is not UTF-8)") from None
+            if line:
+                yield line
 
 
 def augment(text: str, n: int, seed: int, mask_token: str) -> list[str]:
@@ -120,14 +135,15 @@ def extra_rows(cfg: Config, labelled: list[str], held_out: list[str], mask_token
     rows = ExtraRows()
     if not cfg.transfer_set and not cfg.augment:
         return rows
-    evaluation = {normalised(t) for t in held_out}
-    seen = {normalised(t) for t in labelled}
+    # Digests, not texts: a set of 16-byte keys holds a million queries in tens of MB.
+    evaluation = {digest(t) for t in held_out}
+    seen = {digest(t) for t in labelled}
     dropped = {"leak": 0, "duplicate": 0}
 
     def keep(texts: list[str]) -> list[str]:
         kept = []
         for text in texts:
-            key = normalised(text)
+            key = digest(text)
             if key in evaluation:
                 dropped["leak"] += 1
             elif key in seen:

@@ -135,7 +135,7 @@ def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: lis
     from safetensors.torch import save_file
 
     half = resolve(cfg.precision)
-    parts = [model_fingerprint(ref, model_config), cfg.max_length, sha("\n".join(texts))]
+    parts = [model_fingerprint(ref, model_config), cfg.max_length, texts_digest(texts)]
     key = sha(json.dumps(parts if half == "fp32" else [*parts, half]))[:24]  # fp32 keys as they always were
     path = cfg.cache_root() / "teacher-logits" / f"{key}.safetensors"
     shape = (len(texts), model_config.num_labels)
@@ -211,6 +211,14 @@ def read_piece(path: Path, rows: np.ndarray, width: int) -> torch.Tensor | None:
     whole = meta.get("sha256") == tensor_digest(logits) and meta.get("rows_sha256") == tensor_digest(index)
     fits = tuple(logits.shape) == (len(rows), width) and np.array_equal(index.numpy(), rows)
     return logits if whole and fits and bool(torch.isfinite(logits).all()) else None
+
+
+def texts_digest(texts: list[str]) -> str:
+    """``sha("\\n".join(texts))`` (the key's part every cache entry has had), without the joined copy."""
+    h = hashlib.sha256()
+    for i, text in enumerate(texts):
+        h.update((b"\n" if i else b"") + text.encode())
+    return h.hexdigest()
 
 
 def everywhere(flag: bool) -> bool:
