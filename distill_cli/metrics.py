@@ -144,19 +144,6 @@ def score_histogram(conf: np.ndarray, y_true: Sequence[int], oos_id: int, score:
     }
 
 
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """The area under the ROC curve of ``scores`` for telling the ``positive`` rows apart (the Mann-Whitney
-    statistic, ties counted half); None without both kinds of rows."""
-    from scipy.stats import rankdata
-
-    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if not n_pos or not n_neg:
-        return None
-    ranks = rankdata(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def separation(
     logits: np.ndarray, y_true: Sequence[int], oos_id: int, features=None, stats=None, acceptance: float = 0.95
 ) -> dict:
@@ -167,7 +154,7 @@ def separation(
     scores read the in-scope outputs: a model's own out-of-scope output, if it has one (``oos_id`` is a
     column), is left out, as the open-set literature does."""
     from distill_cli.oos import confidence
-    from distill_cli.oos_scores import FEATURE_SCORES, SCORES
+    from distill_cli.oos_scores import FEATURE_SCORES, SCORES, auroc
 
     y = np.asarray(y_true)
     intents = [i for i in range(logits.shape[-1]) if i != oos_id]

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, field_validator
 
 from distill_cli.errors import UsageError
-from distill_cli.oos_scores import FEATURE_SCORES, SCORES, FeatureStats, out_of_scope_score
+from distill_cli.oos_scores import FEATURE_SCORES, SCORES, FeatureStats, auroc, out_of_scope_score
 
 # Measured on CLINC150 open-set and without out-of-scope data (BENCHMARKS.md): the best AUROC and the best
 # recall at the fallback's share, ahead of energy, Mahalanobis and max softmax alone.
@@ -185,8 +185,6 @@ def choose_score(
 ) -> tuple[str, dict[str, float]]:
     """The candidate with the best validation AUROC (out of scope as the positive class; ties: the first),
     and each one's AUROC."""
-    from distill_cli.metrics import auroc
-
     positive = np.asarray(y) == oos_id
     aurocs = {s: round(auroc(-confidence(s, logits, features, stats, intents), positive), 5) for s in candidates}
     return max(candidates, key=lambda s: aurocs[s]), aurocs

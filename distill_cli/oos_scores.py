@@ -42,6 +42,19 @@ def energy_score(logits: np.ndarray) -> np.ndarray:
     return -(top + np.log(np.exp(logits - top[:, None]).sum(-1)))
 
 
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """The area under the ROC curve of ``scores`` for telling the ``positive`` rows apart (the Mann-Whitney
+    statistic, ties counted half); None without both kinds of rows."""
+    from scipy.stats import rankdata
+
+    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 @dataclass
 class FeatureStats:
     """The intents' feature statistics: ``whitening`` (d×d, the Cholesky factor of the shared precision

@@ -10,7 +10,7 @@ from conftest import run_cli
 def test_auroc_is_scikit_learns_with_ties():
     from sklearn.metrics import roc_auc_score
 
-    from distill_cli.metrics import auroc
+    from distill_cli.oos_scores import auroc
 
     rng = np.random.default_rng(0)
     scores = np.round(rng.normal(size=200), 1)  # rounded: many ties
