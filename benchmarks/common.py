@@ -66,8 +66,14 @@ def save(name: str, payload: dict) -> Path:
 
 
 def frozen_minilm(layers: int | None = None, max_length: int = 64):
-    """The peers' encoder, pinned: frozen all-MiniLM-L6-v2 (optionally its first/middle/last ``layers``), mean
-    pooling, L2 normalisation as the checkpoint's own `2_Normalize` module does. Returns ``encode(texts)``."""
+    """The peers' MiniLM-L6 encoder (``frozen_encoder``)."""
+    return frozen_encoder("minilm-l6", layers, max_length)
+
+
+def frozen_encoder(alias: str, layers: int | None = None, max_length: int = 64):
+    """The peers' encoder, pinned: a frozen sentence encoder (all-MiniLM-L6-v2 as ``minilm-l6``,
+    all-mpnet-base-v2 as ``mpnet-base``; optionally its first/middle/last ``layers``), mean pooling, L2
+    normalisation as the checkpoints' own `2_Normalize` module does. Returns ``encode(texts)``."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -75,7 +81,7 @@ def frozen_minilm(layers: int | None = None, max_length: int = 64):
     from distill_cli.modeling import keep_layers, resolve_model
     from distill_cli.pooling import mean_pool
 
-    path = resolve_model("minilm-l6", Config()).location
+    path = resolve_model(alias, Config()).location
     tokenizer, body = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
     if layers:
         keep_layers(body, layers)

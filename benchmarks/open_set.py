@@ -73,8 +73,9 @@ def peer_rule(setting: str, x: dict, y: dict, logits: dict, oos_id: int, intents
     return rule, stats
 
 
-def peers(paths) -> dict:
-    """The frozen MiniLM-L6 probe of each setting with the tool's scores and rule."""
+def peers(paths, encode=None, settings=("open_set", "no_oos", "plus")) -> dict:
+    """The frozen-encoder probe (``encode``; MiniLM-L6 by default) of each setting with the tool's scores and
+    rule."""
     from sklearn.linear_model import LogisticRegression
 
     from distill_cli.config import Config
@@ -82,7 +83,7 @@ def peers(paths) -> dict:
     from distill_cli.data.sources import read_source
     from distill_cli.metrics import classification_metrics, separation
 
-    encode = frozen_minilm(max_length=128)
+    encode = encode or frozen_minilm(max_length=128)
     splits, _, _ = normalise(read_source(str(paths["plus"])), Config())
     start = time.perf_counter()
     x = {s: encode(splits[s]["text"]) for s in ("train", "validation", "test")}
@@ -102,7 +103,7 @@ def peers(paths) -> dict:
         best = max(accuracy, key=accuracy.get)
         return best, accuracy, {s: heads[best].decision_function(x[s]) for s in ("validation", "test")}
 
-    for setting in ("open_set", "no_oos", "plus"):
+    for setting in settings:
         start = time.perf_counter()
         train = np.ones(len(y["train"]), bool) if setting == "plus" else y["train"] != oos_id
         kind = "plus" if setting == "plus" else "in_scope"  # open-set and no-oos train the same probe
