@@ -50,27 +50,22 @@ def datasets(clinc) -> dict:
 
 
 def peer_rule(setting: str, x: dict, y: dict, logits: dict, oos_id: int, intents: list[int]):
-    """The tool's rule for the peer: statistics on its training features, score by validation AUROC (the
-    fallback: the default score), threshold by expected accuracy (the fallback: oos_reject 0.05)."""
-    from distill_cli.oos import DEFAULT_SCORE, choose_reject_threshold, choose_score, choose_threshold, confidence
+    """The tool's rule for the peer, by the tool's own steps: statistics on its training features,
+    calibrated on in-scope validation, then ``oos.choose_rule`` (the fallback at oos_reject 0.05)."""
+    from distill_cli.oos import choose_rule
     from distill_cli.oos_scores import SCORES, FeatureStats
 
     keep = y["train"] != oos_id
     stats = FeatureStats.fit(x["train"][keep], y["train"][keep])
     val_y, val_logits, val_x = y["validation"], logits["validation"], x["validation"]
-    if setting == "no_oos":
+    fallback = setting == "no_oos"
+    if fallback:
         val_in = val_y != oos_id  # the fallback's validation has no out-of-scope query
         val_y, val_logits, val_x = val_y[val_in], val_logits[val_in], val_x[val_in]
     in_val = val_y != oos_id
     stats.calibrate(val_logits[in_val][:, intents], val_x[in_val])
-    if setting == "no_oos":
-        conf = confidence(DEFAULT_SCORE, val_logits, val_x, stats, intents)
-        return choose_reject_threshold(conf, "oos", 0.05, DEFAULT_SCORE), stats
-    score, aurocs = choose_score(list(SCORES), val_logits, val_y, oos_id, val_x, stats, intents)
-    conf = confidence(score, val_logits, val_x, stats, intents)
-    rule = choose_threshold(conf, val_logits.argmax(-1), val_y, oos_id, "oos", 0.18, score)
-    rule.score_auroc = aurocs
-    return rule, stats
+    share = 0.05 if fallback else 0.18
+    return choose_rule(list(SCORES), fallback, val_logits, val_y, oos_id, "oos", share, val_x, stats, intents), stats
 
 
 def peers(paths, encode=None, settings=("open_set", "no_oos", "plus")) -> dict:

@@ -180,6 +180,23 @@ def best_expected_accuracy(logits, y, oos_id: int, oos_share: float) -> float | 
     return float(best)
 
 
+def choose_rule(
+    candidates: list[str], fallback: bool, logits, y, oos_id: int, oos_label: str, share: float,
+    features=None, stats: FeatureStats | None = None, intents=None,
+) -> OOSRule:  # fmt: skip
+    """The rule on validation's ``logits`` (and ``features``, with ``stats`` already calibrated): the fallback
+    turns away ``share`` of the queries with the one candidate, else ``DEFAULT_SCORE``; otherwise the score is
+    the candidate of the best AUROC and the threshold the best expected accuracy at ``share``."""
+    if fallback:
+        score = candidates[0] if len(candidates) == 1 else DEFAULT_SCORE
+        return choose_reject_threshold(confidence(score, logits, features, stats, intents), oos_label, share, score)
+    score, aurocs = choose_score(candidates, logits, y, oos_id, features, stats, intents)
+    conf = confidence(score, logits, features, stats, intents)
+    rule = choose_threshold(conf, np.asarray(logits).argmax(-1), y, oos_id, oos_label, share, score)
+    rule.score_auroc = aurocs if len(candidates) > 1 else {}
+    return rule
+
+
 def choose_score(
     candidates: list[str], logits, y, oos_id: int, features=None, stats=None, intents=None
 ) -> tuple[str, dict[str, float]]:

@@ -21,14 +21,7 @@ from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fin
 from distill_cli.data.transfer import ExtraRows, describe, extra_rows, with_extra_rows
 from distill_cli.errors import Interrupted, UsageError
 from distill_cli.metrics import metrics_fn
-from distill_cli.oos import (
-    DEFAULT_SCORE,
-    OOSRule,
-    choose_reject_threshold,
-    choose_score,
-    choose_threshold,
-    confidence,
-)
+from distill_cli.oos import OOSRule, choose_rule
 from distill_cli.oos_scores import FEATURE_SCORES, SCORES, FeatureStats
 from distill_cli.pooling import MeanPoolingClassifier
 from distill_cli.runs import RunFolder, finish_run, mark_started
@@ -268,15 +261,9 @@ def choose_oos_rule(plan: Plan, folder: Path, setup: Setup) -> OOSRule | None:
     if need_features:
         stats = fit_feature_stats(plan, model, tokenizer, prepared, oos_id)
         stats.calibrate(logits[y != oos_id][:, intents], features[y != oos_id])
-    if oos.kind == "fallback":
-        score = candidates[0] if len(candidates) == 1 else DEFAULT_SCORE
-        conf = confidence(score, logits, features, stats, intents)
-        rule = choose_reject_threshold(conf, oos.oos_label, cfg.oos_reject, score)
-    else:
-        score, aurocs = choose_score(candidates, logits, y, oos_id, features, stats, intents)
-        conf = confidence(score, logits, features, stats, intents)
-        rule = choose_threshold(conf, logits.argmax(-1), y, oos_id, oos.oos_label, cfg.oos_share, score)
-        rule.score_auroc = aurocs if len(candidates) > 1 else {}
+    fallback = oos.kind == "fallback"
+    share = cfg.oos_reject if fallback else cfg.oos_share
+    rule = choose_rule(candidates, fallback, logits, y, oos_id, oos.oos_label, share, features, stats, intents)
     if stats is not None:  # kept even when another score won: `evaluate` reports how every score separates
         stats.save(folder)
     return rule
