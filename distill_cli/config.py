@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, field_validator
 
 from distill_cli.errors import UsageError
 
@@ -83,6 +83,16 @@ class Config(BaseModel):
     alpha: float = Field(0.5, ge=0, le=1, description="Weight of the cross-entropy on labels; 1 = plain fine-tuning.")
     temperature: float = Field(2.0, gt=0, description="Softmax temperature of the distillation loss.")
     epochs: PositiveInt = Field(3, description="Training epochs.")
+    keep_best_epoch: bool = Field(
+        True, description="Keep the epoch with the best expected accuracy with the rule on validation, not the last."
+    )
+    patience: NonNegativeInt | None = Field(
+        None,
+        description="Epochs without a better one before training stops (0: never); default 5 static, 2 otherwise.",
+    )
+    max_steps: PositiveInt | None = Field(
+        None, description="Stop after this many optimizer steps, before the epochs end (TrainingArguments.max_steps)."
+    )
     learning_rate: float = Field(5e-5, gt=0, description="Peak learning rate.")
     batch_size: PositiveInt = Field(48, description="Training batch size per process.")
     eval_batch_size: PositiveInt = Field(64, description="Batch size of the validation passes.")

@@ -80,6 +80,8 @@ class RunRecord(Record):
     eval_s: float  # of train_s, the time spent evaluating after each epoch: benchmarks subtract it
     epochs: list[dict[str, float | None]]
     metrics: dict[str, float | None]
+    kept_epoch: float | None = None  # the epoch saved: the best by expected accuracy (keep_best_epoch), else the last
+    stopped_early: bool | None = None  # training stopped before its epochs (``patience`` epochs without a better one)
     oos_rule: OOSRule | None = None  # chosen on validation after training; None: argmax decides
     export: ExportRecord | None = None  # in an exported folder: its export.json
     search: dict[str, Any] | None = None  # the best model of a study: the study, the trial and its value

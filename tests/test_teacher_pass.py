@@ -4,9 +4,13 @@ it finally writes is the one an uninterrupted pass writes."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
-from conftest import distill_from_teacher
+from conftest import TRAIN_FLAGS, distill_from_teacher
 
 
 def test_an_interrupted_teacher_pass_resumes_where_it_stopped(runs, tiny_distilbert, monkeypatch, tmp_path):
@@ -49,3 +53,36 @@ def test_an_interrupted_teacher_pass_resumes_where_it_stopped(runs, tiny_distilb
     r = distill_from_teacher(runs, tiny_distilbert, *flags, "--name", "t")
     assert r.code == 0 and sum(computed) == train_rows, r.stderr
     assert torch.equal(load_file(str(next(store.glob("*.safetensors"))))["logits"], resumed)
+
+
+def test_a_rank_that_dies_mid_pass_leaves_no_entry_and_the_rerun_computes_the_rest(runs, tmp_path):
+    """Under torchrun, process 2 of 2 dies after saving its first piece: torchrun stops the other, nothing
+    that looks finished is left, and a rerun labels only the pieces not saved, then writes the entry."""
+    cache, log = tmp_path / "cache", tmp_path / "log"
+    log.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DISTILL_CACHE": str(cache), "PIECE_ROWS": "32"}
+    env["PIECES_LOG"] = str(log)
+    script = Path(__file__).with_name("torchrun_teacher_pass.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           str(script), "distill", *TRAIN_FLAGS, "--runs-dir", str(runs), "--teacher", "teacher",
+           "--student", "teacher", "--student-layers", "2", "--epochs", "1", "--name", "dies"]  # fmt: skip
+    died = subprocess.run(cmd, capture_output=True, text=True, env={**env, "DIE_RANK": "1"}, cwd=tmp_path, timeout=300)
+    assert died.returncode != 0
+    store = cache / "teacher-logits"
+    assert not list(store.glob("*.safetensors"))  # no entry: the pass did not finish
+    assert not (runs / "dies").exists()
+    saved = sum(int(n) for f in log.glob("rank-*.txt") for n in f.read_text().split())
+    assert (log / "rank-1.txt").read_text().split() == ["31"]  # one piece: 220 rows make 7 of 31 or 32
+    assert 0 < saved < 220 and sum(1 for _ in store.glob("*.pieces/piece-*.safetensors")) in (1, 2)
+    for f in log.glob("rank-*.txt"):
+        f.unlink()
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    computed = sum(int(n) for f in log.glob("rank-*.txt") for n in f.read_text().split())
+    assert computed == 220 - saved  # only the rest was labelled
+    (entry,) = store.glob("*.safetensors")
+    assert not list(store.glob("*.pieces"))
+    assert json.loads((runs / "dies" / "run.json").read_text())["world_size"] == 2
+    from safetensors.torch import load_file
+
+    assert load_file(str(entry))["logits"].shape[0] == 220 and entry.stat().st_size > 0

@@ -165,7 +165,8 @@ def test_finetune_json_progress_and_no_library_noise(tiny_bert):
     result = _finetune(tiny_bert, "ft")
     assert result.code == 0, result.stderr
     out = result.json
-    assert set(out) == {"output", "train_s", "teacher_cache_s", "epochs", "metrics", "oos_rule"}
+    keys = {"output", "train_s", "teacher_cache_s", "epochs", "metrics", "kept_epoch", "stopped_early", "oos_rule"}
+    assert set(out) == keys
     assert "curve" not in out["oos_rule"] and "out-of-scope rule (validation):" in result.stderr
     assert out["teacher_cache_s"] == 0 and len(out["epochs"]) == 2 and 0 <= out["metrics"]["accuracy"] <= 1
     assert "epoch 1: validation accuracy" in result.stderr and "samples/s" in result.stderr
@@ -256,19 +257,26 @@ def test_same_seed_same_metrics(tiny_bert):
     assert c.json["epochs"] != a.json["epochs"]
 
 
+def interrupt_at_step_20(monkeypatch):
+    """Send the real SIGINT, through the real handler, at step 20; returns the callback's own method."""
+    original = RichProgress.on_step_end
+
+    def interrupted(self, args, state, control, **kw):
+        if state.global_step == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, args, state, control, **kw)
+
+    monkeypatch.setattr(RichProgress, "on_step_end", interrupted)
+    return original
+
+
 def test_interrupt_saves_a_checkpoint_and_resume_ends_like_an_uninterrupted_run(tiny_bert, monkeypatch):
-    flags = ("--epochs", "3", "--gradient-accumulation-steps", "1")
+    # The last epoch is kept here, so the checkpoint of the interruption is the only one.
+    flags = ("--epochs", "3", "--gradient-accumulation-steps", "1", "--no-keep-best-epoch")
     reference = _finetune(tiny_bert, "whole", *flags)
     assert reference.code == 0
 
-    original = RichProgress.on_step_end
-
-    def interrupt_at_step_20(self, args, state, control, **kw):
-        if state.global_step == 20:
-            os.kill(os.getpid(), signal.SIGINT)  # the real signal, through the real handler
-        return original(self, args, state, control, **kw)
-
-    monkeypatch.setattr(RichProgress, "on_step_end", interrupt_at_step_20)
+    original = interrupt_at_step_20(monkeypatch)
     stopped = _finetune(tiny_bert, "cut", *flags)
     assert stopped.code == 130, stopped.stderr
     assert "resume with: distill finetune" in stopped.stderr and "--resume" in stopped.stderr
@@ -491,3 +499,42 @@ def test_two_processes_with_torchrun(runs, tmp_path):
                     "--json")  # fmt: skip
     assert again.code == 0 and "teacher logits 220/220" not in again.stderr, again.stderr
     assert json.loads((runs / "one" / "run.json").read_text())["teacher"]["cache_reused"] is True
+
+
+def test_early_stopping_keeps_the_best_epoch_and_records_which(runs):
+    """With a learning rate too small to change a weight, every epoch scores the same: the first is the best
+    (the first of equals), so patience 1 stops after the second and keeps the first; patience 0 trains every
+    epoch and still keeps the first; without keep_best_epoch the last is kept."""
+    flags = (*TRAIN_FLAGS, "--runs-dir", runs, "--student", "teacher", "--learning-rate", "1e-12", "--json")
+    cases = [
+        (("--epochs", "4", "--patience", "1", "--name", "p1"), 2, 1.0, True),
+        (("--epochs", "3", "--patience", "0", "--name", "p0"), 3, 1.0, False),
+        (("--epochs", "3", "--no-keep-best-epoch", "--name", "last"), 3, 3.0, False),
+    ]
+    for extra, epochs, kept, stopped in cases:
+        r = run_cli("finetune", *flags, *extra)
+        assert r.code == 0, r.stderr
+        record = json.loads((runs / extra[-1] / "run.json").read_text())
+        assert len(record["epochs"]) == epochs and record["kept_epoch"] == kept, extra
+        assert record["stopped_early"] is stopped and r.json["kept_epoch"] == kept
+        assert record["metrics"] == next(e for e in record["epochs"] if e["epoch"] == kept)
+    again = run_cli("finetune", *flags, "--epochs", "3", "--patience", "1", "--name", "again")
+    assert "kept epoch 1 (the best expected accuracy), stopped early (patience)" in again.stderr
+
+
+def test_an_interrupted_run_that_keeps_its_best_epoch_keeps_both_checkpoints_and_resumes(tiny_bert, monkeypatch):
+    """The best epoch's checkpoint and the interruption's are both kept (a limit of one checkpoint would
+    keep the best alone), and the resumed run ends as the uninterrupted one: same epochs, same kept epoch."""
+    flags = ("--epochs", "3", "--gradient-accumulation-steps", "1", "--patience", "0")
+    reference = _finetune(tiny_bert, "whole", *flags)
+    assert reference.code == 0, reference.stderr
+    original = interrupt_at_step_20(monkeypatch)
+    assert _finetune(tiny_bert, "cut", *flags).code == 130
+    kept = sorted(p.name for p in Path("runs/cut.partial").glob("checkpoint-*"))
+    assert "checkpoint-20" in kept and len(kept) == 2, kept  # the latest, and the best of the epochs so far
+    monkeypatch.setattr(RichProgress, "on_step_end", original)
+    resumed = _finetune(tiny_bert, "cut", *flags, "--resume")
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json["epochs"] == reference.json["epochs"]
+    assert resumed.json["kept_epoch"] == reference.json["kept_epoch"]
+    assert resumed.json["metrics"] == reference.json["metrics"]

@@ -75,7 +75,8 @@ def summary(record: RunRecord) -> dict:
     """The ``--json`` object of ``finetune`` and ``distill``."""
     return record.model_dump(
         mode="json",
-        include={"output", "train_s", "teacher_cache_s", "epochs", "metrics", "rows", "oos_rule"},
+        include={"output", "train_s", "teacher_cache_s", "epochs", "metrics", "kept_epoch", "stopped_early", "rows",
+                 "oos_rule"},  # fmt: skip
         exclude={"oos_rule": {"curve"}},
         exclude_none=True,
     )
@@ -96,6 +97,10 @@ def render(record: RunRecord) -> None:
         table.add_row(*("—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells))
     console.print(table)
     console.print(f"train {record.train_s:.1f}s, teacher logits {record.teacher_cache_s:.1f}s")
+    if record.kept_epoch is not None and len(record.epochs) > 1:
+        best = record.config.get("keep_best_epoch") and record.kept_epoch != record.epochs[-1].get("epoch")
+        stopped = ", stopped early (patience)" if record.stopped_early else ""
+        console.print(f"kept epoch {record.kept_epoch:g}{' (the best expected accuracy)' if best else ''}{stopped}")
     if record.oos_rule is not None:
         console.print(f"out-of-scope rule (validation): {record.oos_rule.describe()}{score_choice(record.oos_rule)}")
 

@@ -12,8 +12,13 @@ aside) is dropped and counted, as are duplicates and rows equal to a labelled qu
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import random
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,15 +32,30 @@ EDITS = ("mask", "drop", "swap", "ngram")
 
 @dataclass
 class ExtraRows:
-    """The texts to add, and how many rows came from where (``run.json`` records ``counts``)."""
+    """The rows to add, kept on disk (``path``, an Arrow file with a ``text`` column, in a scratch folder of
+    the cache that is removed when the process ends), and how many rows came from where (``run.json``
+    records ``counts``). The transfer rows come first, then the augmented ones."""
 
-    transfer: list[str] = field(default_factory=list)
-    augmented: list[str] = field(default_factory=list)
+    path: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
+    def count(self) -> int:
+        return self.counts.get("transfer", 0) + self.counts.get("augmented", 0)
+
     def texts(self) -> list[str]:
-        return self.transfer + self.augmented
+        """Every row, read back (for a look: training reads the file as a memory-mapped dataset)."""
+        from datasets import Dataset
+
+        return list(Dataset.from_file(str(self.path))["text"]) if self.count else []
+
+    @property
+    def transfer(self) -> list[str]:
+        return self.texts()[: self.counts.get("transfer", 0)]
+
+    @property
+    def augmented(self) -> list[str]:
+        return self.texts()[self.counts.get("transfer", 0) :]
 
 
 def normalised(text: str) -> str:
@@ -60,24 +80,27 @@ def check_transfer_file(spec: str | None, flag: str = "--transfer-set") -> None:
 
 
 def read_transfer_set(spec: str, text_column: str | None, flag: str = "--transfer-set") -> list[str]:
-    """The queries of a text file (a transfer set, or the texts ``export --trim-keep`` keeps the tokens of);
-    one line naming the file when it is missing, holds none, or has no text column. A ``.txt`` file is read
-    a line at a time: what is held is the queries, not the file's bytes and a decoded copy besides."""
+    """The queries of a text file (the texts ``export --trim-keep`` keeps the tokens of) as a list; one line
+    naming the file when it is missing, holds none, or has no text column."""
+    texts = list(transfer_texts(spec, text_column, flag))
+    if not texts:
+        raise UsageError(f"{flag} {spec} holds no queries")
+    return texts
+
+
+def transfer_texts(spec: str, text_column: str | None, flag: str = "--transfer-set") -> Iterator[str]:
+    """The queries of a transfer file, one at a time. A ``.txt`` file is read a line at a time, so what is
+    held is never the file; a table (``.csv``, ``.json``, ``.parquet``) is read whole by its reader."""
     check_transfer_file(spec, flag)
     path = Path(spec)
     if path.suffix.lower() == ".txt":
-        texts = list(text_lines(path, flag))
-    else:
-        table = read_source(str(path)).splits.get("train", {})
-        column = text_column if text_column in table else next((c for c in TEXT_COLUMNS if c in table), None)
-        if column is None:
-            raise UsageError(
-                f"{flag} {path}: no text column among {', '.join(table)}; name it with --text-column"
-            )
-        texts = [t.strip() for t in table[column] if isinstance(t, str) and t.strip()]
-    if not texts:
-        raise UsageError(f"{flag} {path} holds no queries")
-    return texts
+        yield from text_lines(path, flag)
+        return
+    table = read_source(str(path)).splits.get("train", {})
+    column = text_column if text_column in table else next((c for c in TEXT_COLUMNS if c in table), None)
+    if column is None:
+        raise UsageError(f"{flag} {path}: no text column among {', '.join(table)}; name it with --text-column")
+    yield from (t.strip() for t in table[column] if isinstance(t, str) and t.strip())
 
 
 def text_lines(path: Path, flag: str):
@@ -131,56 +154,97 @@ def edit(words: list[str], how: str, rng: random.Random, mask_token: str) -> lis
 
 def extra_rows(cfg: Config, labelled: list[str], held_out: list[str], mask_token: str) -> ExtraRows:
     """The transfer and augmented rows for ``cfg``, never equal to a ``held_out`` (validation or test) query,
-    a labelled query, or each other."""
+    a labelled query, or each other, written to disk as they are read: memory holds one 16-byte digest a
+    row (tens of MB for a million), never the texts."""
     rows = ExtraRows()
     if not cfg.transfer_set and not cfg.augment:
         return rows
-    # Digests, not texts: a set of 16-byte keys holds a million queries in tens of MB.
     evaluation = {digest(t) for t in held_out}
     seen = {digest(t) for t in labelled}
-    dropped = {"leak": 0, "duplicate": 0}
+    counts = dict.fromkeys(("transfer_read", "transfer", "augmented", "leak", "duplicate"), 0)
 
-    def keep(texts: list[str]) -> list[str]:
-        kept = []
-        for text in texts:
-            key = digest(text)
-            if key in evaluation:
-                dropped["leak"] += 1
-            elif key in seen:
-                dropped["duplicate"] += 1
-            else:
-                seen.add(key)
-                kept.append(text)
-        return kept
+    def keep(text: str, kind: str) -> bool:
+        key = digest(text)
+        if key in evaluation:
+            counts["leak"] += 1
+        elif key in seen:
+            counts["duplicate"] += 1
+        else:
+            seen.add(key)
+            counts[kind] += 1
+            return True
+        return False
 
+    rows.path = scratch_folder(cfg) / "rows.arrow"
+    with row_writer(rows.path) as write:
+        if cfg.transfer_set:
+            for text in transfer_texts(cfg.transfer_set, cfg.text_column):
+                counts["transfer_read"] += 1
+                if keep(text, "transfer"):
+                    write(text)
+            if not counts["transfer_read"]:
+                raise UsageError(f"--transfer-set {cfg.transfer_set} holds no queries")
+        for text in labelled if cfg.augment else ():
+            for variant in augment(text, cfg.augment, cfg.seed, mask_token):
+                if keep(variant, "augmented"):
+                    write(variant)
     if cfg.transfer_set:
-        found = read_transfer_set(cfg.transfer_set, cfg.text_column)
-        rows.transfer = keep(found)
-        rows.counts["transfer_read"] = len(found)
-    if cfg.augment:
-        rows.augmented = keep([v for text in labelled for v in augment(text, cfg.augment, cfg.seed, mask_token)])
+        rows.counts["transfer_read"] = counts["transfer_read"]
     rows.counts.update(
         labelled=len(labelled),
-        transfer=len(rows.transfer),
-        augmented=len(rows.augmented),
-        dropped_as_evaluation_queries=dropped["leak"],
-        dropped_as_duplicates=dropped["duplicate"],
+        transfer=counts["transfer"],
+        augmented=counts["augmented"],
+        dropped_as_evaluation_queries=counts["leak"],
+        dropped_as_duplicates=counts["duplicate"],
     )
     return rows
 
 
+def scratch_folder(cfg: Config) -> Path:
+    """A new folder of ours under the cache, removed when the process ends (the rows of one run)."""
+    root = cfg.cache_root() / "scratch"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="rows-", dir=root))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+@contextmanager
+def row_writer(path: Path):
+    """``write(text)`` appends a row to an Arrow file (``datasets``' own writer, in batches of 10,000)."""
+    from datasets import Features, Value
+    from datasets.arrow_writer import ArrowWriter
+
+    writer = ArrowWriter(features=Features({"text": Value("string")}), path=str(path), writer_batch_size=10_000)
+    try:
+        yield lambda text: writer.write({"text": text})
+    finally:
+        writer.finalize()
+        writer.close()
+
+
 def with_extra_rows(train, rows: ExtraRows, tokenizer, max_length: int):
-    """The training split with ``rows`` appended (labelled ``UNLABELLED``), tokenized like the rest."""
+    """The training split with ``rows`` appended (labelled ``UNLABELLED``), tokenized like the rest. The added
+    rows stay on disk, memory-mapped: tokenized in batches into a file beside theirs."""
     from datasets import Dataset, Value, concatenate_datasets
 
-    from distill_cli.data.prepared import tokenize
-
-    if not rows.texts:
+    if not rows.count:
         return train
     train = train.cast_column("label", Value("int64"))  # a ClassLabel cannot hold the unlabelled mark
-    extra = Dataset.from_dict({"text": rows.texts, "label": [UNLABELLED] * len(rows.texts)}, features=None)
-    extra = tokenize(extra.cast_column("label", Value("int64")), tokenizer, max_length)
-    return concatenate_datasets([train, extra.cast(train.features)])
+
+    def encode(batch):
+        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        return {**encoded, "label": [UNLABELLED] * len(batch["text"])}
+
+    extra = Dataset.from_file(str(rows.path)).map(
+        encode,
+        batched=True,
+        batch_size=1000,
+        features=train.features,
+        cache_file_name=str(rows.path.with_name("tokenized.arrow")),
+        desc="tokenize the added rows",
+    )
+    return concatenate_datasets([train, extra.select_columns(list(train.column_names))])
 
 
 def describe(counts: dict[str, int]) -> str:

@@ -18,6 +18,10 @@ from distill_cli.training.teacher_cache import batched_outputs
 
 PROBE_C = 10.0  # inverse L2 strength, as LogisticRegression's C: C=10 beat C=1 as the start of fine-tuning
 PROBE_ITERATIONS = 150
+# The probe fits on the training split's first rows at most (the labelled ones come first, then the transfer
+# and augmented rows): it is a start for the head, and its full-batch fit holds about 11 KB a row (L-BFGS
+# over 151 outputs), so a million transfer rows would cost gigabytes and as much time as an epoch.
+PROBE_ROWS = 20_000
 
 
 def head_features(model, tokenizer, texts: list[str], max_length: int, precision: str = "fp32") -> torch.Tensor:

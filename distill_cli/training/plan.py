@@ -22,6 +22,7 @@ from distill_cli.data.transfer import check_transfer_file
 from distill_cli.errors import UsageError
 from distill_cli.metrics import EXPECTED
 from distill_cli.search_space import SearchSettings
+from distill_cli.static import PATIENCE as STATIC_PATIENCE
 from distill_cli.static import SEARCH_DEFAULTS as STATIC_SEARCH_DEFAULTS
 from distill_cli.static import encoder_spec
 from distill_cli.static import with_defaults as static_defaults
@@ -95,7 +96,9 @@ def training_arguments(
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         data_seed=cfg.seed,
         save_strategy="epoch" if checkpoints else "no",
-        save_total_limit=1,
+        # The latest checkpoint (to resume from) and, when the best epoch is kept, the best one: with a limit
+        # of 1 the Trainer would keep the best alone and delete the one an interrupted run resumes from.
+        save_total_limit=2 if checkpoints and cfg.keep_best_epoch else 1,
         logging_strategy="steps",
         logging_steps=10,
         use_cpu=not torch.cuda.is_available(),
@@ -106,16 +109,22 @@ def training_arguments(
         dataloader_pin_memory=False,
         alpha=alpha,
         transfer_weight=cfg.transfer_weight,
-        **(static_arguments(checkpoints) if static else {}),
+        **(best_epoch_arguments() if checkpoints and cfg.keep_best_epoch else {}),
+        **(dict(label_names=["labels"]) if static else {}),  # its forward takes no labels: say where they are
     )
 
 
-def static_arguments(checkpoints: bool) -> dict:
-    """Its forward takes no labels: the Trainer is told where they are (else it passes them to the forward).
-    A run (with checkpoints) trains until the selection metric (``metrics.EXPECTED``) stops improving and
-    keeps its best epoch; a search trial trains for the epochs it was given."""
-    best = dict(load_best_model_at_end=True, metric_for_best_model=EXPECTED.key, greater_is_better=True)
-    return dict(label_names=["labels"], **(best if checkpoints else {}))
+def best_epoch_arguments() -> dict:
+    """A run (with checkpoints) keeps its best epoch by the selection metric (``metrics.EXPECTED``, the
+    accuracy expected with the rule), and stops after ``patience`` epochs without a better one (the
+    recipe adds the callback); a search trial trains for the epochs it was given and keeps the last."""
+    return dict(load_best_model_at_end=True, metric_for_best_model=EXPECTED.key, greater_is_better=True)
+
+
+def patience(cfg: Config, static: bool) -> int:
+    """Epochs without a better expected accuracy before training stops: the config's, else model2vec's 5
+    for a static student (its epochs cost seconds) and 2 for a transformer."""
+    return cfg.patience if cfg.patience is not None else STATIC_PATIENCE if static else 2
 
 
 # ------------------------------------------------------------------------------------------- preflight

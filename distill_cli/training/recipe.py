@@ -10,6 +10,7 @@ the model and move the run folder into place. Each step takes the run's ``Plan``
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,10 @@ from distill_cli.oos import OOSRule, choose_rule
 from distill_cli.oos_scores import FEATURE_SCORES, SCORES, FeatureStats
 from distill_cli.pooling import MeanPoolingClassifier
 from distill_cli.runs import RunFolder, finish_run, mark_started
-from distill_cli.static import PATIENCE
 from distill_cli.training import static_student
 from distill_cli.training.callbacks import StopOnSignal
-from distill_cli.training.head import head_features, probe
-from distill_cli.training.plan import Plan
+from distill_cli.training.head import PROBE_ROWS, head_features, probe
+from distill_cli.training.plan import Plan, patience
 from distill_cli.training.record import run_record
 from distill_cli.training.setup import Models, OOSChoice, Setup, TeacherSetup, Trained
 from distill_cli.training.teacher_cache import compute_logits, teacher_logits
@@ -43,7 +43,7 @@ def shared_setup(plan: Plan, student_ref: modeling.ModelRef) -> Setup:
     prepared = load_data(plan, models)
     oos = check_oos_rule(plan, prepared)
     rows = add_extra_rows(plan, prepared, models.tokenizer)
-    teacher = setup_teacher(plan, models, list(prepared.datasets["train"]["text"]))
+    teacher = setup_teacher(plan, models, prepared.datasets["train"]["text"])  # a column, read a piece at a time
     return Setup(models, prepared, teacher, oos, rows)
 
 
@@ -128,7 +128,7 @@ def add_extra_rows(plan: Plan, prepared: Prepared, tokenizer) -> ExtraRows:
     return rows
 
 
-def setup_teacher(plan: Plan, models: Models, train_texts: list[str]) -> TeacherSetup:
+def setup_teacher(plan: Plan, models: Models, train_texts: Sequence[str]) -> TeacherSetup:
     """Cached mode: the teacher's logits over the training texts, computed once (each process its share) or
     read back, when the plan needs them. Online mode: the teacher model itself, run on every step."""
     cfg, setup = plan.cfg, TeacherSetup()
@@ -168,8 +168,9 @@ def probe_head(plan: Plan, model, setup: Setup) -> None:
     if cfg.head_init != "probe" or plan.static:
         return
     train_ds, teacher, tokenizer = setup.prepared.datasets["train"], setup.teacher, setup.models.tokenizer
+    train_ds = train_ds.select(range(min(len(train_ds), PROBE_ROWS)))  # the labelled rows come first
     half = precision.resolve(cfg.precision)
-    logits = teacher.logits
+    logits = None if teacher.logits is None else teacher.logits[: len(train_ds)]
     if logits is None and teacher.model is not None and plan.alpha < 1.0:
         logits = compute_logits(teacher.model, tokenizer, list(train_ds["text"]), cfg.max_length, precision=half)
     alpha = plan.alpha if logits is not None else 1.0
@@ -187,8 +188,9 @@ def build_trainer(plan: Plan, model, setup: Setup, callbacks: list) -> Distillat
     collator = DistillCollator(setup.models.tokenizer, setup.teacher.logits)
     if isinstance(model, static_student.StaticStudent):
         collator = static_student.StaticCollator(model, setup.teacher.logits)
-        if args.load_best_model_at_end:
-            callbacks = [*callbacks, transformers.EarlyStoppingCallback(early_stopping_patience=PATIENCE)]
+    wait = patience(plan.cfg, plan.static)
+    if args.load_best_model_at_end and wait:
+        callbacks = [*callbacks, transformers.EarlyStoppingCallback(early_stopping_patience=wait)]
     trainer = DistillationTrainer(
         model=model,
         args=args,

@@ -43,7 +43,9 @@ def run_record(trained: Trained, run: RunFolder, setup: Setup, oos_rule: OOSRule
         teacher_cache_s=round(setup.teacher.seconds, 2),
         eval_s=round(sum(h.get("eval_runtime", 0.0) for h in history if "eval_accuracy" in h), 2),
         epochs=epochs,
-        metrics=final_metrics(epochs, plan.args.load_best_model_at_end),
+        metrics=(kept := final_metrics(epochs, plan.args.load_best_model_at_end)),
+        kept_epoch=kept.get("epoch"),
+        stopped_early=0 < trainer.state.global_step < trainer.state.max_steps,
         oos_rule=oos_rule,
         rows=setup.rows.counts or None,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -92,16 +93,22 @@ def shard(order: np.ndarray, rank: int, size: int) -> np.ndarray:
 
 
 def gather_rows(part: torch.Tensor, rows: np.ndarray, total: int, size: int) -> torch.Tensor:
-    """The ``total`` rows in their order, from each process's ``part`` (its ``rows``). The shares are sent as
-    tensors, padded to one length (``all_gather`` wants equal shapes): nothing is pickled between processes."""
+    """The ``total`` rows in their order, from each process's ``part`` (its ``rows``)."""
     out = torch.empty(total, part.shape[1])
+    gather_into(out, part, rows, size, longest=-(-total // size))
+    return out
+
+
+def gather_into(out: torch.Tensor, part: torch.Tensor, rows: np.ndarray, size: int, longest: int) -> None:
+    """Every process's ``part`` (its ``rows``, at most ``longest``) written into ``out`` at those rows. The
+    parts are sent as tensors, padded to ``longest`` (``all_gather`` wants equal shapes): nothing is
+    pickled between processes."""
     if size == 1:
         out[torch.as_tensor(rows, dtype=torch.long)] = part
-        return out
+        return
     import torch.distributed as dist
 
-    longest = -(-total // size)
-    padded = torch.zeros(longest, part.shape[1])
+    padded = torch.zeros(longest, out.shape[1])
     padded[: len(rows)] = part
     index = torch.full((longest,), -1, dtype=torch.long)
     index[: len(rows)] = torch.as_tensor(rows, dtype=torch.long)
@@ -113,7 +120,6 @@ def gather_rows(part: torch.Tensor, rows: np.ndarray, total: int, size: int) -> 
     for values, where in zip(parts, indices):
         keep = where >= 0
         out[where[keep].cpu()] = values[keep].cpu()
-    return out
 
 
 def compute_logits(
@@ -128,7 +134,9 @@ def compute_logits(
 PIECE_ROWS = 8192  # rows at most per saved piece of an unfinished teacher pass
 
 
-def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: list[str]) -> tuple[torch.Tensor, bool]:
+def teacher_logits(
+    cfg: Config, ref: modeling.ModelRef, model_config, texts: Sequence[str]
+) -> tuple[torch.Tensor, bool]:
     """The teacher's logits over ``texts``, from the cache when the same teacher saw the same texts. A cache
     entry is trusted only when its shape, checksum and values check out; a damaged one is computed again.
     The pass is saved piece by piece (``pieces``): an interrupted one resumes where it stopped."""
@@ -149,7 +157,7 @@ def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: lis
     model = modeling.load_for_inference(ref, cfg).to(device())
     folder = path.with_suffix(".pieces")
     logits = labelled_in_pieces(model, tokenizer, texts, cfg.max_length, half, folder).contiguous()
-    if not torch.isfinite(logits).all():
+    if not all_finite(logits):
         raise DistillError(f"teacher '{ref.spec}' gives non-finite logits (NaN or infinity): it cannot teach")
     if rank == 0:  # every process has every row; one writes the entry, whole or not at all
         metadata = {"teacher": ref.spec, "rows": str(shape[0]), "sha256": tensor_digest(logits)}
@@ -159,32 +167,41 @@ def teacher_logits(cfg: Config, ref: modeling.ModelRef, model_config, texts: lis
     return logits, False
 
 
-def labelled_in_pieces(model, tokenizer, texts: list[str], max_length: int, precision: str, folder: Path):
-    """The teacher's logits, a piece of at most ``PIECE_ROWS`` rows at a time, each piece saved in ``folder``
-    as soon as it is done (its rows and logits, checksummed); pieces already there and whole are read, not
-    computed. Under ``torchrun`` piece k is process k mod N's, and the pieces are gathered."""
-    enc = tokenizer(texts, truncation=True, max_length=max_length)
+def labelled_in_pieces(model, tokenizer, texts: Sequence[str], max_length: int, precision: str, folder: Path):
+    """The teacher's logits, a piece of consecutive rows (at most ``PIECE_ROWS``) at a time: each piece is
+    read (``texts[start:stop]``), tokenized, labelled in length order (little padding) and saved in
+    ``folder`` as soon as it is done (its rows and logits, checksummed). Pieces already there and whole are
+    read, not computed. Memory holds the logits and one piece's texts, never all the texts.
+
+    Under ``torchrun`` the pieces go in rounds: in round r process i labels piece r*N + i, and the round's
+    pieces are gathered before the next, so every process is busy and has every row at the end."""
     rank, size = world()
-    order = length_order(enc)
-    # Piece k holds every n-th row of the length order from the k-th: each piece (and so each process's
-    # share) has short and long texts alike, and each is still in length order inside (little padding).
-    count = max(size, -(-len(order) // PIECE_ROWS))
-    pieces = [order[k::count] for k in range(count)][rank::size]
-    width = model.config.num_labels
-    mine = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int64)
-    done = []
-    with Bar(progress_title("teacher logits"), len(mine)) as bar:
-        for k, rows in enumerate(pieces):
-            piece = folder / f"piece-{(k * size + rank):06d}.safetensors"
-            saved = read_piece(piece, rows, width)
-            if saved is None:
-                saved = compute_rows(model, tokenizer, enc, rows, lambda m, b: m(**b).logits, width, precision, bar)
-                write_piece(piece, rows, saved)
-            else:
-                bar.advance(len(rows))
-            done.append(saved)
-    part = torch.cat(done) if done else torch.empty(0, width)
-    return gather_rows(part, mine, len(texts), size)
+    total, width = len(texts), model.config.num_labels
+    count = max(size, -(-total // PIECE_ROWS))  # at least a piece per process: none waits idle
+    bounds = [k * total // count for k in range(count + 1)]
+    mine = range(rank, count, size)
+    out = torch.empty(total, width)
+    logits_of = lambda m, b: m(**b).logits  # noqa: E731
+    with Bar(progress_title("teacher logits"), sum(bounds[k + 1] - bounds[k] for k in mine)) as bar:
+        for first in range(0, count, size):  # one round
+            k = first + rank
+            rows, saved = np.empty(0, dtype=np.int64), torch.empty(0, width)
+            if k < count:
+                rows = np.arange(bounds[k], bounds[k + 1])
+                piece = folder / f"piece-{k:06d}.safetensors"
+                saved = read_piece(piece, rows, width)
+                if saved is None:
+                    enc = tokenizer(list(texts[bounds[k] : bounds[k + 1]]), truncation=True, max_length=max_length)
+                    order = length_order(enc)
+                    saved = torch.empty(len(rows), width)
+                    saved[torch.as_tensor(order)] = compute_rows(
+                        model, tokenizer, enc, order, logits_of, width, precision, bar
+                    )
+                    write_piece(piece, rows, saved)
+                else:
+                    bar.advance(len(rows))
+            gather_into(out, saved, rows, size, longest=-(-total // count))
+    return out
 
 
 def write_piece(path: Path, rows: np.ndarray, logits: torch.Tensor) -> None:
@@ -213,11 +230,13 @@ def read_piece(path: Path, rows: np.ndarray, width: int) -> torch.Tensor | None:
     return logits if whole and fits and bool(torch.isfinite(logits).all()) else None
 
 
-def texts_digest(texts: list[str]) -> str:
-    """``sha("\\n".join(texts))`` (the key's part every cache entry has had), without the joined copy."""
+def texts_digest(texts: Sequence[str], chunk: int = 10_000) -> str:
+    """``sha("\\n".join(texts))`` (the key's part every cache entry has had), without the joined copy: the
+    texts are read ``chunk`` at a time (``texts`` may be a dataset's column on disk)."""
     h = hashlib.sha256()
-    for i, text in enumerate(texts):
-        h.update((b"\n" if i else b"") + text.encode())
+    for start in range(0, len(texts), chunk):
+        for i, text in enumerate(texts[start : start + chunk], start):
+            h.update((b"\n" if i else b"") + text.encode())
     return h.hexdigest()
 
 
@@ -240,8 +259,14 @@ def gather_device():
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
+def all_finite(tensor: torch.Tensor, rows: int = 65_536) -> bool:
+    """No NaN or infinity, checked a slice at a time (no mask as large as a million rows of logits)."""
+    return all(bool(torch.isfinite(tensor[i : i + rows]).all()) for i in range(0, len(tensor), rows))
+
+
 def tensor_digest(tensor: torch.Tensor) -> str:
-    return hashlib.sha256(tensor.numpy().tobytes()).hexdigest()
+    """The SHA-256 of the tensor's bytes, read in place (a million rows of logits are not copied)."""
+    return hashlib.sha256(np.ascontiguousarray(tensor.numpy()).data).hexdigest()
 
 
 def read_checked(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
@@ -255,5 +280,5 @@ def read_checked(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
             logits = f.get_tensor("logits")
     except Exception:  # noqa: BLE001 - a truncated or garbled file raises several kinds of error
         return None
-    ok = tuple(logits.shape) == shape and digest == tensor_digest(logits) and bool(torch.isfinite(logits).all())
+    ok = tuple(logits.shape) == shape and digest == tensor_digest(logits) and all_finite(logits)
     return logits if ok else None

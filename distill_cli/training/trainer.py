@@ -186,6 +186,7 @@ def recipe_arguments(cfg: Config) -> dict:
         per_device_eval_batch_size=cfg.eval_batch_size,
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,  # -1: the epochs decide
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup,
         seed=cfg.seed,
