@@ -73,6 +73,12 @@ class Config(BaseModel):
         None, description="Unlabelled queries (.txt, or a text column) the teacher labels: extra rows, KD term only."
     )
     augment: int = Field(0, ge=0, description="N variants of each labelled query (mask, drop, swap, n-gram), KD only.")
+    feature_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the sentence-geometry loss: 1 - cosine of the student's pooled vector, through a "
+        "learned projection, and the teacher's (0: off).",
+    )
     transfer_weight: float = Field(
         1.0, ge=0, description="Weight of the KD term of transfer-set and augmented rows (labelled rows: 1)."
     )

@@ -4,6 +4,8 @@ out-of-scope scores), batched passes in order, and its parameter count."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 def final_linear(model):
     """The layer of a PyTorch classifier that turns the pooled features into logits."""
@@ -16,6 +18,24 @@ def final_linear(model):
     if not isinstance(head, nn.Linear):
         raise UsageError(f"cannot find the linear head of this {type(model).__name__}")
     return head
+
+
+@contextmanager
+def pooled_output(model):
+    """``(output, width)``: ``output(model, batch)`` gives the pooled features of a PyTorch classifier, what
+    its head reads, caught on their way in (any architecture), ``width`` wide; the hook goes on exit."""
+    head, captured = final_linear(model), []
+    hook = head.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
+
+    def features(m, batch):
+        captured.clear()
+        m(**batch)
+        return captured[0]
+
+    try:
+        yield features, head.in_features
+    finally:
+        hook.remove()
 
 
 def classify(model, tokenizer, texts: list[str], max_length: int, features: bool = False):

@@ -70,6 +70,7 @@ DISTILL = TRAIN + (
     "transfer_set",
     "augment",
     "transfer_weight",
+    "feature_weight",
 )
 EVALUATE = (
     "dataset",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from distill_cli.inference import final_linear
+from distill_cli.inference import final_linear, pooled_output
 from distill_cli.training.loss import distillation_loss
 from distill_cli.training.teacher_cache import batched_outputs
 
@@ -26,19 +26,8 @@ PROBE_ROWS = 20_000
 
 def head_features(model, tokenizer, texts: list[str], max_length: int, precision: str = "fp32") -> torch.Tensor:
     """What the head reads for each text, the body frozen and in eval mode (no dropout)."""
-    head, captured = final_linear(model), []
-    hook = head.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
-
-    def features(m, batch):
-        captured.clear()
-        m(**batch)
-        return captured[0]
-
-    try:
-        width, title = head.in_features, "probe features"
-        return batched_outputs(model, tokenizer, texts, max_length, features, width, title, precision=precision)
-    finally:
-        hook.remove()
+    with pooled_output(model) as (features, width):
+        return batched_outputs(model, tokenizer, texts, max_length, features, width, "probe features", 64, precision)
 
 
 def fit_head(

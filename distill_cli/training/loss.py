@@ -33,3 +33,10 @@ def distillation_loss(
     ).sum(-1)
     kd_weight = torch.where(labelled, torch.full_like(kl, 1.0 - alpha), torch.full_like(kl, unlabelled_weight))
     return (alpha * ce + kd_weight * t * t * kl).mean()
+
+
+def geometry_loss(projected: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
+    """``1 - cos`` between the student's projected pooled vectors and the teacher's, averaged over the
+    batch: the student learns where the teacher puts each sentence, not only its 151 logits, across
+    vocabularies and widths (the projection maps one width to the other). Zero when they point alike."""
+    return (1.0 - F.cosine_similarity(projected, teacher_features.to(projected.dtype), dim=-1)).mean()

@@ -33,7 +33,13 @@ from distill_cli.training.plan import Plan, patience
 from distill_cli.training.record import run_record
 from distill_cli.training.setup import Models, OOSChoice, Setup, TeacherSetup, Trained
 from distill_cli.training.teacher_cache import compute_logits, teacher_logits
-from distill_cli.training.trainer import DistillationTrainer, DistillCollator, add_row_and_length
+from distill_cli.training.trainer import (
+    DistillationTrainer,
+    DistillCollator,
+    add_projection,
+    add_row_and_length,
+    remove_projection,
+)
 from distill_cli.ui import info, warn
 
 
@@ -142,6 +148,8 @@ def setup_teacher(plan: Plan, models: Models, train_texts: Sequence[str]) -> Tea
     start = time.perf_counter()
     if cfg.teacher_mode == "cached" and plan.teacher_logits:  # every process labels its share of the rows
         setup.logits, setup.cache_reused = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts)
+    if cfg.teacher_mode == "cached" and cfg.feature_weight > 0:
+        setup.features, _ = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts, "features")
     elif cfg.teacher_mode == "online":
         setup.model = modeling.load_for_inference(models.teacher, cfg)
     setup.seconds = time.perf_counter() - start
@@ -185,7 +193,9 @@ def probe_head(plan: Plan, model, setup: Setup) -> None:
 
 def build_trainer(plan: Plan, model, setup: Setup, callbacks: list) -> DistillationTrainer:
     prepared, args = setup.prepared, plan.args
-    collator = DistillCollator(setup.models.tokenizer, setup.teacher.logits)
+    collator = DistillCollator(setup.models.tokenizer, setup.teacher.logits, setup.teacher.features)
+    if args.feature_weight > 0:
+        add_projection(model, setup.teacher.features.shape[1])
     if isinstance(model, static_student.StaticStudent):
         collator = static_student.StaticCollator(model, setup.teacher.logits)
     wait = patience(plan.cfg, plan.static)
@@ -286,7 +296,8 @@ def fit_feature_stats(plan: Plan, model, tokenizer, prepared: Prepared, oos_id: 
 
 def save_model(trainer: DistillationTrainer, folder: Path) -> None:
     """The weights and tokenizer; a mean-pooled model also writes its config and sentence-transformers files,
-    a static student its model2vec pipeline."""
+    a static student its model2vec pipeline. The training-only projection of the geometry loss is left out."""
+    remove_projection(trainer.model)
     if isinstance(trainer.model, static_student.StaticStudent):
         if trainer.args.should_save:
             trainer.model.save(folder)

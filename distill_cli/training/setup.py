@@ -41,6 +41,7 @@ class TeacherSetup:
     """How the teacher reaches the loss: cached logits, or a model run on every step."""
 
     logits: torch.Tensor | None = None
+    features: torch.Tensor | None = None  # its pooled features, for the sentence-geometry loss
     model: torch.nn.Module | None = None
     seconds: float = 0.0
     cache_reused: bool | None = None

@@ -86,7 +86,7 @@ class StaticCollator(DistillCollator):
     the encoder's), then adds the labels and the cached teacher logits as ``DistillCollator`` does."""
 
     def __init__(self, student: StaticStudent, teacher_logits: torch.Tensor | None = None):
-        self.student, self.teacher_logits = student, teacher_logits
+        self.student, self.teacher_logits, self.teacher_features = student, teacher_logits, None
 
     def encode(self, features: list[dict]) -> dict:
         batch = self.student.module.tokenize([f["text"] for f in features])

@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from distill_cli.config import Config
 from distill_cli.data.sources import sha, sha_file
 from distill_cli.errors import DistillError
 from distill_cli.files import atomic_file
+from distill_cli.inference import pooled_output
 from distill_cli.precision import autocast, device, resolve
 from distill_cli.training.trainer import MODEL_INPUTS
 from distill_cli.ui import Bar, warn
@@ -135,72 +137,79 @@ PIECE_ROWS = 8192  # rows at most per saved piece of an unfinished teacher pass
 
 
 def teacher_logits(
-    cfg: Config, ref: modeling.ModelRef, model_config, texts: Sequence[str]
+    cfg: Config, ref: modeling.ModelRef, model_config, texts: Sequence[str], what: str = "logits"
 ) -> tuple[torch.Tensor, bool]:
-    """The teacher's logits over ``texts``, from the cache when the same teacher saw the same texts. A cache
-    entry is trusted only when its shape, checksum and values check out; a damaged one is computed again.
-    The pass is saved piece by piece (``pieces``): an interrupted one resumes where it stopped."""
+    """The teacher's logits over ``texts`` (``what="features"``: its pooled features, what its head reads),
+    from the cache when the same teacher saw the same texts. A cache entry is trusted only when its shape,
+    checksum and values check out; a damaged one is computed again. The pass is saved piece by piece
+    (``pieces``): an interrupted one resumes where it stopped."""
     from safetensors.torch import save_file
 
     half = resolve(cfg.precision)
     parts = [model_fingerprint(ref, model_config), cfg.max_length, texts_digest(texts)]
-    key = sha(json.dumps(parts if half == "fp32" else [*parts, half]))[:24]  # fp32 keys as they always were
+    parts += [half] if half != "fp32" else []  # fp32 logits keys as they always were
+    parts += [what] if what != "logits" else []
+    key = sha(json.dumps(parts))[:24]
     path = cfg.cache_root() / "teacher-logits" / f"{key}.safetensors"
-    shape = (len(texts), model_config.num_labels)
-    cached = read_checked(path, shape) if path.is_file() else None
+    width = model_config.num_labels if what == "logits" else None  # features: the head's input, once loaded
+    cached = read_checked(path, (len(texts), width), what) if path.is_file() else None
     if everywhere(cached is not None):  # under torchrun, every process must take the same way
         return cached, True
     rank, _ = world()
     if path.is_file() and rank == 0:
-        warn(f"the teacher-logit cache entry {path.name} is damaged; computing it again")
+        warn(f"the teacher-{what[:-1]} cache entry {path.name} is damaged; computing it again")
     tokenizer = modeling.load_tokenizer(ref, cfg)
     model = modeling.load_for_inference(ref, cfg).to(device())
     folder = path.with_suffix(".pieces")
-    logits = labelled_in_pieces(model, tokenizer, texts, cfg.max_length, half, folder).contiguous()
-    if not all_finite(logits):
-        raise DistillError(f"teacher '{ref.spec}' gives non-finite logits (NaN or infinity): it cannot teach")
+    values = labelled_in_pieces(model, tokenizer, texts, cfg.max_length, half, folder, what).contiguous()
+    if not all_finite(values):
+        raise DistillError(f"teacher '{ref.spec}' gives non-finite {what} (NaN or infinity): it cannot teach")
     if rank == 0:  # every process has every row; one writes the entry, whole or not at all
-        metadata = {"teacher": ref.spec, "rows": str(shape[0]), "sha256": tensor_digest(logits)}
+        metadata = {"teacher": ref.spec, "rows": str(len(texts)), "sha256": tensor_digest(values)}
         with atomic_file(path) as tmp:
-            save_file({"logits": logits}, str(tmp), metadata=metadata)
+            save_file({what: values}, str(tmp), metadata=metadata)
         shutil.rmtree(folder, ignore_errors=True)  # its pieces, ours: the entry holds them all now
-    return logits, False
+    return values, False
 
 
-def labelled_in_pieces(model, tokenizer, texts: Sequence[str], max_length: int, precision: str, folder: Path):
-    """The teacher's logits, a piece of consecutive rows (at most ``PIECE_ROWS``) at a time: each piece is
-    read (``texts[start:stop]``), tokenized, labelled in length order (little padding) and saved in
-    ``folder`` as soon as it is done (its rows and logits, checksummed). Pieces already there and whole are
-    read, not computed. Memory holds the logits and one piece's texts, never all the texts.
+def labelled_in_pieces(
+    model, tokenizer, texts: Sequence[str], max_length: int, precision: str, folder: Path, what: str = "logits"
+):
+    """The teacher's logits (or pooled ``features``), a piece of consecutive rows (at most ``PIECE_ROWS``) at
+    a time: each piece is read (``texts[start:stop]``), tokenized, labelled in length order (little padding)
+    and saved in ``folder`` as soon as it is done (its rows and values, checksummed). Pieces already there
+    and whole are read, not computed. Memory holds the values and one piece's texts, never all the texts.
 
     Under ``torchrun`` the pieces go in rounds: in round r process i labels piece r*N + i, and the round's
     pieces are gathered before the next, so every process is busy and has every row at the end."""
+    logits = (lambda m, b: m(**b).logits), model.config.num_labels
     rank, size = world()
-    total, width = len(texts), model.config.num_labels
+    total = len(texts)
     count = max(size, -(-total // PIECE_ROWS))  # at least a piece per process: none waits idle
     bounds = [k * total // count for k in range(count + 1)]
     mine = range(rank, count, size)
-    out = torch.empty(total, width)
-    logits_of = lambda m, b: m(**b).logits  # noqa: E731
-    with Bar(progress_title("teacher logits"), sum(bounds[k + 1] - bounds[k] for k in mine)) as bar:
-        for first in range(0, count, size):  # one round
-            k = first + rank
-            rows, saved = np.empty(0, dtype=np.int64), torch.empty(0, width)
-            if k < count:
-                rows = np.arange(bounds[k], bounds[k + 1])
-                piece = folder / f"piece-{k:06d}.safetensors"
-                saved = read_piece(piece, rows, width)
-                if saved is None:
-                    enc = tokenizer(list(texts[bounds[k] : bounds[k + 1]]), truncation=True, max_length=max_length)
-                    order = length_order(enc)
-                    saved = torch.empty(len(rows), width)
-                    saved[torch.as_tensor(order)] = compute_rows(
-                        model, tokenizer, enc, order, logits_of, width, precision, bar
-                    )
-                    write_piece(piece, rows, saved)
-                else:
-                    bar.advance(len(rows))
-            gather_into(out, saved, rows, size, longest=-(-total // count))
+    title = progress_title(f"teacher {what}")
+    with pooled_output(model) if what == "features" else nullcontext(logits) as (output, width):
+        out = torch.empty(total, width)
+        with Bar(title, sum(bounds[k + 1] - bounds[k] for k in mine)) as bar:
+            for first in range(0, count, size):  # one round
+                k = first + rank
+                rows, saved = np.empty(0, dtype=np.int64), torch.empty(0, width)
+                if k < count and bounds[k] < bounds[k + 1]:  # fewer rows than processes leave some empty
+                    rows = np.arange(bounds[k], bounds[k + 1])
+                    piece = folder / f"piece-{k:06d}.safetensors"
+                    saved = read_piece(piece, rows, width)
+                    if saved is None:
+                        enc = tokenizer(list(texts[bounds[k] : bounds[k + 1]]), truncation=True, max_length=max_length)
+                        order = length_order(enc)
+                        saved = torch.empty(len(rows), width)
+                        saved[torch.as_tensor(order)] = compute_rows(
+                            model, tokenizer, enc, order, output, width, precision, bar
+                        )
+                        write_piece(piece, rows, saved)
+                    else:
+                        bar.advance(len(rows))
+                gather_into(out, saved, rows, size, longest=-(-total // count))
     return out
 
 
@@ -269,16 +278,18 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     return hashlib.sha256(np.ascontiguousarray(tensor.numpy()).data).hexdigest()
 
 
-def read_checked(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
-    """The cached logits if the file reads, has the expected shape, matches its checksum and holds only
-    finite values; else None."""
+def read_checked(path: Path, shape: tuple[int, int | None], name: str = "logits") -> torch.Tensor | None:
+    """The cached tensor if the file reads, has the expected shape (a width of None: any), matches its
+    checksum and holds only finite values; else None."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), "pt") as f:
             digest = (f.metadata() or {}).get("sha256")
-            logits = f.get_tensor("logits")
+            values = f.get_tensor(name)
     except Exception:  # noqa: BLE001 - a truncated or garbled file raises several kinds of error
         return None
-    ok = tuple(logits.shape) == shape and digest == tensor_digest(logits) and all_finite(logits)
-    return logits if ok else None
+    rows, width = shape
+    fits = values.dim() == 2 and values.shape[0] == rows and width in (None, values.shape[1])
+    ok = fits and digest == tensor_digest(values) and all_finite(values)
+    return values if ok else None

@@ -20,12 +20,15 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_group
 
 from distill_cli.config import Config
 from distill_cli.errors import DistillError
+from distill_cli.inference import final_linear
 from distill_cli.training import checkpoint
-from distill_cli.training.loss import distillation_loss
+from distill_cli.training.loss import distillation_loss, geometry_loss
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TEACHER_LOGITS = "teacher_logits"
+TEACHER_FEATURES = "teacher_features"
 ROW = "row"
+PROJECTION = "distill_projection"  # the student's training-only map into the teacher's feature space
 
 
 @dataclass
@@ -34,6 +37,9 @@ class DistillationTrainingArguments(TrainingArguments):
 
     alpha: float = field(default=0.5, metadata={"help": "Weight of the cross-entropy on the labels (1 = no teacher)."})
     temperature: float = field(default=2.0, metadata={"help": "Softmax temperature for both models' logits."})
+    feature_weight: float = field(
+        default=0.0, metadata={"help": "Weight of 1 - cos(projected student pooled vector, teacher's)."}
+    )
     transfer_weight: float = field(
         default=1.0, metadata={"help": "Weight of the KD term of unlabelled (transfer-set, augmented) rows."}
     )
@@ -46,6 +52,10 @@ class DistillationTrainer(Trainer):
         teacher_model: run on every training step when the batches carry no cached ``teacher_logits``.
             Leave it ``None`` when the dataset has a ``teacher_logits`` column, or when ``alpha = 1``.
         *args, **kwargs: as for ``Trainer``; ``args`` must be ``DistillationTrainingArguments``.
+
+    With ``feature_weight > 0`` and batches carrying the teacher's pooled features (``teacher_features``),
+    training adds ``feature_weight * (1 - cos)`` between the student's pooled features, caught on their way
+    into its head and mapped by its ``distill_projection`` submodule (``add_projection``), and the teacher's.
 
     The loss is a mean over the batch, not normalised by ``num_items_in_batch``, so it says so with
     ``loss_is_scaled_for_ga = False``: ``Trainer`` then divides it by the gradient accumulation steps.
@@ -61,11 +71,18 @@ class DistillationTrainer(Trainer):
         self.teacher = teacher_model
         if self.teacher is not None:
             self.teacher.to(self.args.device).eval()
+        self.pooled: torch.Tensor | None = None  # the student's pooled features of this step (geometry loss)
+        if self.args.feature_weight > 0:
+            final_linear(self.model).register_forward_pre_hook(self._catch_pooled)
+
+    def _catch_pooled(self, _module, args) -> None:
+        self.pooled = args[0]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         teacher_logits = inputs.pop(TEACHER_LOGITS, None)
+        teacher_features = inputs.pop(TEACHER_FEATURES, None)
         outputs = model(**inputs)
         if model.training and self.args.alpha < 1.0:
             if teacher_logits is None:
@@ -79,6 +96,9 @@ class DistillationTrainer(Trainer):
             )
         else:
             loss = evaluation_loss(outputs.logits, labels)
+        if model.training and self.args.feature_weight > 0 and teacher_features is not None:
+            projection = getattr(unwrap(model), PROJECTION)
+            loss = loss + self.args.feature_weight * geometry_loss(projection(self.pooled), teacher_features)
         if not torch.isfinite(loss):
             # Stop at the first bad step: the run stays unfinished in .partial, no finished-looking model.
             raise DistillError(
@@ -158,18 +178,38 @@ class DistillCollator:
     training example), it also gathers the batch's cached logits by the examples' ``row`` index: a tensor
     lookup, not 151 floats per example converted out of Arrow."""
 
-    def __init__(self, tokenizer, teacher_logits: torch.Tensor | None = None):
+    def __init__(self, tokenizer, teacher_logits: torch.Tensor | None = None, teacher_features=None):
         self.pad = DataCollatorWithPadding(tokenizer)
-        self.teacher_logits = teacher_logits
+        self.teacher_logits, self.teacher_features = teacher_logits, teacher_features
 
     def encode(self, features: list[dict]) -> dict:
         return self.pad([{k: f[k] for k in (*MODEL_INPUTS, "label") if k in f} for f in features])
 
     def __call__(self, features: list[dict]) -> dict:
         batch = self.encode(features)
-        if self.teacher_logits is not None and ROW in features[0]:
-            batch[TEACHER_LOGITS] = self.teacher_logits[torch.tensor([f[ROW] for f in features])]
+        if ROW in features[0]:
+            rows = torch.tensor([f[ROW] for f in features])
+            for key, cached in ((TEACHER_LOGITS, self.teacher_logits), (TEACHER_FEATURES, self.teacher_features)):
+                if cached is not None:
+                    batch[key] = cached[rows]
         return batch
+
+
+def add_projection(model, teacher_width: int) -> None:
+    """A linear map from the student's pooled features to the teacher's, trained with the student (it is a
+    submodule, so the optimizer and the checkpoints have it) and removed before the model is saved."""
+    width = final_linear(model).in_features
+    model.add_module(PROJECTION, torch.nn.Linear(width, teacher_width))
+
+
+def remove_projection(model) -> None:
+    if hasattr(model, PROJECTION):
+        delattr(model, PROJECTION)
+
+
+def unwrap(model):
+    """The model under a DistributedDataParallel wrapper, if any."""
+    return getattr(model, "module", model)
 
 
 def add_row_and_length(ds):
