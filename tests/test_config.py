@@ -146,3 +146,16 @@ def test_flags_are_the_config_fields_with_their_own_help():
 def test_config_show_names_the_commands_it_knows():
     r = run_cli("config", "show", "--command", "train")
     assert_one_line_error(r, 2, "expected prepare, finetune, distill, search, evaluate, export, predict or push")
+
+
+def test_distill_trains_a_transformer_student_8_epochs_unless_told_otherwise():
+    from distill_cli.config import load_config
+    from distill_cli.training.plan import make_plan
+
+    def epochs(command, student, **flags):
+        cfg = load_config(None, command, {"student": student, "teacher": "t", **flags})
+        return make_plan(cfg, command).cfg.epochs
+
+    assert epochs("distill", "minilm-l6") == 8 and epochs("distill", "minilm-l6", epochs=2) == 2
+    assert epochs("finetune", "minilm-l6") == 3  # the Trainer's
+    assert epochs("distill", "static:minilm-l6") == 30  # a static student's own default
