@@ -98,6 +98,7 @@ def training_arguments(
 ) -> DistillationTrainingArguments:
     """The config's recipe plus what every run of this tool sets (epoch checkpoints, no pickles, CPU).
     Without ``output_dir``, the run folder is set once its name is known on every rank."""
+    keep_best = checkpoints and cfg.keep_best_epoch
     return DistillationTrainingArguments(
         output_dir=str(output_dir or cfg.runs_dir / ".pending"),
         **recipe_arguments(cfg),
@@ -106,7 +107,7 @@ def training_arguments(
         save_strategy="epoch" if checkpoints else "no",
         # The latest checkpoint (to resume from) and, when the best epoch is kept, the best one: with a limit
         # of 1 the Trainer would keep the best alone and delete the one an interrupted run resumes from.
-        save_total_limit=2 if checkpoints and cfg.keep_best_epoch else 1,
+        save_total_limit=2 if keep_best else 1,
         logging_strategy="steps",
         logging_steps=10,
         use_cpu=not torch.cuda.is_available(),
@@ -118,7 +119,7 @@ def training_arguments(
         alpha=alpha,
         transfer_weight=cfg.transfer_weight,
         feature_weight=cfg.feature_weight if cfg.teacher else 0.0,
-        **(best_epoch_arguments() if checkpoints and cfg.keep_best_epoch else {}),
+        **(best_epoch_arguments() if keep_best else {}),
         **(dict(label_names=["labels"]) if static else {}),  # its forward takes no labels: say where they are
     )
 

@@ -148,10 +148,10 @@ def setup_teacher(plan: Plan, models: Models, train_texts: Sequence[str]) -> Tea
     start = time.perf_counter()
     if cfg.teacher_mode == "cached" and plan.teacher_logits:  # every process labels its share of the rows
         setup.logits, setup.cache_reused = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts)
-    if cfg.teacher_mode == "cached" and cfg.feature_weight > 0:
-        setup.features, _ = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts, "features")
     elif cfg.teacher_mode == "online":
         setup.model = modeling.load_for_inference(models.teacher, cfg)
+    if cfg.teacher_mode == "cached" and cfg.feature_weight > 0:  # the geometry loss's targets, cached alike
+        setup.features, _ = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts, "features")
     setup.seconds = time.perf_counter() - start
     return setup
 

@@ -97,7 +97,7 @@ class DistillationTrainer(Trainer):
         else:
             loss = evaluation_loss(outputs.logits, labels)
         if model.training and self.args.feature_weight > 0 and teacher_features is not None:
-            projection = getattr(unwrap(model), PROJECTION)
+            projection = getattr(self.accelerator.unwrap_model(model), PROJECTION)
             loss = loss + self.args.feature_weight * geometry_loss(projection(self.pooled), teacher_features)
         if not torch.isfinite(loss):
             # Stop at the first bad step: the run stays unfinished in .partial, no finished-looking model.
@@ -205,11 +205,6 @@ def add_projection(model, teacher_width: int) -> None:
 def remove_projection(model) -> None:
     if hasattr(model, PROJECTION):
         delattr(model, PROJECTION)
-
-
-def unwrap(model):
-    """The model under a DistributedDataParallel wrapper, if any."""
-    return getattr(model, "module", model)
 
 
 def add_row_and_length(ds):
