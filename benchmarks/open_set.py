@@ -68,24 +68,48 @@ def peer_rule(setting: str, x: dict, y: dict, logits: dict, oos_id: int, intents
     return choose_rule(list(SCORES), fallback, val_logits, val_y, oos_id, "oos", share, val_x, stats, intents), stats
 
 
+def labelled_splits(path) -> tuple[dict, list[str], dict]:
+    """The splits of a CLINC150 file as the tool reads them, the labels (the intents sorted, then `oos`) and
+    each split's label ids in that order."""
+    from distill_cli.config import Config
+    from distill_cli.data.columns import normalise
+    from distill_cli.data.sources import read_source
+
+    splits, _, _ = normalise(read_source(str(path)), Config())
+    labels = [*sorted(set(splits["train"]["label"]) - {"oos"}), "oos"]
+    y = {s: np.array([labels.index(t) for t in splits[s]["label"]]) for s in ("train", "validation", "test")}
+    return splits, labels, y
+
+
+def scored(setting: str, x: dict, y: dict, logits: dict, oos_id: int, intents: list[int]) -> dict:
+    """A peer's test figures given the tool's rule (``peer_rule``): its features ``x`` and labels ``y`` of
+    train, validation and test, its ``logits`` of validation and test; argmax, with the rule, separation."""
+    from distill_cli.metrics import classification_metrics, separation
+
+    rule, stats = peer_rule(setting, x, y, logits, oos_id, intents)
+    test_logits, test_x = logits["test"], x["test"]
+    preds = rule.apply(test_logits, oos_id, test_x, stats, intents)
+    in_scope = y["test"] != oos_id
+    turned = rule.confidence(test_logits, test_x, stats, intents) < rule.threshold
+    return {
+        "rule": rule.model_dump(exclude={"curve"}),
+        "argmax": classification_metrics(y["test"], test_logits.argmax(-1), oos_id),
+        "with_rule": {**classification_metrics(y["test"], preds, oos_id),
+                      "in_scope_rejected": float(turned[in_scope].mean())},  # fmt: skip
+        "separation": separation(test_logits, y["test"], oos_id, test_x, stats),
+    }
+
+
 def peers(paths, encode=None, settings=("open_set", "no_oos", "plus")) -> dict:
     """The frozen-encoder probe (``encode``; MiniLM-L6 by default) of each setting with the tool's scores and
     rule."""
     from sklearn.linear_model import LogisticRegression
 
-    from distill_cli.config import Config
-    from distill_cli.data.columns import normalise
-    from distill_cli.data.sources import read_source
-    from distill_cli.metrics import classification_metrics, separation
-
     encode = encode or frozen_minilm(max_length=128)
-    splits, _, _ = normalise(read_source(str(paths["plus"])), Config())
+    splits, labels, y = labelled_splits(paths["plus"])
     start = time.perf_counter()
     x = {s: encode(splits[s]["text"]) for s in ("train", "validation", "test")}
-    intents_names = sorted(set(splits["train"]["label"]) - {"oos"})
-    labels = [*intents_names, "oos"]
-    oos_id = len(intents_names)
-    y = {s: np.array([labels.index(t) for t in splits[s]["label"]]) for s in x}
+    oos_id = labels.index("oos")
     encode_s = time.perf_counter() - start
     in_val, probes, out = y["validation"] != oos_id, {}, {}
 
@@ -104,23 +128,14 @@ def peers(paths, encode=None, settings=("open_set", "no_oos", "plus")) -> dict:
         kind = "plus" if setting == "plus" else "in_scope"  # open-set and no-oos train the same probe
         probes[kind] = probes.get(kind) or probe(train)
         best_c, accuracy, logits = probes[kind]
-        intents = list(range(len(intents_names)))  # every setting: the intents' columns, never an oos one
-        rule, stats = peer_rule(setting, {**x, "train": x["train"][train]}, {**y, "train": y["train"][train]},
-                                logits, oos_id, intents)  # fmt: skip
-        test_logits, test_x = logits["test"], x["test"]
-        preds = rule.apply(test_logits, oos_id, test_x, stats, intents)
-        in_scope = y["test"] != oos_id
-        turned = rule.confidence(test_logits, test_x, stats, intents) < rule.threshold
+        intents = list(range(oos_id))  # every setting: the intents' columns, never an oos one
         out[setting] = {
             "C": best_c,
             "validation_in_scope_accuracy": accuracy,
-            "seconds": round(time.perf_counter() - start + encode_s, 1),
-            "rule": rule.model_dump(exclude={"curve"}),
-            "argmax": classification_metrics(y["test"], test_logits.argmax(-1), oos_id),
-            "with_rule": {**classification_metrics(y["test"], preds, oos_id),
-                          "in_scope_rejected": float(turned[in_scope].mean())},  # fmt: skip
-            "separation": separation(test_logits, y["test"], oos_id, test_x, stats),
+            **scored(setting, {**x, "train": x["train"][train]}, {**y, "train": y["train"][train]}, logits, oos_id,
+                     intents),  # fmt: skip
         }
+        out[setting]["seconds"] = round(time.perf_counter() - start + encode_s, 1)
     return out
 
 

@@ -1,150 +1,158 @@
-"""The book's experiment at its real scale, offline, on CLINC150 "plus" from ../shared: a 110M-parameter
-MPNet-base teacher (all-mpnet-base-v2, alias mpnet-base) taught to a pretrained MiniLM-L6 (another
-architecture and another vocabulary, through the teacher-logit cache) and to its 3-layer cut.
+"""The real-scale table (issue "Students that beat every peer"): every model the tool trains on CLINC150
+"plus" beside the peer of its size, in one run, each given the tool's out-of-scope rule.
 
-1. fine-tune the MPNet teacher (reused when its run folder exists);
-2. pick alpha and temperature on the validation split with a short sweep on the 3-layer student; the first
-   sweep run fills a cold teacher-logit cache, and its seconds are the teacher's whole cost;
-3. per seed, with the same epochs: MiniLM-L6 fine-tuned alone and distilled; the 3-layer cut alone and
-   distilled;
-4. everything on test, side by side (`distill evaluate` times the models interleaved).
+The tool's models, trained unless their run exists (in benchmarks/out/mpnet-scores, beside the runs of
+mpnet_scores.py and longer_training.py, whose recipe this is: configs/clinc-minilm-offline.yaml):
+  - the teacher: MPNet-base (`mpnet-base`) fine-tuned 2 epochs at lr 4e-5;
+  - per seed, for the recipe's 8 epochs (distill's default for a transformer student): MiniLM-L6 and its
+    3-layer cut distilled from the teacher (alpha 0.5, T 2: the tool's defaults) and fine-tuned alone for
+    the same epochs;
+  - MiniLM-L6 fine-tuned with nothing but the data (`distill finetune --student minilm-l6`, 3 epochs: the
+    run of open_set.py);
+  - the static student of static_student.py's winning recipe (STATIC), distilled and fine-tuned alone;
+  - the int8 ONNX export of the first seed's distilled MiniLM-L6 and 3-layer students.
+The peers, built in this run, given the rule by the tool's own functions (`open_set.scored`):
+  - frozen all-mpnet-base-v2 and frozen all-MiniLM-L6-v2, mean pooling, L2-normalised,
+    `LogisticRegression(C)`, C chosen on validation from 1, 10, 100;
+  - model2vec's `distill` (PCA 256) of all-MiniLM-L6-v2 and of all-mpnet-base-v2, each with
+    `StaticModelForClassification().fit(train, X_val=validation)` and its defaults.
+Then every model of the tool on test in one `distill evaluate` (latency interleaved), and the static
+pipelines' median latency, timed in turns. Needs `make install-teacher`.
 
-Every run is reused when its folder exists, so an interrupted benchmark goes on where it stopped;
-delete benchmarks/out/real-scale to start over. Needs `make install-teacher`.
-
-    python benchmarks/real_scale.py [--seeds 1] [--epochs 2] [--teacher-epochs 2] [--report-only]
+    python benchmarks/real_scale.py [--seeds 2] [--report-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import json
 import statistics
 import sys
 
-from common import OUT, distill, machine, pct, require_clinc, save, train_once
-from reproduce_book import SWEEP
+from common import CLINC, OUT, distill, frozen_encoder, machine, pct, require_clinc, save, train_once
+from mpnet_scores import CACHE, CONFIG, RUNS
+from open_set import RUNS as OPEN_SET_RUNS
+from open_set import peers as probe_peers
+from static_student import median_latency_ms, peer_with_rule
 
-CONFIG = "configs/clinc-minilm-offline.yaml"
-RUNS, CACHE = OUT / "real-scale", OUT / "real-scale" / "cache"
-TEACHER = "mpnet-clinc"
-STUDENTS = {"l6": ["--student", "minilm-l6"], "l3": ["--student", "minilm-l6", "--student-layers", "3"]}
-LABELS = {"l6": "MiniLM-L6 (6 layers, 384 wide)", "l3": "MiniLM-L6 cut to 3 layers"}
-TEACHER_LR = "4e-5"  # a BERT-base-size encoder takes a smaller step than MiniLM's 8e-5 (design.md)
+TEACHER = "mpnet-plus"
+EPOCHS = "8"
+KD = ("--teacher", TEACHER, "--alpha", "0.5", "--temperature", "2")
+STUDENTS = {"minilm": ("--student", "minilm-l6"), "minilm3": ("--student", "minilm-l6", "--student-layers", "3")}
+# The static recipe static_student.py chose on validation: the fine-tuned teacher's own vectors, its defaults.
+STATIC = ("--student", f"static:{RUNS / TEACHER}")
+PEERS = {"mpnet": "mpnet-base", "minilm": "minilm-l6"}
+SIZES = {"mpnet": "110M", "minilm": "22M", "minilm3": "3 layers", "static": "static"}
+
+
+def names(seed: int) -> dict[str, str]:
+    """The runs of one seed (the first seed's are the runs longer_training.py made)."""
+    tail = "" if seed == 42 else f"-s{seed}"
+    return {f"{key}-{kind}": f"{key}-{'from-mpnet' if kind == 'distilled' else 'plus'}-{EPOCHS}ep{tail}"
+            for key in STUDENTS for kind in ("distilled", "alone")}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=2, help="student epochs, the same alone and distilled")
-    parser.add_argument("--teacher-epochs", type=int, default=2)
-    parser.add_argument("--sweep-epochs", type=int, default=1)
-    parser.add_argument("--report-only", action="store_true", help="the table from the runs that exist")
+    parser.add_argument("--report-only", action="store_true", help="the table from the runs and results that exist")
     args = parser.parse_args()
     require_clinc()
-    common = ["--config", CONFIG, "--runs-dir", RUNS, "--cache-dir", CACHE]
+    if args.report_only:
+        print(summary(json.loads((OUT / "real_scale.json").read_text())))
+        return
     seeds = [42 + i for i in range(args.seeds)]
-    results: dict = {"machine": machine(), "command": " ".join(sys.argv), "epochs": args.epochs, "seeds": seeds}
-
-    def run(command: str, name: str, *flags) -> dict | None:
-        if args.report_only:
-            return train_once(command, RUNS, name, reuse_only=True)
-        return train_once(command, RUNS, name, *common, *flags)
-
-    # 1. The teacher.
-    results["teacher"] = run(
-        "finetune", TEACHER, "--student", "mpnet-base", "--epochs", args.teacher_epochs, "--learning-rate", TEACHER_LR
-    )
-
-    # 2. alpha and T on validation, with a cold teacher-logit cache for the first run.
-    if not (RUNS / sweep_name(*SWEEP[0]) / "run.json").is_file():
-        shutil.rmtree(CACHE / "teacher-logits", ignore_errors=True)
-    sweep = []
-    for alpha, temp in SWEEP:
-        r = run(
-            "distill", sweep_name(alpha, temp), *STUDENTS["l3"], "--teacher", TEACHER, "--alpha", alpha,
-            "--temperature", temp, "--epochs", args.sweep_epochs,
-        )  # fmt: skip
-        if r:
-            sweep.append({"alpha": alpha, "temperature": temp, "val_accuracy": r["metrics"]["accuracy"], "run": r})
-    if not sweep:
-        sys.exit("no sweep run yet: run without --report-only first")
-    best = max(sweep, key=lambda s: s["val_accuracy"])
-    results["sweep"] = [{k: v for k, v in s.items() if k != "run"} for s in sweep]
-    results["chosen"] = {"alpha": best["alpha"], "temperature": best["temperature"]}
-    results["teacher_cache_s"] = sweep[0]["run"]["teacher_cache_s"]
-
-    # 3. The students, seed after seed: each finished seed is a complete row.
-    kd = ["--teacher", TEACHER, "--alpha", best["alpha"], "--temperature", best["temperature"]]
+    results: dict = {"machine": machine(), "command": " ".join(sys.argv), "epochs": EPOCHS, "seeds": seeds}
+    common = ("--config", CONFIG, "--cache-dir", CACHE)
+    results["runs"] = runs = {
+        "teacher": train_once("finetune", RUNS, TEACHER, "--student", "mpnet-base", "--learning-rate", "4e-5",
+                              "--epochs", "2", *common),  # fmt: skip
+        "minilm-defaults": train_once("finetune", OPEN_SET_RUNS, "minilm-plus", "--dataset", CLINC, "--student",
+                                      "minilm-l6", "--cache-dir", CACHE),  # fmt: skip
+        # Static students take their own defaults (learning rate, batch, epochs), so not the config's.
+        "static-distilled": train_once("distill", RUNS, "static-from-mpnet", "--dataset", CLINC, "--cache-dir", CACHE,
+                                       "--teacher", RUNS / TEACHER, *STATIC),  # fmt: skip
+        "static-alone": train_once("finetune", RUNS, "static-plus", "--dataset", CLINC, "--cache-dir", CACHE, *STATIC),
+    }
     for seed in seeds:
-        for key, flags in STUDENTS.items():
-            same = [*flags, "--seed", seed, "--epochs", args.epochs]
-            results[f"{key}-alone-s{seed}"] = run("finetune", f"{key}-alone-s{seed}", *same)
-            results[f"{key}-distilled-s{seed}"] = run("distill", f"{key}-distilled-s{seed}", *same, *kd)
-    done = [s for s in seeds if all(results.get(f"{k}-{m}-s{s}") for k in STUDENTS for m in ("alone", "distilled"))]
-    results["seeds_done"] = done
-
-    # 4. Test, side by side.
-    models = [TEACHER, *(f"{k}-{m}-s{s}" for s in done for k in STUDENTS for m in ("alone", "distilled"))]
-    results["evaluation"] = distill(
-        "evaluate", *models, "--runs-dir", RUNS, "--cache-dir", CACHE, "--split", "test",
-        "--output", OUT / "real_scale_eval.json",
-    )  # fmt: skip
+        for key, name in names(seed).items():
+            flags = (*STUDENTS[key.rsplit("-", 1)[0]], "--epochs", EPOCHS, "--seed", str(seed), *common)
+            distilled = key.endswith("distilled")
+            runs[f"{key}-s{seed}"] = train_once("distill" if distilled else "finetune", RUNS, name, *flags,
+                                                *(KD if distilled else ()))  # fmt: skip
+    folders = {k: RUNS / r["name"] if k != "minilm-defaults" else OPEN_SET_RUNS / r["name"] for k, r in runs.items()}
+    for key in ("minilm-distilled", "minilm3-distilled"):  # the int8 ONNX export of the first seed's students
+        source = folders[f"{key}-s{seeds[0]}"]
+        folders[f"{key}-int8"] = target = source.with_name(source.name + "-int8")
+        if not (target / "export.json").is_file():
+            results[f"{key}-int8-export"] = distill("export", source, "--quantize", "int8", "--output", target,
+                                                    "--dataset", CLINC, "--cache-dir", CACHE)  # fmt: skip
+    where = ("--dataset", CLINC, "--cache-dir", CACHE, "--split", "test", "--latency-runs", "100")
+    evaluation = distill("evaluate", *folders.values(), *where, "--output", OUT / "real_scale_eval.json")
+    results["evaluation"] = dict(zip(folders, evaluation["models"]))
+    results["peers"] = {}
+    for key, alias in PEERS.items():
+        print(f"$ the frozen {alias} probe", file=sys.stderr)
+        results["peers"][f"probe-{key}"] = probe_peers({"plus": CLINC}, frozen_encoder(alias, max_length=128),
+                                                       settings=("plus",))["plus"]  # fmt: skip
+    statics = {"static": folders["static-distilled"]}
+    for key, alias in PEERS.items():
+        print(f"$ model2vec on {alias}", file=sys.stderr)
+        statics[f"model2vec-{key}"] = OUT / "static" / f"peer-{key}"
+        results["peers"][f"model2vec-{key}"] = peer_with_rule(CLINC, alias, statics[f"model2vec-{key}"])
+    queries = [q for q, _ in json.loads(CLINC.read_text())["test"][:500]]
+    results["median_ms"] = dict(zip(statics, median_latency_ms(list(statics.values()), queries)))
     save("real_scale", results)
     print(summary(results))
 
 
-def sweep_name(alpha: float, temp: float) -> str:
-    return f"sweep-a{alpha}-t{temp:g}"
-
-
 def summary(results: dict) -> str:
-    """The markdown tables for BENCHMARKS.md: mean ± half the range over the seeds done."""
-    by_name = {m["model"]: m for m in results["evaluation"]["models"]}
-    seeds, teacher = results["seeds_done"], by_name[TEACHER]
+    """The markdown table for BENCHMARKS.md: by size, the tool's models (mean ± half the range over the
+    seeds) and the peers, each by argmax and with its rule."""
+    ev, seeds = results["evaluation"], results["seeds"]
 
-    def agg(prefix: str, key: str, rule: bool = False) -> str:
-        vals = [(by_name[f"{prefix}-s{s}"]["oos_rule"] if rule else by_name[f"{prefix}-s{s}"])[key] for s in seeds]
-        mean, spread = statistics.fmean(vals), (max(vals) - min(vals)) / 2
-        return pct(mean) + (f" ± {spread * 100:.2f}" if len(seeds) > 1 else "")
+    def cells(models: list[dict]) -> list[str]:
+        def agg(get) -> str:
+            vals = [get(m) for m in models]
+            spread = f" ± {(max(vals) - min(vals)) * 50:.2f}" if len(vals) > 1 else ""
+            return pct(statistics.fmean(vals)) + spread
 
-    def row(label: str, prefix: str | None, train_s: str) -> str:
-        m = by_name[f"{prefix}-s{seeds[0]}"] if prefix else teacher
-        cells = (
-            [agg(prefix, k) for k in ("accuracy", "in_scope_accuracy", "oos_recall")] + [agg(prefix, "accuracy", True)]
-            if prefix
-            else [pct(m[k]) for k in ("accuracy", "in_scope_accuracy", "oos_recall")] + [pct(m["oos_rule"]["accuracy"])]
-        )
-        return (
-            f"| {label} | {m['size_mb']:.1f} | {m['latency_ms_mean']:.2f} | {m['throughput_qps']:.0f} | "
-            + " | ".join(cells)
-            + f" | {train_s} |"
-        )
+        rule = lambda k: lambda m: m["oos_rule"][k]  # noqa: E731
+        first = models[0]
+        return [str(len(models)), agg(lambda m: m["accuracy"]), agg(rule("accuracy")), agg(rule("in_scope_accuracy")),
+                agg(rule("oos_recall")), first["oos_rule"]["score"], f"{first['latency_ms_mean']:.2f}",
+                f"{first['size_mb']:.1f}"]  # fmt: skip
 
-    def train_s(prefix: str) -> str:
-        return f"{statistics.fmean(results[f'{prefix}-s{s}']['train_s'] for s in seeds):.0f}"
+    def peer(p: dict, key: str) -> list[str]:
+        median = results["median_ms"].get(key)
+        return ["—", pct(p["argmax"]["accuracy"]), pct(p["with_rule"]["accuracy"]),
+                pct(p["with_rule"]["in_scope_accuracy"]), pct(p["with_rule"]["oos_recall"]), p["rule"]["score"],
+                f"{median:.3f} (median, numpy)" if median else "—", "—"]  # fmt: skip
 
-    chosen = results["chosen"]
-    lines = [
-        "| model | size MB | latency ms | throughput q/s | accuracy % | in-scope % | oos recall % | "
-        "accuracy with the oos rule % | training s |",
-        "|---|---|---|---|---|---|---|---|---|",
-        row("teacher: MPNet-base (all-mpnet-base-v2, 12 layers)", None, f"{results['teacher']['train_s']:.0f}"),
-    ]
-    for key, label in LABELS.items():
-        lines.append(row(f"{label}, fine-tuned alone", f"{key}-alone", train_s(f"{key}-alone")))
-        lines.append(
-            row(
-                f"{label}, distilled (alpha {chosen['alpha']}, T {chosen['temperature']:g})",
-                f"{key}-distilled",
-                train_s(f"{key}-distilled"),
-            )
-        )
-    lines.append("")
-    lines.append(f"Teacher-logit cache, one cold pass over the training set: {results['teacher_cache_s']:.0f} s.")
-    lines.append("Sweep (3-layer student, validation accuracy): " + ", ".join(
-        f"alpha {s['alpha']} T {s['temperature']:g}: {pct(s['val_accuracy'])}" for s in results["sweep"]
-    ))  # fmt: skip
+    rows = [("110M", "MPNet fine-tuned 2 epochs (the teacher)", cells([ev["teacher"]]))]
+    rows.append(("110M", "peer: frozen MPNet + LogisticRegression", peer(results["peers"]["probe-mpnet"], "")))
+    labels = {"minilm": "MiniLM-L6", "minilm3": "MiniLM-L6 cut to 3 layers"}
+    for key, label in labels.items():
+        size = SIZES[key]
+        for kind, what in (("distilled", "distilled from MPNet"), ("alone", "fine-tuned alone")):
+            rows.append((size, f"{label} {what}, {results['epochs']} epochs",
+                         cells([ev[f"{key}-{kind}-s{s}"] for s in seeds if f"{key}-{kind}-s{s}" in ev])))  # fmt: skip
+        rows.append((size, f"{label} distilled, int8 ONNX (seed {seeds[0]})", cells([ev[f"{key}-distilled-int8"]])))
+        if key == "minilm":
+            rows.append((size, "MiniLM-L6 fine-tuned with the defaults (3 epochs)", cells([ev["minilm-defaults"]])))
+        rows.append((size, "peer: frozen MiniLM-L6 + LogisticRegression", peer(results["peers"]["probe-minilm"], "")))
+    for kind, what in (("distilled", "distilled from MPNet"), ("alone", "fine-tuned alone")):
+        model = ev[f"static-{kind}"]
+        row = cells([model])
+        if kind == "distilled":
+            row[6] += f"; {results['median_ms']['static']:.3f} (median, numpy)"
+        rows.append(("static", f"static student (the teacher's vectors) {what}", row))
+    for key, alias in PEERS.items():
+        p = results["peers"][f"model2vec-{key}"]
+        rows.append(("static", f"peer: model2vec ({alias} vectors) + its classifier", peer(p, f"model2vec-{key}")))
+    lines = ["| size | model | seeds | argmax % | with the rule % | in-scope % | OOS recall % | score | latency ms "
+             "| size MB |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {size} | {name} | " + " | ".join(row) + " |" for size, name, row in rows]
     return "\n".join(lines)
 
 
