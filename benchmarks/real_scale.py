@@ -100,6 +100,8 @@ def main() -> None:
         print(f"$ model2vec on {alias}", file=sys.stderr)
         statics[f"model2vec-{key}"] = OUT / "static" / f"peer-{key}"
         results["peers"][f"model2vec-{key}"] = peer_with_rule(CLINC, alias, statics[f"model2vec-{key}"])
+        files = statics[f"model2vec-{key}"].iterdir()
+        results["peers"][f"model2vec-{key}"]["size_mb"] = sum(f.stat().st_size for f in files) / 1e6
     queries = [q for q, _ in json.loads(CLINC.read_text())["test"][:500]]
     results["median_ms"] = dict(zip(statics, median_latency_ms(list(statics.values()), queries)))
     save("real_scale", results)
@@ -127,7 +129,8 @@ def summary(results: dict) -> str:
         median = results["median_ms"].get(key)
         return ["—", pct(p["argmax"]["accuracy"]), pct(p["with_rule"]["accuracy"]),
                 pct(p["with_rule"]["in_scope_accuracy"]), pct(p["with_rule"]["oos_recall"]), p["rule"]["score"],
-                f"{median:.3f} (median, numpy)" if median else "—", "—"]  # fmt: skip
+                f"{median:.3f} (median, numpy)" if median else "—",
+                f"{p['size_mb']:.1f}" if "size_mb" in p else "—"]  # fmt: skip
 
     rows = [("110M", "MPNet fine-tuned 2 epochs (the teacher)", cells([ev["teacher"]]))]
     rows.append(("110M", "peer: frozen MPNet + LogisticRegression", peer(results["peers"]["probe-mpnet"], "")))
