@@ -19,7 +19,7 @@ The peers, built in this run, given the rule by the tool's own functions (`open_
 Then every model of the tool on test in one `distill evaluate` (latency interleaved), and the static
 pipelines' median latency, timed in turns. Needs `make install-teacher`.
 
-    python benchmarks/real_scale.py [--seeds 2] [--report-only]
+    python benchmarks/real_scale.py [--seeds 2] [--distilled-seeds 3] [--report-only]
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ TEACHER = "mpnet-plus"
 EPOCHS = "8"
 KD = ("--teacher", TEACHER, "--alpha", "0.5", "--temperature", "2")
 STUDENTS = {"minilm": ("--student", "minilm-l6"), "minilm3": ("--student", "minilm-l6", "--student-layers", "3")}
-# The static recipe static_student.py chose on validation: the fine-tuned teacher's own vectors, its defaults.
-STATIC = ("--student", f"static:{RUNS / TEACHER}")
+# The static recipe static_student.py chose on validation: all-MiniLM-L6-v2's vectors (the model2vec peer's),
+# the static defaults, two augmented variants of every query labelled by the teacher (distilled only: the
+# variants have no labels).
+STATIC = ("--student", "static:minilm-l6")
+STATIC_KD = ("--augment", "2")
 PEERS = {"mpnet": "mpnet-base", "minilm": "minilm-l6"}
 SIZES = {"mpnet": "110M", "minilm": "22M", "minilm3": "3 layers", "static": "static"}
 
@@ -54,14 +57,15 @@ def names(seed: int) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds of every student")
+    parser.add_argument("--distilled-seeds", type=int, default=0, help="seeds of the distilled MiniLM-L6, if more")
     parser.add_argument("--report-only", action="store_true", help="the table from the runs and results that exist")
     args = parser.parse_args()
     require_clinc()
     if args.report_only:
         print(summary(json.loads((OUT / "real_scale.json").read_text())))
         return
-    seeds = [42 + i for i in range(args.seeds)]
+    seeds = [42 + i for i in range(max(args.seeds, args.distilled_seeds))]
     results: dict = {"machine": machine(), "command": " ".join(sys.argv), "epochs": EPOCHS, "seeds": seeds}
     common = ("--config", CONFIG, "--cache-dir", CACHE)
     results["runs"] = runs = {
@@ -71,11 +75,13 @@ def main() -> None:
                                       "minilm-l6", "--cache-dir", CACHE),  # fmt: skip
         # Static students take their own defaults (learning rate, batch, epochs), so not the config's.
         "static-distilled": train_once("distill", RUNS, "static-from-mpnet", "--dataset", CLINC, "--cache-dir", CACHE,
-                                       "--teacher", RUNS / TEACHER, *STATIC),  # fmt: skip
+                                       "--teacher", RUNS / TEACHER, *STATIC, *STATIC_KD),  # fmt: skip
         "static-alone": train_once("finetune", RUNS, "static-plus", "--dataset", CLINC, "--cache-dir", CACHE, *STATIC),
     }
-    for seed in seeds:
+    for i, seed in enumerate(seeds):
         for key, name in names(seed).items():
+            if i >= args.seeds and key != "minilm-distilled":
+                continue
             flags = (*STUDENTS[key.rsplit("-", 1)[0]], "--epochs", EPOCHS, "--seed", str(seed), *common)
             distilled = key.endswith("distilled")
             runs[f"{key}-s{seed}"] = train_once("distill" if distilled else "finetune", RUNS, name, *flags,
@@ -144,12 +150,12 @@ def summary(results: dict) -> str:
         if key == "minilm":
             rows.append((size, "MiniLM-L6 fine-tuned with the defaults (3 epochs)", cells([ev["minilm-defaults"]])))
         rows.append((size, "peer: frozen MiniLM-L6 + LogisticRegression", peer(results["peers"]["probe-minilm"], "")))
-    for kind, what in (("distilled", "distilled from MPNet"), ("alone", "fine-tuned alone")):
+    for kind, what in (("distilled", "distilled from MPNet, --augment 2"), ("alone", "fine-tuned alone")):
         model = ev[f"static-{kind}"]
         row = cells([model])
         if kind == "distilled":
             row[6] += f"; {results['median_ms']['static']:.3f} (median, numpy)"
-        rows.append(("static", f"static student (the teacher's vectors) {what}", row))
+        rows.append(("static", f"static student (MiniLM-L6's vectors) {what}", row))
     for key, alias in PEERS.items():
         p = results["peers"][f"model2vec-{key}"]
         rows.append(("static", f"peer: model2vec ({alias} vectors) + its classifier", peer(p, f"model2vec-{key}")))
