@@ -118,7 +118,7 @@ def summary(results: dict) -> str:
         lines.append(
             f"| {best}{name}{best} | {c['student'].rsplit('/', 1)[-1]} | {c['alpha']} | {c['temperature']:g} "
             f"| {c['static_dims']} | {c['augment']} | {pct(r['metrics']['accuracy'])} "
-            f"| {pct(r['metrics']['expected_accuracy'])} | {len(r['epochs'])} | {r['kept_epoch']} "
+            f"| {pct(r['metrics']['expected_accuracy'])} | {len(r['epochs'])} | {r['kept_epoch']:.0f} "
             f"| {r['train_s']:.0f} |"
         )
     return "\n".join(lines)

@@ -159,3 +159,17 @@ def test_distill_trains_a_transformer_student_8_epochs_unless_told_otherwise():
     assert epochs("distill", "minilm-l6") == 8 and epochs("distill", "minilm-l6", epochs=2) == 2
     assert epochs("finetune", "minilm-l6") == 3  # the Trainer's
     assert epochs("distill", "static:minilm-l6") == 30  # a static student's own default
+
+
+def test_a_static_student_distilled_learns_from_two_augmented_variants_unless_told_otherwise():
+    from distill_cli.config import load_config
+    from distill_cli.training.plan import make_plan
+
+    def augment(command, student, **flags):
+        cfg = load_config(None, command, {"student": student, "teacher": "t", **flags})
+        return make_plan(cfg, command).cfg.augment
+
+    assert augment("distill", "static:minilm-l6") == 2
+    assert augment("distill", "static:minilm-l6", augment=0) == 0  # told otherwise
+    assert augment("distill", "static:minilm-l6", alpha=1.0) == 0  # no teacher's answers to learn from
+    assert augment("distill", "minilm-l6") == 0 and augment("finetune", "static:minilm-l6") == 0

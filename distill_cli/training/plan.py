@@ -22,9 +22,9 @@ from distill_cli.data.transfer import check_transfer_file
 from distill_cli.errors import UsageError
 from distill_cli.metrics import EXPECTED
 from distill_cli.search_space import SearchSettings
+from distill_cli.static import DISTILL_AUGMENT, encoder_spec
 from distill_cli.static import PATIENCE as STATIC_PATIENCE
 from distill_cli.static import SEARCH_DEFAULTS as STATIC_SEARCH_DEFAULTS
-from distill_cli.static import encoder_spec
 from distill_cli.static import with_defaults as static_defaults
 from distill_cli.training.trainer import DistillationTrainingArguments, recipe_arguments
 
@@ -72,6 +72,9 @@ def make_plan(cfg: Config, command: str, search: SearchSettings | None = None) -
     if command == "distill" and not static and "epochs" not in cfg.model_fields_set:
         cfg = cfg.model_copy(update={"epochs": DISTILL_EPOCHS})
     cfg = static_defaults(cfg)
+    if command == "distill" and static and search is None and cfg.teacher and cfg.alpha < 1 \
+            and "augment" not in cfg.model_fields_set:  # fmt: skip
+        cfg = cfg.model_copy(update={"augment": DISTILL_AUGMENT})
     if static and search is not None:  # the ranges a static student trains in, where the space gives none
         defaults = {k: v for k, v in STATIC_SEARCH_DEFAULTS.items() if k not in search.model_fields_set}
         search = search.model_copy(update=defaults)
