@@ -69,12 +69,9 @@ DISTILL_EPOCHS = 8
 def make_plan(cfg: Config, command: str, search: SearchSettings | None = None) -> Plan:
     """The plan of ``finetune``, ``distill`` or (with ``search``, the study's settings) a search."""
     static = encoder_spec(cfg.student) is not None
-    if command == "distill" and not static and "epochs" not in cfg.model_fields_set:
-        cfg = cfg.model_copy(update={"epochs": DISTILL_EPOCHS})
+    if command == "distill":
+        cfg = distill_defaults(cfg, static, search is not None)
     cfg = static_defaults(cfg)
-    if command == "distill" and static and search is None and cfg.teacher and cfg.alpha < 1 \
-            and "augment" not in cfg.model_fields_set:  # fmt: skip
-        cfg = cfg.model_copy(update={"augment": DISTILL_AUGMENT})
     if static and search is not None:  # the ranges a static student trains in, where the space gives none
         defaults = {k: v for k, v in STATIC_SEARCH_DEFAULTS.items() if k not in search.model_fields_set}
         search = search.model_copy(update=defaults)
@@ -83,6 +80,18 @@ def make_plan(cfg: Config, command: str, search: SearchSettings | None = None) -
     lowest = search.alpha[0] if search is not None and search.alpha is not None else alpha
     args = training_arguments(cfg, alpha, static)
     return Plan(cfg, command, args, static, alpha, teacher_logits=bool(cfg.teacher) and lowest < 1.0, search=search)
+
+
+def distill_defaults(cfg: Config, static: bool, searching: bool) -> Config:
+    """What ``distill`` (and a search, for the epochs) does unless the config or a flag says otherwise: a
+    transformer student trains ``DISTILL_EPOCHS``; a static one that learns from the teacher's answers
+    (alpha < 1) also learns from ``DISTILL_AUGMENT`` variants of every labelled query."""
+    unset = lambda key: key not in cfg.model_fields_set  # noqa: E731
+    if not static and unset("epochs"):
+        return cfg.model_copy(update={"epochs": DISTILL_EPOCHS})
+    if static and not searching and cfg.teacher and cfg.alpha < 1 and unset("augment"):
+        return cfg.model_copy(update={"augment": DISTILL_AUGMENT})
+    return cfg
 
 
 def check_precision(cfg: Config) -> None:
