@@ -45,7 +45,6 @@ STUDENTS = {"minilm": ("--student", "minilm-l6"), "minilm3": ("--student", "mini
 STATIC = ("--student", "static:minilm-l6")
 STATIC_KD = ("--augment", "2")
 PEERS = {"mpnet": "mpnet-base", "minilm": "minilm-l6"}
-SIZES = {"mpnet": "110M", "minilm": "22M", "minilm3": "3 layers", "static": "static"}
 
 
 def names(seed: int) -> dict[str, str]:
@@ -140,9 +139,8 @@ def summary(results: dict) -> str:
 
     rows = [("110M", "MPNet fine-tuned 2 epochs (the teacher)", cells([ev["teacher"]]))]
     rows.append(("110M", "peer: frozen MPNet + LogisticRegression", peer(results["peers"]["probe-mpnet"], "")))
-    labels = {"minilm": "MiniLM-L6", "minilm3": "MiniLM-L6 cut to 3 layers"}
-    for key, label in labels.items():
-        size = SIZES[key]
+    labels = {"minilm": ("22M", "MiniLM-L6"), "minilm3": ("3 layers", "MiniLM-L6 cut to 3 layers")}
+    for key, (size, label) in labels.items():
         for kind, what in (("distilled", "distilled from MPNet"), ("alone", "fine-tuned alone")):
             rows.append((size, f"{label} {what}, {results['epochs']} epochs",
                          cells([ev[f"{key}-{kind}-s{s}"] for s in seeds if f"{key}-{kind}-s{s}" in ev])))  # fmt: skip

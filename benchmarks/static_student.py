@@ -37,21 +37,17 @@ CANDIDATES = {
 }
 
 
-def build_peer(clinc, encoder: str = "minilm-l6", folder=None):
-    """model2vec's own recipe with its defaults on ``encoder``'s vectors, saved as its pipeline in ``folder``
-    (default static/peer); the classifier and the time of the whole build (its progress bars off)."""
+def build_peer(splits: dict, encoder: str, folder):
+    """model2vec's own recipe with its defaults on ``encoder``'s vectors, trained on ``splits`` and saved as
+    its pipeline in ``folder``; the classifier and the time of the whole build (its progress bars off)."""
     from model2vec.distill import distill as m2v_distill
     from model2vec.train import StaticModelForClassification
 
     from distill_cli.config import Config
-    from distill_cli.data.columns import normalise
-    from distill_cli.data.sources import read_source
     from distill_cli.modeling import resolve_model
 
-    cfg = Config()
-    splits, _, _ = normalise(read_source(str(clinc)), cfg)
     start = time.perf_counter()
-    static = m2v_distill(resolve_model(encoder, cfg).location, pca_dims=256)
+    static = m2v_distill(resolve_model(encoder, Config()).location, pca_dims=256)
     distill_s = time.perf_counter() - start
     classifier = StaticModelForClassification.from_static_model(model=static)
     classifier.fit(
@@ -59,7 +55,7 @@ def build_peer(clinc, encoder: str = "minilm-l6", folder=None):
         X_val=splits["validation"]["text"], y_val=splits["validation"]["label"],
     )  # fmt: skip
     build_s = time.perf_counter() - start
-    classifier.to_pipeline().save_pretrained(str(folder or HERE / "peer"))
+    classifier.to_pipeline().save_pretrained(str(folder))
     return classifier.eval(), {"distill_s": round(distill_s, 1), "build_s": round(build_s, 1)}
 
 
@@ -68,8 +64,8 @@ def peer_with_rule(clinc, encoder: str, folder) -> dict:
     (``open_set.scored``): its logits, and its mean static vector as the features."""
     from open_set import labelled_splits, scored
 
-    classifier, timing = build_peer(clinc, encoder, folder)
     splits, labels, y = labelled_splits(clinc)
+    classifier, timing = build_peer(splits, encoder, folder)
     order = [list(classifier.classes_).index(label) for label in labels]
     static = classifier.to_static_model()
     x = {s: static.encode(splits[s]["text"]) for s in y}
