@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from conftest import distill_from_teacher
 
@@ -72,6 +73,29 @@ def test_a_student_with_another_tokenizer_trains_with_it_and_saves_no_projection
     again = distill_from_teacher(runs, tiny_distilbert, *flags, "--feature-weight", "1", "--name", "geo2", "--json")
     assert again.code == 0 and "teacher features" not in again.stderr  # read back, not computed
     assert again.json["epochs"] == geometry.json["epochs"]
+
+
+def test_a_static_student_learns_the_teachers_geometry_and_saves_a_plain_pipeline(runs, tiny_bert, tmp_path):
+    """The static student's sentence vector (the mean of its token vectors, what its head reads) is pulled
+    towards the teacher's: the loss differs from the same run without it, and the saved pipeline holds the
+    static table and head alone, not the training-only projection."""
+    pytest.importorskip("model2vec")
+    from safetensors import safe_open
+
+    flags = ("--static-dims", "16", "--learning-rate", "1e-2", "--batch-size", "32", "--epochs", "2", "--augment", "0",
+             "--alpha", "0.5", "--cache-dir", tmp_path / "cache")  # fmt: skip
+    plain = distill_from_teacher(runs, f"static:{tiny_bert}", *flags, "--name", "s-plain", "--json")
+    geometry = distill_from_teacher(runs, f"static:{tiny_bert}", *flags, "--feature-weight", "1", "--name", "s-geo",
+                                    "--json")  # fmt: skip
+    assert plain.code == 0 and geometry.code == 0, geometry.stderr
+    assert [e["loss"] for e in geometry.json["epochs"]] != [e["loss"] for e in plain.json["epochs"]]
+    for name in ("model.safetensors", "head.safetensors"):
+        with safe_open(str(runs / "s-geo" / name), "np") as f:
+            assert not [k for k in f.keys() if "projection" in k]
+    from distill_cli.static import StaticClassifier
+
+    model = StaticClassifier(runs / "s-geo")
+    assert model(texts=["book a table"]).logits.shape == (1, model.config.num_labels)
 
 
 def test_the_geometry_loss_is_refused_where_it_cannot_work(runs):

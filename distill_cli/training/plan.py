@@ -170,8 +170,8 @@ def preflight(plan: Plan, student: modeling.ModelRef | None = None) -> None:
         problems.append("a static student learns from cached teacher logits: drop --teacher-mode online")
     if plan.search is not None and cfg.teacher_mode != "cached":
         problems.append("search pays for the teacher once: it needs teacher_mode cached, not online")
-    if cfg.feature_weight > 0 and (plan.command != "distill" or plan.static or cfg.teacher_mode != "cached"):
-        problems.append("--feature-weight needs distill with a transformer student and teacher_mode cached")
+    if cfg.feature_weight > 0 and (plan.command != "distill" or cfg.teacher_mode != "cached"):
+        problems.append("--feature-weight needs distill with teacher_mode cached")
     if (cfg.transfer_set or cfg.augment) and not plan.teacher_logits:
         problems.append("--transfer-set and --augment add rows that only the teacher labels: use distill, alpha < 1")
     problems += [p for p in (layer_range_problem(plan, student), *usage_problems(plan)) if p]

@@ -140,7 +140,8 @@ def setup_teacher(plan: Plan, models: Models, train_texts: Sequence[str]) -> Tea
     cfg, setup = plan.cfg, TeacherSetup()
     if models.teacher is None:
         return setup
-    if models.teacher_config.model_type != models.student_config.model_type and plan.is_main:
+    # A static student is a table of vectors, whatever encoder they came from: no architecture to match.
+    if models.teacher_config.model_type != models.student_config.model_type and plan.is_main and not plan.static:
         warn(
             f"teacher is {models.teacher_config.model_type}, student is {models.student_config.model_type}: "
             "distillation works best within one model type"
@@ -197,7 +198,7 @@ def build_trainer(plan: Plan, model, setup: Setup, callbacks: list) -> Distillat
     if args.feature_weight > 0:
         add_projection(model, setup.teacher.features.shape[1])
     if isinstance(model, static_student.StaticStudent):
-        collator = static_student.StaticCollator(model, setup.teacher.logits)
+        collator = static_student.StaticCollator(model, setup.teacher.logits, setup.teacher.features)
     wait = patience(plan.cfg, plan.static)
     if args.load_best_model_at_end and wait:
         callbacks = [*callbacks, transformers.EarlyStoppingCallback(early_stopping_patience=wait)]

@@ -61,6 +61,11 @@ class StaticStudent(torch.nn.Module):
 
         return SequenceClassifierOutput(logits=self.module(TokenBatch(ids, offsets, lengths)))
 
+    def sentence_head(self) -> tuple[torch.nn.Module, int]:
+        """The head and the width of what it reads, the (normalised) mean of the token vectors: the sentence
+        vector the geometry loss points where the teacher's points."""
+        return self.module.head, self.module.embed_dim
+
     def save(self, folder: Path) -> None:
         """The model2vec pipeline: static vectors (float16, as model2vec's distillation stores them: half the
         size), tokenizer, head and labels, as safetensors and JSON."""
@@ -85,8 +90,8 @@ class StaticCollator(DistillCollator):
     """Tokenizes the batch's texts with the static model's own tokenizer (its vocabulary may differ from
     the encoder's), then adds the labels and the cached teacher logits as ``DistillCollator`` does."""
 
-    def __init__(self, student: StaticStudent, teacher_logits: torch.Tensor | None = None):
-        self.student, self.teacher_logits, self.teacher_features = student, teacher_logits, None
+    def __init__(self, student: StaticStudent, teacher_logits=None, teacher_features=None):
+        self.student, self.teacher_logits, self.teacher_features = student, teacher_logits, teacher_features
 
     def encode(self, features: list[dict]) -> dict:
         batch = self.student.module.tokenize([f["text"] for f in features])

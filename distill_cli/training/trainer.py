@@ -73,7 +73,7 @@ class DistillationTrainer(Trainer):
             self.teacher.to(self.args.device).eval()
         self.pooled: torch.Tensor | None = None  # the student's pooled features of this step (geometry loss)
         if self.args.feature_weight > 0:
-            final_linear(self.model).register_forward_pre_hook(self._catch_pooled)
+            pooled_input(self.model)[0].register_forward_pre_hook(self._catch_pooled)
 
     def _catch_pooled(self, _module, args) -> None:
         self.pooled = args[0]
@@ -195,10 +195,19 @@ class DistillCollator:
         return batch
 
 
+def pooled_input(model) -> tuple[torch.nn.Module, int]:
+    """The layer that reads the model's pooled sentence vector, and that vector's width: a static student's
+    head (fed the mean of its token vectors), else the classifier's linear head."""
+    if hasattr(model, "sentence_head"):
+        return model.sentence_head()
+    head = final_linear(model)
+    return head, head.in_features
+
+
 def add_projection(model, teacher_width: int) -> None:
     """A linear map from the student's pooled features to the teacher's, trained with the student (it is a
     submodule, so the optimizer and the checkpoints have it) and removed before the model is saved."""
-    width = final_linear(model).in_features
+    width = pooled_input(model)[1]
     model.add_module(PROJECTION, torch.nn.Linear(width, teacher_width))
 
 
