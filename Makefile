@@ -40,10 +40,10 @@ lint: install
 	$(VENV)/bin/ruff check distill_cli tests benchmarks
 
 # On CLINC150 "plus" from ../shared: the 110M MPNet teacher and the students distilled from it (mpnet_scores,
-# longer_training: about 1.5 hours on 2 cores), the static student's recipe chosen on validation (about 15
+# longer_training: about 1.5 hours on 2 cores), the static student's recipe chosen on validation (about 25
 # minutes), then the real-scale table: every model the tool trains beside the peers of its size, built in the
-# same run and given the same out-of-scope rule (frozen-encoder probes, model2vec; about 45 minutes, and 25 more
-# a seed beyond the first with SEEDS). Then the defaults against the frozen-encoder peers (about 30 minutes),
+# same run and given the same out-of-scope rule (frozen-encoder probes, model2vec; about 45 minutes, and about an
+# hour more a seed beyond the first with SEEDS; `real_scale.py --seeds-of ROW=N` sets one row's). Then the defaults against the frozen-encoder peers (about 30 minutes),
 # the exported students (ONNX fp32, int8, trimmed vocabulary; about 10 minutes), an 8-trial search study (about
 # 35 minutes), transfer sets and augmentation (about 30 minutes), out of scope with and without out-of-scope
 # data (about 35 minutes), precision, streaming and the teacher's pass (about 5 minutes). Runs that exist are reused.
