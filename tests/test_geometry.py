@@ -98,6 +98,46 @@ def test_a_static_student_learns_the_teachers_geometry_and_saves_a_plain_pipelin
     assert model(texts=["book a table"]).logits.shape == (1, model.config.num_labels)
 
 
+def test_for_a_static_student_its_gradient_reaches_the_projection_and_the_token_vectors(tiny_bert):
+    pytest.importorskip("model2vec")
+    import numpy as np
+    from model2vec import StaticModel
+    from model2vec.train import StaticModelForClassification
+    from tokenizers import Tokenizer
+
+    from distill_cli.training.static_student import StaticStudent
+    from distill_cli.training.trainer import (
+        PROJECTION,
+        DistillationTrainer,
+        DistillationTrainingArguments,
+        add_projection,
+    )
+
+    tokenizer = Tokenizer.from_file(str(tiny_bert / "tokenizer.json"))
+    vectors = np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 8)).astype(np.float32)
+    module = StaticModelForClassification.from_static_model(model=StaticModel(vectors, tokenizer), out_dim=2)
+    student = StaticStudent(module, ["book", "play"])
+    add_projection(student, teacher_width=6)  # from the mean static vector (8 wide) to the teacher's 6
+    args = DistillationTrainingArguments(
+        output_dir="out", alpha=1.0, feature_weight=1.0, use_cpu=True, report_to=[], label_names=["labels"]
+    )
+    trainer = DistillationTrainer(model=student, args=args)
+    tokens = module.tokenize(["book a table", "play some jazz"])
+    batch = {"ids": tokens.ids, "offsets": tokens.offsets, "lengths": tokens.lengths, "labels": torch.tensor([0, 1])}
+    student.train()
+
+    def gradients(inputs: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        student.zero_grad()
+        trainer.compute_loss(student, inputs).backward()
+        return module.embeddings.weight.grad.clone(), getattr(student, PROJECTION).weight.grad
+
+    plain, none = gradients(batch)
+    with_geometry, projected = gradients({**batch, "teacher_features": torch.randn(2, 6)})
+    assert none is None or none.abs().sum() == 0  # without the teacher's vectors, no geometry term
+    assert projected is not None and projected.abs().sum() > 0
+    assert not torch.allclose(plain, with_geometry)  # the term moves the token vectors themselves
+
+
 def test_the_geometry_loss_is_refused_where_it_cannot_work(runs):
     from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
 
