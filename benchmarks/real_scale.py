@@ -4,7 +4,7 @@
 The tool's models, trained unless their run exists (in benchmarks/out/mpnet-scores, beside the runs of
 mpnet_scores.py and longer_training.py, whose recipe this is: configs/clinc-minilm-offline.yaml):
   - the teacher: MPNet-base (`mpnet-base`) fine-tuned 2 epochs at lr 4e-5;
-  - per seed: MiniLM-L6 (8 epochs, distill's default for a transformer student) and its 3-layer cut (12
+  - per seed: MiniLM-L6 (8 epochs, distill's default for a transformer student) and its 3-layer cut (up to 12
     epochs, EPOCHS) distilled from the teacher (alpha 0.5, T 2: the tool's defaults) and fine-tuned alone
     for the same epochs;
   - MiniLM-L6 fine-tuned with nothing but the data (`distill finetune --student minilm-l6`, 3 epochs: the
