@@ -26,7 +26,6 @@ from mpnet_scores import RUNS as TEACHER_RUNS
 HERE = OUT / "static"
 os.environ["TQDM_DISABLE"] = "1"  # model2vec's own bars, in the peer's build
 TEACHER = TEACHER_RUNS / "mpnet-plus"
-# name: the flags of `distill distill` beyond the data and the teacher.
 # name: the flags of `distill distill` beyond the data and the teacher. `--augment 0` where the candidate has
 # no augmented queries: two are distill's default for a static student since this study chose them.
 CANDIDATES = {
@@ -42,7 +41,7 @@ CANDIDATES = {
 }
 
 # The recipe distill uses for a static student now. A candidate replaces it only by winning by more than
-# MARGIN: differences smaller than that are within what a second seed moves (BENCHMARKS.md).
+# MARGIN, so a tie does not change the default (a second seed moves it by more still: BENCHMARKS.md).
 DEFAULT = "s-minilm-a0.5-t2-aug2"
 MARGIN = 0.001
 

@@ -32,7 +32,7 @@ DEFAULTS = {"learning_rate": 1e-3, "epochs": 30, "batch_size": 256}
 SEARCH_DEFAULTS = {"learning_rate": (1e-4, 1e-2)}
 # A static student distilled learns from two augmented variants of every labelled query too, labelled by
 # the teacher, unless told otherwise: on CLINC150 that won on validation over the same recipe without them
-# (BENCHMARKS.md, "Static students"), and a static table gains most from more of the teacher's answers.
+# (BENCHMARKS.md, "Static students"; by less than a second seed moves it, so a weak preference).
 DISTILL_AUGMENT = 2
 PATIENCE = 5  # epochs without a better validation accuracy before training stops (model2vec's default)
 
