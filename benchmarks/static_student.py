@@ -75,11 +75,18 @@ def peer_with_rule(clinc, encoder: str, folder) -> dict:
 
     splits, labels, y = labelled_splits(clinc)
     classifier, timing = build_peer(splits, encoder, folder)
+    x, logits = outputs(classifier, splits, labels)
+    return {**timing, **scored("plus", x, y, logits, labels.index("oos"), list(range(len(labels) - 1)))}
+
+
+def outputs(classifier, splits: dict, labels: list[str]) -> tuple[dict, dict]:
+    """A model2vec classifier's features (its mean static vector) on every split and its logits on validation
+    and test, the columns in the order of ``labels``."""
     order = [list(classifier.classes_).index(label) for label in labels]
     static = classifier.to_static_model()
-    x = {s: static.encode(splits[s]["text"]) for s in y}
+    x = {s: static.encode(splits[s]["text"]) for s in ("train", "validation", "test")}
     logits = {s: classifier.encode(splits[s]["text"])[:, order] for s in ("validation", "test")}
-    return {**timing, **scored("plus", x, y, logits, labels.index("oos"), list(range(len(labels) - 1)))}
+    return x, logits
 
 
 def median_latency_ms(folders: list, texts: list[str], runs: int = 2000) -> list[float]:
