@@ -78,9 +78,11 @@ bench-search: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/search_study.py
 
 # The static (model2vec) student's recipe, chosen on validation among a few, from the MPNet teacher of
-# bench-mpnet-scores (about 15 minutes; bench-real-scale sets the winner against model2vec's classifier).
+# bench-mpnet-scores (about 15 minutes; bench-real-scale sets the winner against model2vec's classifier),
+# then where the vectors come from, with model2vec's own trainer (about 30 minutes more).
 bench-static: install-teacher
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_student.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_vectors.py
 
 # Transfer sets (data_small + the rest of data_full, unlabelled) and augmentation on "plus" (about 30 minutes).
 bench-transfer: install
