@@ -17,12 +17,13 @@ The variants:
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
 
 import numpy as np
-from common import machine, require_clinc, save
+from common import OUT, machine, require_clinc, save
 from open_set import labelled_splits, peer_rule
 from static_student import outputs
 
@@ -106,10 +107,6 @@ def validation_scores(static, fit: dict, splits: dict, labels: list[str], y: dic
 def main() -> None:
     """Every variant, or those named on the command line; results saved after each (merged into the file of
     an earlier run of other variants)."""
-    import json
-
-    from common import OUT
-
     names = sys.argv[1:] or list(VARIANTS)
     if unknown := set(names) - set(VARIANTS):
         sys.exit(f"unknown variants {sorted(unknown)}: one of {', '.join(VARIANTS)}")
