@@ -29,7 +29,8 @@ QUALITY = (
     Metric("oos_recall", "oos recall", "out-of-scope recall", "recall"),
 )
 COST = (
-    Metric("latency_ms_mean", "latency", "latency ms (mean)", None, "{:.2f}"),
+    Metric("latency_ms_median", "latency", "latency ms (median)", None, "{:.2f}"),
+    Metric("latency_ms_mean", "mean", "latency ms (mean)", None, "{:.2f}"),
     Metric("latency_ms_p95", "p95", "latency ms (p95)", None, "{:.2f}"),
     Metric("throughput_qps", "throughput", "throughput q/s", None, "{:.0f}"),
     Metric("size_mb", "size", "size MB", None, "{:.1f}"),

@@ -82,6 +82,7 @@ class ModelResult(BaseModel):
     in_scope_accuracy: float | None = None
     oos_recall: float | None = None
     latency_ms_mean: float
+    latency_ms_median: float | None = None  # None in results written before the median was kept
     latency_ms_std: float = 0.0
     latency_ms_p95: float | None = None
     throughput_qps: float | None = None

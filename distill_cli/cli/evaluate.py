@@ -34,7 +34,9 @@ def evaluate(
         Optional[list[str]], typer.Option("--metric", help="Extra `evaluate` metric (name or path).")
     ] = None,
     min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", help="Gate: fail below this.")] = None,
-    max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", help="Gate: fail above this.")] = None,
+    max_latency_ms: Annotated[
+        Optional[float], typer.Option("--max-latency-ms", help="Gate: median one-query ms, fail above this.")
+    ] = None,
     max_accuracy_drop: Annotated[
         Optional[float], typer.Option("--max-accuracy-drop", help="Gate: points below the first model.")
     ] = None,

@@ -207,14 +207,16 @@ def results_table(evals: EvalResults | None, name: str, run: RunRecord | None = 
     def pct(v):
         return "—" if v is None else f"{v * 100:.2f}"
 
+    median = all(m.latency_ms_median is not None for m in evals.models)  # results older than the median: the mean
     for m in evals.models:
         label = f"**{name}** (this model)" if m.path == evals.result.path else public_name(m.model)
         cells = " | ".join(pct(m.metric(q.key)) for q in shown)
         size = "—" if m.size_mb is None else f"{m.size_mb:.1f}"
-        rows.append(f"| {label} | {cells} | {m.latency_ms_mean:.2f} | {size} |")
+        rows.append(f"| {label} | {cells} | {m.latency_ms_median if median else m.latency_ms_mean:.2f} | {size} |")
     return (
         f"On the {evals.split} split of {public_name(evals.dataset)} ({evals.examples:,} queries); "
-        f"latency of one query on CPU with {evals.threads} threads.\n\n" + "\n".join(rows)
+        f"{'median' if median else 'mean'} latency of one query on CPU with {evals.threads} threads.\n\n"
+        + "\n".join(rows)
     )
 
 

@@ -27,10 +27,10 @@ WORST_INTENTS = 30  # rows per model in the report's per-intent table (all are i
 def tradeoff(ax, report: dict) -> None:
     """Accuracy against latency, marker area proportional to size, one labelled point per model."""
     for m in report["models"]:
-        x, y = m["latency_ms_mean"], m["accuracy"] * 100
+        x, y = m["latency_ms_median"], m["accuracy"] * 100
         ax.scatter(x, y, s=max(m["size_mb"] or 1, 1) * 4, alpha=0.5, label=m["model"])
         ax.annotate(m["model"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
-    ax.set_xlabel("Average latency (ms)")
+    ax.set_xlabel("Median latency of one query (ms)")
     ax.set_ylabel("Accuracy (%)")
     ax.set_title(f"{report['dataset']} · {report['split']}")
     ax.legend(loc="lower right", markerscale=0.3)
