@@ -504,19 +504,22 @@ def test_two_processes_with_torchrun(runs, tmp_path):
 def test_early_stopping_keeps_the_best_epoch_and_records_which(runs):
     """With a learning rate too small to change a weight, every epoch scores the same: the first is the best
     (the first of equals), so patience 1 stops after the second and keeps the first; patience 0 trains every
-    epoch and still keeps the first; without keep_best_epoch the last is kept."""
+    epoch and still keeps the first; the default (2 for a transformer) stops after the third, and run.json
+    records it; without keep_best_epoch the last is kept."""
     flags = (*TRAIN_FLAGS, "--runs-dir", runs, "--student", "teacher", "--learning-rate", "1e-12", "--json")
     cases = [
-        (("--epochs", "4", "--patience", "1", "--name", "p1"), 2, 1.0, True),
-        (("--epochs", "3", "--patience", "0", "--name", "p0"), 3, 1.0, False),
-        (("--epochs", "3", "--no-keep-best-epoch", "--name", "last"), 3, 3.0, False),
+        (("--epochs", "4", "--patience", "1", "--name", "p1"), 2, 1.0, True, 1),
+        (("--epochs", "3", "--patience", "0", "--name", "p0"), 3, 1.0, False, 0),
+        (("--epochs", "4", "--name", "default"), 3, 1.0, True, 2),
+        (("--epochs", "3", "--no-keep-best-epoch", "--name", "last"), 3, 3.0, False, None),
     ]
-    for extra, epochs, kept, stopped in cases:
+    for extra, epochs, kept, stopped, patience in cases:
         r = run_cli("finetune", *flags, *extra)
         assert r.code == 0, r.stderr
         record = json.loads((runs / extra[-1] / "run.json").read_text())
         assert len(record["epochs"]) == epochs and record["kept_epoch"] == kept, extra
         assert record["stopped_early"] is stopped and r.json["kept_epoch"] == kept
+        assert record["config"]["patience"] == patience, extra
         assert record["metrics"] == next(e for e in record["epochs"] if e["epoch"] == kept)
     again = run_cli("finetune", *flags, "--epochs", "3", "--patience", "1", "--name", "again")
     assert "kept epoch 1 (the best expected accuracy), stopped early (patience)" in again.stderr

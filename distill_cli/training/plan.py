@@ -72,6 +72,9 @@ def make_plan(cfg: Config, command: str, search: SearchSettings | None = None) -
     if command == "distill":
         cfg = distill_defaults(cfg, static, search is not None)
     cfg = static_defaults(cfg)
+    if search is None and cfg.keep_best_epoch and cfg.patience is None:
+        # The patience this run stops with, so that run.json records the value used, not null.
+        cfg = cfg.model_copy(update={"patience": patience(cfg, static)})
     if static and search is not None:  # the ranges a static student trains in, where the space gives none
         defaults = {k: v for k, v in STATIC_SEARCH_DEFAULTS.items() if k not in search.model_fields_set}
         search = search.model_copy(update=defaults)
