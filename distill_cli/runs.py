@@ -230,6 +230,13 @@ def check_same_settings(run: RunFolder) -> None:
     # A setting a later version added is not in an older mark: the run started with its default.
     defaults = Config().training_settings()
     started = {**{k: v for k, v in defaults.items() if k not in started}, **started}
+    if started.get("patience") is None and run.settings.get("patience") is not None:
+        # An older mark holds patience null where the run stopped with the default now written out.
+        from distill_cli.static import encoder_spec
+        from distill_cli.training.plan import patience
+
+        default = patience(Config(), encoder_spec(str(started.get("student") or "")) is not None)
+        started["patience"] = default if started.get("keep_best_epoch") else None
     changed = sorted(k for k in started.keys() | run.settings.keys() if started.get(k) != run.settings.get(k))
     if changed:
         diffs = ", ".join(f"{k} {started.get(k)!r} → {run.settings.get(k)!r}" for k in changed)

@@ -106,3 +106,22 @@ def test_one_plan_holds_what_the_run_derives(tiny_bert, command):
     assert plan.rank == 0 and plan.world_size == 1 and plan.is_main
     static = make_plan(cfg.model_copy(update={"student": f"static:{tiny_bert}"}), command)
     assert static.static and static.cfg.learning_rate == 1e-3 and static.args.label_names == ["labels"]
+
+
+def test_a_run_interrupted_before_patience_was_recorded_still_resumes(tmp_path):
+    """An older mark holds ``patience: null`` for a run that stopped with the default (2 for a transformer):
+    the same run resumes with the default written out; another patience is refused, naming it."""
+    from distill_cli.config import Config
+    from distill_cli.errors import UsageError
+    from distill_cli.runs import PARTIAL_MARK, RunFolder, check_same_settings
+
+    run = RunFolder(final=tmp_path / "cut", generated=False)
+    run.partial.mkdir()
+    old = Config(student="minilm-l6").training_settings()
+    assert old["patience"] is None and old["keep_best_epoch"] is True
+    (run.partial / PARTIAL_MARK).write_text(json.dumps({"distill_run": "in progress", "settings": old}))
+    run.settings = Config(student="minilm-l6", patience=2).training_settings()
+    check_same_settings(run)  # no error: the same run
+    run.settings = Config(student="minilm-l6", patience=3).training_settings()
+    with pytest.raises(UsageError, match="patience 2 → 3"):
+        check_same_settings(run)
