@@ -61,9 +61,8 @@ def main() -> None:
         return train_once(command, RUNS, name, *flags)
 
     # 1. Few labels, many logs.
-    # alpha 0.12, T 7: the recipe these rows were measured with (BENCHMARKS.md), once the config's.
     teacher = ["--teacher", "small-teacher"]
-    kd = ["--alpha", "0.12", "--temperature", "7"]
+    kd = ["--alpha", "0.12", "--temperature", "7"]  # these rows were measured with it (BENCHMARKS.md)
     # A static student takes its own defaults (learning rate, epochs with early stopping: static.py), not the
     # transformer recipe of the config; the same max_length keeps the teacher-logit cache key the same.
     static = ["--cache-dir", CACHE, "--dataset", SMALL, "--max-length", "64", *teacher,
