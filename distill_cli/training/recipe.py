@@ -29,7 +29,7 @@ from distill_cli.runs import RunFolder, finish_run, mark_started
 from distill_cli.training import static_student
 from distill_cli.training.callbacks import StopOnSignal
 from distill_cli.training.head import PROBE_ROWS, head_features, probe
-from distill_cli.training.plan import Plan, patience
+from distill_cli.training.plan import Plan
 from distill_cli.training.record import run_record
 from distill_cli.training.setup import Models, OOSChoice, Setup, TeacherSetup, Trained
 from distill_cli.training.teacher_cache import compute_logits, teacher_logits
@@ -199,7 +199,7 @@ def build_trainer(plan: Plan, model, setup: Setup, callbacks: list) -> Distillat
         add_projection(model, setup.teacher.features.shape[1])
     if isinstance(model, static_student.StaticStudent):
         collator = static_student.StaticCollator(model, setup.teacher.logits, setup.teacher.features)
-    wait = patience(plan.cfg, plan.static)
+    wait = plan.cfg.patience  # the plan filled in the default wherever the best epoch is kept
     if args.load_best_model_at_end and wait:
         callbacks = [*callbacks, transformers.EarlyStoppingCallback(early_stopping_patience=wait)]
     trainer = DistillationTrainer(
