@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 1
 
-.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-open-set bench-precision bench-mpnet-scores bench-teacher-pass bench-million bench-longer bench-cost clean
+.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-open-set bench-precision bench-mpnet-scores bench-teacher-pass bench-million bench-longer bench-ensemble bench-cost clean
 
 # torch 2.13.0 first: that pin takes the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 $(STAMP): pyproject.toml
@@ -111,6 +111,10 @@ bench-teacher-pass: install
 # alone; all on test (after bench-mpnet-scores; about 45 minutes).
 bench-longer: install-teacher
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/longer_training.py
+
+# MiniLM-L6 distilled from the mean of two MPNet teachers (seeds 42 and 43) against one (about an hour).
+bench-ensemble: install-teacher
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/ensemble_teacher.py
 
 # A million-query transfer set through `distill distill`: peak memory and seconds per 100,000 rows (~25 minutes).
 bench-million: install
