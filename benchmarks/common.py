@@ -23,9 +23,10 @@ def require_clinc() -> Path:
     return CLINC
 
 
-def distill(*args: str, env: dict | None = None) -> dict:
-    """Run `distill ARGS --json`; progress streams to our stderr, the JSON object is returned."""
-    cmd = [*DISTILL, *map(str, args), "--json"]
+def distill(*args: str, env: dict | None = None, entry: list[str] = DISTILL) -> dict:
+    """Run `distill ARGS --json` (through ``entry``, a patched one for a study); progress streams to our
+    stderr, the JSON object is returned."""
+    cmd = [*entry, *map(str, args), "--json"]
     print("$ distill " + " ".join(map(str, args)), file=sys.stderr, flush=True)
     start = time.perf_counter()
     proc = subprocess.run(
@@ -38,7 +39,10 @@ def distill(*args: str, env: dict | None = None) -> dict:
     return result
 
 
-def train_once(command: str, runs: Path, name: str, *flags, reuse_only: bool = False) -> dict | None:
+def train_once(
+    command: str, runs: Path, name: str, *flags, reuse_only: bool = False, env: dict | None = None,
+    entry: list[str] = DISTILL,
+) -> dict | None:  # fmt: skip
     """The run's run.json, running `distill COMMAND --name NAME FLAGS` first unless the run exists (so an
     interrupted benchmark goes on where it stopped). ``reuse_only``: None for a run that does not exist."""
     record = runs / name / "run.json"
@@ -47,7 +51,7 @@ def train_once(command: str, runs: Path, name: str, *flags, reuse_only: bool = F
     elif reuse_only:
         return None
     else:
-        wall_s = distill(command, "--runs-dir", runs, "--name", name, *flags)["wall_s"]
+        wall_s = distill(command, "--runs-dir", runs, "--name", name, *flags, env=env, entry=entry)["wall_s"]
         print(f"{name}: {wall_s:.0f} s", file=sys.stderr)
     return json.loads(record.read_text())
 

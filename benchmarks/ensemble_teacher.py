@@ -14,39 +14,37 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 
-from common import CLINC, REPO, distill, machine, require_clinc, save, train_once
+from common import CLINC, distill, machine, require_clinc, save, train_once
 from mpnet_scores import CACHE, CONFIG, RUNS
 
 EXTRA = "DISTILL_BENCH_EXTRA_TEACHERS"  # the patched run's further teachers, comma-separated run names
 
 
 def patched_distill(argv: list[str]) -> None:
-    """`distill distill ARGV` with the teacher's logits replaced by the mean over the teacher and the runs
-    named in ``$DISTILL_BENCH_EXTRA_TEACHERS`` (each from the tool's own cache; the labels must agree)."""
+    """`distill ARGV` with the teacher's logits replaced by the mean over the teacher and the runs named in
+    ``$DISTILL_BENCH_EXTRA_TEACHERS`` (each from the tool's own cache; the labels must agree)."""
     from distill_cli import modeling
     from distill_cli.cli import main
     from distill_cli.training import recipe, teacher_cache
 
-    own = teacher_cache.teacher_logits
+    own, extra = teacher_cache.teacher_logits, os.environ[EXTRA].split(",")
 
     def mean_logits(cfg, ref, model_config, texts, what="logits"):
         values, reused = own(cfg, ref, model_config, texts, what)
         if what != "logits":
             return values, reused
-        for name in os.environ[EXTRA].split(","):
+        for name in extra:
             other = modeling.resolve_model(name, cfg)
             other_config = modeling.load_model_config(other, cfg)
             if other_config.id2label != model_config.id2label:
                 sys.exit(f"teacher {name}: its labels differ from {ref.spec}'s")
-            more, _ = own(cfg, other, other_config, texts)
-            values = values + more
-        return values / (1 + len(os.environ[EXTRA].split(","))), reused
+            values = values + own(cfg, other, other_config, texts)[0]
+        return values / (1 + len(extra)), reused
 
     recipe.teacher_logits = mean_logits
-    main(["distill", *argv])
+    main(argv)
 
 
 def main() -> None:
@@ -65,16 +63,10 @@ def main() -> None:
     # The one-teacher student of the same seed, where an earlier run left it (BENCHMARKS.md has its figures).
     results["student-one"] = train_once("distill", RUNS, name, "--teacher", "mpnet-plus", *student, reuse_only=True)
     pair = f"minilm-from-mpnet-pair-8ep-s{opts.seed}"
-    record = RUNS / pair / "run.json"
-    if not record.is_file():
-        args = ["--runs-dir", RUNS, "--name", pair, "--teacher", "mpnet-plus", *student]
-        print("$ (patched: the mean of mpnet-plus and mpnet-plus-s43) distill distill " + " ".join(map(str, args)),
-              file=sys.stderr, flush=True)  # fmt: skip
-        cmd = [sys.executable, __file__, "--patched-distill", *map(str, args)]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", EXTRA: "mpnet-plus-s43"}
-        if subprocess.run(cmd, cwd=REPO, env=env).returncode != 0:
-            sys.exit(f"command failed: {' '.join(cmd)}")
-    results["student-pair"] = train_once("distill", RUNS, pair, reuse_only=True)
+    print("the next run is patched: it learns from the mean of mpnet-plus and mpnet-plus-s43", file=sys.stderr)
+    patched = [sys.executable, __file__, "--patched-distill"]
+    results["student-pair"] = train_once("distill", RUNS, pair, "--teacher", "mpnet-plus", *student,
+                                         env={EXTRA: "mpnet-plus-s43"}, entry=patched)  # fmt: skip
     where = ("--runs-dir", RUNS, "--cache-dir", CACHE, "--split", "test", "--dataset", CLINC, "--latency-runs", "5")
     models = ["mpnet-plus", "mpnet-plus-s43", *([name] if results["student-one"] else []), pair]
     results["evaluation"] = distill("evaluate", *models, *where)
