@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 1
 
-.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-open-set bench-precision bench-mpnet-scores bench-teacher-pass bench-million bench-longer bench-ensemble bench-cost clean
+.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-open-set bench-precision bench-mpnet-scores bench-teacher-pass bench-million bench-longer bench-ensemble bench-levers bench-cost clean
 
 # torch 2.13.0 first: that pin takes the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 $(STAMP): pyproject.toml
@@ -115,6 +115,11 @@ bench-longer: install-teacher
 # MiniLM-L6 distilled from the mean of two MPNet teachers (seeds 42 and 43) against one (about an hour).
 bench-ensemble: install-teacher
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/ensemble_teacher.py
+
+# MiniLM-L6 distilled with a greedy soup of its epochs, then with layer-wise learning-rate decay (about 25 minutes each).
+bench-levers: install-teacher
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/student_levers.py --lever soup
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/student_levers.py --lever layer-decay
 
 # A million-query transfer set through `distill distill`: peak memory and seconds per 100,000 rows (~25 minutes).
 bench-million: install
