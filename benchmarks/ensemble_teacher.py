@@ -17,7 +17,7 @@ import os
 import sys
 
 from common import CLINC, distill, machine, require_clinc, save, train_once
-from mpnet_scores import CACHE, CONFIG, RUNS
+from mpnet_scores import CACHE, RUNS, student_flags, train_teacher
 
 EXTRA = "DISTILL_BENCH_EXTRA_TEACHERS"  # the patched run's further teachers, comma-separated run names
 
@@ -53,12 +53,9 @@ def main() -> None:
     opts = parser.parse_args()
     require_clinc()
     results = {"machine": machine(), "command": " ".join(sys.argv)}
-    common = ("--config", CONFIG, "--cache-dir", CACHE)
-    teacher = ("--student", "mpnet-base", "--learning-rate", "4e-5", "--epochs", "2", *common)
-    results["teacher-42"] = train_once("finetune", RUNS, "mpnet-plus", *teacher)
-    results["teacher-43"] = train_once("finetune", RUNS, "mpnet-plus-s43", *teacher, "--seed", "43")
-    student = ("--student", "minilm-l6", "--epochs", "8", "--seed", str(opts.seed), "--alpha", "0.5",
-               "--temperature", "2", *common)  # fmt: skip
+    results["teacher-42"] = train_teacher()
+    results["teacher-43"] = train_teacher("--seed", "43", name="mpnet-plus-s43")
+    student = student_flags(opts.seed)
     name = f"minilm-from-mpnet-8ep-s{opts.seed}" if opts.seed != 42 else "minilm-from-mpnet-8ep"
     # The one-teacher student of the same seed, where an earlier run left it (BENCHMARKS.md has its figures).
     results["student-one"] = train_once("distill", RUNS, name, "--teacher", "mpnet-plus", *student, reuse_only=True)

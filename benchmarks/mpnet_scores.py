@@ -18,14 +18,28 @@ from open_set import peers
 
 RUNS, CACHE = OUT / "mpnet-scores", OUT / "cache"
 CONFIG = "configs/clinc-minilm-offline.yaml"
+TEACHER = "mpnet-plus"
+# The teacher every MPNet study distils from; each study trains it only where no run of that name exists.
+TEACHER_FLAGS = ("--student", "mpnet-base", "--learning-rate", "4e-5", "--epochs", "2", "--config", CONFIG,
+                 "--cache-dir", CACHE)  # fmt: skip
+
+
+def train_teacher(*extra: str, name: str = TEACHER) -> dict:
+    """The MPNet teacher's run.json (``train_once`` with ``TEACHER_FLAGS`` and ``extra``)."""
+    return train_once("finetune", RUNS, name, *TEACHER_FLAGS, *extra)
+
+
+def student_flags(seed: int) -> tuple:
+    """MiniLM-L6 distilled with the `distill` defaults (8 epochs, alpha 0.5, T 2) on this config; no teacher."""
+    return ("--student", "minilm-l6", "--epochs", "8", "--seed", str(seed), "--alpha", "0.5", "--temperature", "2",
+            "--config", CONFIG, "--cache-dir", CACHE)  # fmt: skip
 
 
 def main() -> None:
     require_clinc()
     results = {"machine": machine(), "command": " ".join(sys.argv)}
     common = ("--config", CONFIG, "--cache-dir", CACHE, "--epochs", "2")
-    results["teacher"] = train_once("finetune", RUNS, "mpnet-plus", "--student", "mpnet-base", "--learning-rate",
-                                    "4e-5", *common)  # fmt: skip
+    results["teacher"] = train_teacher()
     results["student"] = train_once("distill", RUNS, "minilm-from-mpnet", "--teacher", "mpnet-plus", "--student",
                                     "minilm-l6", "--alpha", "0.5", "--temperature", "2", *common)  # fmt: skip
     where = ("--runs-dir", RUNS, "--cache-dir", CACHE, "--split", "test", "--dataset", CLINC)

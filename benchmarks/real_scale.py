@@ -30,12 +30,11 @@ import statistics
 import sys
 
 from common import CLINC, OUT, distill, frozen_encoder, machine, pct, require_clinc, save, train_once
-from mpnet_scores import CACHE, CONFIG, RUNS
+from mpnet_scores import CACHE, CONFIG, RUNS, TEACHER, train_teacher
 from open_set import RUNS as OPEN_SET_RUNS
 from open_set import peers as probe_peers
 from static_student import median_latency_ms, peer_with_rule
 
-TEACHER = "mpnet-plus"
 # Epochs of each transformer student, distilled and alone alike: 8 is distill's default; the 3-layer cut was
 # still rising on validation at 8 and kept more with 12 (BENCHMARKS.md), so it gets 12.
 EPOCHS = {"minilm": 8, "minilm3": 12}
@@ -96,8 +95,7 @@ def main() -> None:
     seeds = seeds_of(args)
     results: dict = {"machine": machine(), "command": " ".join(sys.argv), "epochs": EPOCHS, "seeds": seeds}
     results["runs"] = runs = {
-        "teacher": train_once("finetune", RUNS, TEACHER, "--student", "mpnet-base", "--learning-rate", "4e-5",
-                              "--epochs", "2", "--config", CONFIG, "--cache-dir", CACHE),  # fmt: skip
+        "teacher": train_teacher(),
         "minilm-defaults": train_once("finetune", OPEN_SET_RUNS, "minilm-plus", "--dataset", CLINC, "--student",
                                       "minilm-l6", "--cache-dir", CACHE),  # fmt: skip
     }

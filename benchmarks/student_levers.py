@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from common import CLINC, OUT, distill, machine, require_clinc, save, train_once
-from mpnet_scores import CACHE, CONFIG, RUNS
+from mpnet_scores import CACHE, RUNS, TEACHER, student_flags, train_teacher
 
 SOUP_LOG = "DISTILL_BENCH_SOUP_LOG"  # where the patched run writes the soup's trials (JSON)
 DECAY = 0.9  # the layer-wise factor: the embeddings of a 6-layer body train at 0.9**7 = 0.48 of the head's rate
@@ -38,8 +38,6 @@ def greedy_soup(trainer, snapshots: list[tuple[float, dict]]) -> dict:
     """Load into ``trainer.model`` the greedy soup of ``snapshots`` (validation score, CPU state dict), scored
     by ``trainer.evaluate``; returns the trials. The best single snapshot is the start, and stays if no
     average scores at least as well."""
-    import torch
-
     from distill_cli.metrics import EXPECTED
 
     key = f"eval_{EXPECTED.key}"
@@ -54,8 +52,7 @@ def greedy_soup(trainer, snapshots: list[tuple[float, dict]]) -> dict:
 
     for i in order[1:]:
         trainer.model.load_state_dict(mean([*chosen, i]))
-        with torch.no_grad():
-            score = trainer.evaluate()[key]
+        score = trainer.evaluate()[key]  # evaluation runs without gradients
         kept = score >= best_score
         trials.append({"epochs": sorted(e + 1 for e in [*chosen, i]), "score": score, "kept": kept})
         print(f"soup {trials[-1]['epochs']}: {score:.5f} ({'kept' if kept else 'dropped'})", file=sys.stderr)
@@ -150,21 +147,19 @@ def main() -> None:
     opts = parser.parse_args()
     require_clinc()
     results = {"machine": machine(), "command": " ".join(sys.argv), "lever": opts.lever}
-    common = ("--config", CONFIG, "--cache-dir", CACHE)
-    teacher = ("--student", "mpnet-base", "--learning-rate", "4e-5", "--epochs", "2", *common)
-    results["teacher"] = train_once("finetune", RUNS, "mpnet-plus", *teacher)
-    student = ("--student", "minilm-l6", "--epochs", "8", "--seed", str(opts.seed), "--alpha", "0.5",
-               "--temperature", "2", "--teacher", "mpnet-plus", *common)  # fmt: skip
+    results["teacher"] = train_teacher()
     name = f"minilm-from-mpnet-{opts.lever}-8ep-s{opts.seed}"
     log = OUT / f"student_levers_soup_trials_s{opts.seed}.json"
+    env = {SOUP_LOG: str(log)} if opts.lever == "soup" else {}
     print(f"the next run is patched: {opts.lever}", file=sys.stderr)
     patched = [sys.executable, __file__, "--patched-distill", opts.lever]
-    results["student"] = train_once("distill", RUNS, name, *student, env={SOUP_LOG: str(log)}, entry=patched)
+    student = ("--teacher", TEACHER, *student_flags(opts.seed))
+    results["student"] = train_once("distill", RUNS, name, *student, env=env, entry=patched)
     if opts.lever == "soup":
         results["soup"] = json.loads(log.read_text())
         print(json.dumps(results["soup"], indent=2))
     where = ("--runs-dir", RUNS, "--cache-dir", CACHE, "--split", "test", "--dataset", CLINC, "--latency-runs", "5")
-    results["evaluation"] = distill("evaluate", "mpnet-plus", name, *where)
+    results["evaluation"] = distill("evaluate", TEACHER, name, *where)
     save(f"student_levers_{opts.lever}_s{opts.seed}", results)
     for m in results["evaluation"]["models"]:
         print(m["model"], m["accuracy"], m["oos_rule"])
