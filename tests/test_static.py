@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, block_import, distill_from_teacher, run_cli, working_in
+from conftest import assert_one_line_error, block_import, distill_from_teacher, run_cli, waits_on_lock, working_in
 
 pytest.importorskip("model2vec")
 
@@ -137,12 +137,8 @@ def test_the_static_model_is_made_once_and_cached(runs, tiny_bert, monkeypatch):
 
 def test_a_second_process_waits_for_the_static_model_the_first_is_making(tiny_bert, tmp_path, monkeypatch):
     """Two search workers need one static model: the later waits on the lock and reads the first's."""
-    import threading
-    import time
-
     from distill_cli import modeling
     from distill_cli.config import load_config
-    from distill_cli.files import file_lock
     from distill_cli.training import static_student
 
     cfg = load_config(None, "finetune", {"student": f"static:{tiny_bert}", "static_dims": 16,
@@ -153,16 +149,10 @@ def test_a_second_process_waits_for_the_static_model_the_first_is_making(tiny_be
     held = folder.with_name("held")
     folder.rename(held)  # as it is while the first process is still making it
     (lock,) = (tmp_path / "cache" / "locks").glob("static-*.lock")
-    made, got = [], {}
+    made = []
     monkeypatch.setattr(static_student, "distill_static", lambda *a: made.append(1))
-    with file_lock(lock):
-        later = threading.Thread(target=lambda: got.update(model=static_student.static_model(encoder, cfg)))
-        later.start()
-        time.sleep(1.0)
-        assert later.is_alive()
-        held.rename(folder)
-    later.join(timeout=60)
-    assert made == [] and np.array_equal(got["model"].embedding, first.embedding)
+    model = waits_on_lock(lock, lambda: static_student.static_model(encoder, cfg), finish=lambda: held.rename(folder))
+    assert made == [] and np.array_equal(model.embedding, first.embedding)
 
 
 def test_static_bad_inputs_exit_2(runs, tiny_bert, tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import TRAIN_FLAGS, distill_from_teacher
+from conftest import TRAIN_FLAGS, distill_from_teacher, waits_on_lock
 
 
 def test_an_interrupted_teacher_pass_resumes_where_it_stopped(runs, tiny_distilbert, monkeypatch, tmp_path):
@@ -91,12 +91,8 @@ def test_a_rank_that_dies_mid_pass_leaves_no_entry_and_the_rerun_computes_the_re
 def test_a_second_process_after_the_same_entry_waits_for_the_first_and_reads_its_entry(runs, tmp_path):
     """Two search workers (or two runs) label with one teacher at once: the later waits on the entry's lock
     and reads the entry the first wrote, instead of labelling beside it (and losing the pieces it removes)."""
-    import threading
-    import time
-
     from distill_cli import modeling
     from distill_cli.config import load_config
-    from distill_cli.files import file_lock
     from distill_cli.training import teacher_cache
 
     cfg = load_config(None, "distill", {"teacher": str(runs / "teacher"), "cache_dir": str(tmp_path / "cache")})
@@ -107,15 +103,8 @@ def test_a_second_process_after_the_same_entry_waits_for_the_first_and_reads_its
     assert not reused
     (entry,) = (tmp_path / "cache" / "teacher-logits").glob("*.safetensors")
     held = entry.with_name("held")
-    entry.rename(held)
+    entry.rename(held)  # as it is while the first process is still labelling
     (lock,) = (tmp_path / "cache" / "locks").glob("teacher-*.lock")
-    got = {}
-    with file_lock(lock):  # the first process, still labelling
-        later = threading.Thread(target=lambda: got.update(out=teacher_cache.teacher_logits(cfg, ref, model_config, texts)))
-        later.start()
-        time.sleep(1.0)
-        assert later.is_alive()  # waiting: it neither read nor computed
-        held.rename(entry)  # the first process writes its entry, then lets go
-    later.join(timeout=60)
-    values, reused = got["out"]
+    values, reused = waits_on_lock(lock, lambda: teacher_cache.teacher_logits(cfg, ref, model_config, texts),
+                                   finish=lambda: held.rename(entry))  # fmt: skip
     assert reused and torch.equal(values, first)
