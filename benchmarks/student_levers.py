@@ -40,6 +40,7 @@ from mpnet_scores import CACHE, RUNS, TEACHER, student_flags, train_teacher
 
 SOUP_LOG = "DISTILL_BENCH_SOUP_LOG"  # where the patched run writes the soup's trials (JSON)
 SOUP_RUNS = "DISTILL_BENCH_SOUP_RUNS"  # the other seeds' run folders, for the seed soup (os.pathsep between)
+SOUPS = ("soup", "seed-soup")  # the levers that write a soup's trials to SOUP_LOG
 SOUP_SEEDS = (42, 43)  # the seeds the seed soup's patched run averages with its own
 DECAY = 0.9  # the layer-wise factor: the embeddings of a 6-layer body train at 0.9**7 = 0.48 of the head's rate
 
@@ -193,7 +194,7 @@ def main() -> None:
     results["teacher"] = train_teacher()
     name = f"minilm-from-mpnet-{opts.lever}-8ep-s{opts.seed}"
     log = OUT / f"student_levers_{opts.lever}_trials_s{opts.seed}.json"
-    env = {SOUP_LOG: str(log)} if "soup" in opts.lever else {}
+    env = {SOUP_LOG: str(log)} if opts.lever in SOUPS else {}
     models = [TEACHER, name]
     if opts.lever == "seed-soup":  # the other seeds, plain: the runs "Longer training" and the real-scale table use
         others = [f"minilm-from-mpnet-8ep-s{seed}" for seed in SOUP_SEEDS]
@@ -208,7 +209,7 @@ def main() -> None:
         print(f"the next run is patched: {opts.lever}", file=sys.stderr)
         patched = [sys.executable, __file__, "--patched-distill", opts.lever]
         results["student"] = train_once("distill", RUNS, name, *student, env=env, entry=patched)
-    if "soup" in opts.lever:
+    if opts.lever in SOUPS:
         results["soup"] = json.loads(log.read_text())
         print(json.dumps(results["soup"], indent=2))
     where = ("--runs-dir", RUNS, "--cache-dir", CACHE, "--split", "test", "--dataset", CLINC, "--latency-runs", "5")

@@ -91,6 +91,12 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def cache_lock(cache: Path, name: str):
+    """``file_lock`` on the cache's lock ``name``: processes that would make one cache entry at once (search
+    workers, DDP ranks, two runs) take turns, and the later reuses what the first made."""
+    return file_lock(cache / "locks" / f"{name}.lock")
+
+
 def try_lock(path: Path):
     """An exclusive lock on ``path`` (created if need be), held until the returned file is closed or the
     process ends, however it ends; None when another process holds it."""

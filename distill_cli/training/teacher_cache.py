@@ -18,7 +18,7 @@ from distill_cli import modeling
 from distill_cli.config import Config
 from distill_cli.data.sources import sha, sha_file
 from distill_cli.errors import DistillError
-from distill_cli.files import atomic_file, file_lock
+from distill_cli.files import atomic_file, cache_lock
 from distill_cli.inference import pooled_output
 from distill_cli.precision import autocast, device, resolve
 from distill_cli.training.trainer import MODEL_INPUTS
@@ -153,8 +153,7 @@ def teacher_logits(
     # Processes after one entry at once (search workers, two runs) take turns: the later reads what the first
     # wrote, and no process removes the pieces another is still writing. Under torchrun only process 0 waits
     # (the others meet it in the collectives), so the ranks of one run never wait on each other.
-    lock = cfg.cache_root() / "locks" / f"teacher-{key}.lock"
-    with file_lock(lock) if rank == 0 else nullcontext():
+    with cache_lock(cfg.cache_root(), f"teacher-{key}") if rank == 0 else nullcontext():
         return cached_or_computed(cfg, ref, model_config, texts, what, path, half)
 
 
