@@ -51,6 +51,7 @@ bench: install-teacher
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/mpnet_scores.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/longer_training.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_student.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_splice.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/real_scale.py --seeds $(SEEDS)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/keep_pretrained.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/export_speed.py
@@ -79,9 +80,11 @@ bench-search: install
 
 # The static (model2vec) student's recipe, chosen on validation among a few, from the MPNet teacher of
 # bench-mpnet-scores (about 15 minutes; bench-real-scale sets the winner against model2vec's classifier),
-# then where the vectors come from, with model2vec's own trainer (about 30 minutes more).
+# then spliced queries over three seeds beside model2vec's classifier (about 50 minutes), then where the
+# vectors come from, with model2vec's own trainer (about 30 minutes more).
 bench-static: install-teacher
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_student.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_splice.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/static_vectors.py
 
 # Transfer sets (data_small + the rest of data_full, unlabelled) and augmentation on "plus" (about 30 minutes).

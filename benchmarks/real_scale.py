@@ -9,7 +9,8 @@ mpnet_scores.py and longer_training.py, whose recipe this is: configs/clinc-mini
     for the same epochs;
   - MiniLM-L6 fine-tuned with nothing but the data (`distill finetune --student minilm-l6`, 3 epochs: the
     run of open_set.py);
-  - per seed, the static student of static_student.py's winning recipe (STATIC), distilled and alone;
+  - per seed, the static student of the recipe static_student.py and static_splice.py chose (STATIC,
+    STATIC_KD), distilled and alone;
   - the int8 ONNX export of the first seed's distilled MiniLM-L6 and 3-layer students.
 The peers, built in this run, given the rule by the tool's own functions (`open_set.scored`):
   - frozen all-mpnet-base-v2 and frozen all-MiniLM-L6-v2, mean pooling, L2-normalised,
@@ -40,11 +41,11 @@ from static_student import median_latency_ms, peer_with_rule
 EPOCHS = {"minilm": 8, "minilm3": 12}
 KD = ("--teacher", TEACHER, "--alpha", "0.5", "--temperature", "2")
 STUDENTS = {"minilm": ("--student", "minilm-l6"), "minilm3": ("--student", "minilm-l6", "--student-layers", "3")}
-# The static recipe static_student.py chose on validation: all-MiniLM-L6-v2's vectors (the model2vec peer's),
-# the static defaults, two augmented variants of every query labelled by the teacher (distilled only: the
-# variants have no labels).
+# The static recipe static_student.py and static_splice.py chose on validation: all-MiniLM-L6-v2's vectors
+# (the model2vec peer's), the static defaults, two augmented variants and one spliced query of every query
+# labelled by the teacher (distilled only: those rows have no labels).
 STATIC = ("--student", "static:minilm-l6")
-STATIC_KD = ("--augment", "2")
+STATIC_KD = ("--augment", "2", "--splice", "1")
 PEERS = {"mpnet": "mpnet-base", "minilm": "minilm-l6"}
 # The students trained per seed, <student>-<distilled|alone>, the cheapest first (a seed's runs are trained
 # before the next seed's).
@@ -56,6 +57,7 @@ def run_name(row: str, seed: int) -> str:
     student, kind = row.rsplit("-", 1)
     name = f"{student}-{'from-mpnet' if kind == 'distilled' else 'plus'}"
     name += "" if student == "static" else f"-{EPOCHS[student]}ep"
+    name += "-splice1" if row == "static-distilled" else ""  # not the runs of the recipe before it
     return name + ("" if seed == 42 else f"-s{seed}")
 
 
@@ -167,7 +169,7 @@ def summary(results: dict) -> str:
         if key == "minilm":
             rows.append((size, "MiniLM-L6 fine-tuned with the defaults (3 epochs)", cells([ev["minilm-defaults"]])))
         rows.append((size, "peer: frozen MiniLM-L6 + LogisticRegression", peer(results["peers"]["probe-minilm"], "")))
-    for kind, what in (("distilled", "distilled from MPNet, --augment 2"), ("alone", "fine-tuned alone")):
+    for kind, what in (("distilled", "distilled from MPNet, --augment 2 --splice 1"), ("alone", "fine-tuned alone")):
         row = seeded(f"static-{kind}")
         if kind == "distilled":
             row[6] += f"; {results['median_ms']['static']:.3f} (median, numpy, seed 42)"

@@ -16,6 +16,8 @@ only if it wins on validation:
   lowest, so the body the pretrained encoder gave moves less than the new head.
 - ``lr-5e-5`` and ``geometry-0.1``: flags of the tool, untried at 8 epochs: a lower learning rate than the
   config's 8e-5 (chosen at 2 epochs), and the sentence-geometry loss at a tenth of the weight that lost.
+- ``splice-1``: a flag of the tool too: one spliced query of every labelled one (the start of one, the end
+  of another), labelled by the teacher, which won for the static student (``static_splice.py``).
 
 Each: MiniLM-L6 distilled from the MPNet teacher of `mpnet_scores.py` with the `distill` defaults (8 epochs,
 alpha 0.5, T 2, its config), then `distill evaluate` on test. The run to compare with is the plain one of
@@ -23,7 +25,7 @@ the same seed ("Longer training" in BENCHMARKS.md: seed 42 kept 96.41 on validat
 Needs `make install-teacher`; runs that exist are reused.
     python benchmarks/student_levers.py --lever soup|layer-decay [--seed 42]   (about 25 minutes on 2 fast cores)
     python benchmarks/student_levers.py --lever seed-soup --seed 44            (three students: about 40 minutes)
-    python benchmarks/student_levers.py --lever lr-5e-5|geometry-0.1 [--seed 42]
+    python benchmarks/student_levers.py --lever lr-5e-5|geometry-0.1|splice-1 [--seed 42]
 """
 
 from __future__ import annotations
@@ -172,7 +174,8 @@ def patch_layer_decay(recipe) -> None:
 
 LEVERS = {"soup": patch_soup, "seed-soup": patch_seed_soup, "layer-decay": patch_layer_decay}
 # Levers that are already flags of the tool: a plain run with them added.
-FLAG_LEVERS = {"lr-5e-5": ("--learning-rate", "5e-5"), "geometry-0.1": ("--feature-weight", "0.1")}
+FLAG_LEVERS = {"lr-5e-5": ("--learning-rate", "5e-5"), "geometry-0.1": ("--feature-weight", "0.1"),
+               "splice-1": ("--splice", "1")}  # fmt: skip
 
 
 def patched_distill(lever: str, argv: list[str]) -> None:

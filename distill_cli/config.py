@@ -73,6 +73,12 @@ class Config(BaseModel):
         None, description="Unlabelled queries (.txt, or a text column) the teacher labels: extra rows, KD term only."
     )
     augment: int = Field(0, ge=0, description="N variants of each labelled query (mask, drop, swap, n-gram), KD only.")
+    splice: int = Field(
+        0,
+        ge=0,
+        description="N spliced queries per labelled query (the first words of one joined to the last words of "
+        "another), KD only.",
+    )
     feature_weight: float = Field(
         0.0,
         ge=0,

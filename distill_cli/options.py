@@ -69,6 +69,7 @@ DISTILL = TRAIN + (
     "static_dims",
     "transfer_set",
     "augment",
+    "splice",
     "transfer_weight",
     "feature_weight",
 )

@@ -85,7 +85,7 @@ class RunRecord(Record):
     oos_rule: OOSRule | None = None  # chosen on validation after training; None: argmax decides
     export: ExportRecord | None = None  # in an exported folder: its export.json
     search: dict[str, Any] | None = None  # the best model of a study: the study, the trial and its value
-    rows: dict[str, int] | None = None  # training rows by source (labelled, transfer, augmented) and drops
+    rows: dict[str, int] | None = None  # training rows by source (labelled, transfer, augmented, spliced), drops
 
     def public(self) -> bytes:
         """What ``push`` uploads: no local path, no cache key (the dataset's cache folder is named by its

@@ -34,6 +34,9 @@ SEARCH_DEFAULTS = {"learning_rate": (1e-4, 1e-2)}
 # the teacher, unless told otherwise: on CLINC150 that won on validation over the same recipe without them
 # (BENCHMARKS.md, "Static students"; by less than a second seed moves it, so a weak preference).
 DISTILL_AUGMENT = 2
+# ... and from a spliced query made of each labelled one (its start, another query's end; the teacher labels
+# it too): that won on validation over augmentation alone (BENCHMARKS.md, "Spliced queries").
+DISTILL_SPLICE = 1
 PATIENCE = 5  # epochs without a better validation accuracy before training stops (model2vec's default)
 
 

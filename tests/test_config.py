@@ -161,15 +161,17 @@ def test_distill_trains_a_transformer_student_8_epochs_unless_told_otherwise():
     assert epochs("distill", "static:minilm-l6") == 30  # a static student's own default
 
 
-def test_a_static_student_distilled_learns_from_two_augmented_variants_unless_told_otherwise():
+def test_a_static_student_distilled_learns_from_augmented_and_spliced_queries_unless_told_otherwise():
     from distill_cli.config import load_config
     from distill_cli.training.plan import make_plan
 
-    def augment(command, student, **flags):
+    def rows(command, student, **flags):
         cfg = load_config(None, command, {"student": student, "teacher": "t", **flags})
-        return make_plan(cfg, command).cfg.augment
+        planned = make_plan(cfg, command).cfg
+        return planned.augment, planned.splice
 
-    assert augment("distill", "static:minilm-l6") == 2
-    assert augment("distill", "static:minilm-l6", augment=0) == 0  # told otherwise
-    assert augment("distill", "static:minilm-l6", alpha=1.0) == 0  # no teacher's answers to learn from
-    assert augment("distill", "minilm-l6") == 0 and augment("finetune", "static:minilm-l6") == 0
+    assert rows("distill", "static:minilm-l6") == (2, 1)
+    assert rows("distill", "static:minilm-l6", augment=0) == (0, 1)  # told otherwise, each on its own
+    assert rows("distill", "static:minilm-l6", splice=3) == (2, 3)
+    assert rows("distill", "static:minilm-l6", alpha=1.0) == (0, 0)  # no teacher's answers to learn from
+    assert rows("distill", "minilm-l6") == (0, 0) and rows("finetune", "static:minilm-l6") == (0, 0)

@@ -75,7 +75,7 @@ def test_training_brings_the_static_student_closer_to_the_teacher(static_run, ti
 
     from distill_cli.config import Config
     from distill_cli.modeling import ModelRef, load_for_inference, load_tokenizer
-    from distill_cli.training.static_student import build_student
+    from distill_cli.training.static_student import build_student, static_model
 
     texts, _, record = validation(static_run)
     teacher_ref = ModelRef("teacher", str(tiny_runs / "teacher"), "run")
@@ -88,7 +88,7 @@ def test_training_brings_the_static_student_closer_to_the_teacher(static_run, ti
     def kl(logits):
         return torch.nn.functional.kl_div(logits.log_softmax(-1), target, reduction="batchmean").item()
 
-    untrained = build_student(ModelRef("tiny", str(tiny_bert), "dir"), cfg, record["labels"]).eval()
+    untrained = build_student(static_model(ModelRef("tiny", str(tiny_bert), "dir"), cfg), cfg, record["labels"]).eval()
     with torch.no_grad():
         before = kl(untrained(**untrained_inputs(untrained, texts)).logits)
     trained = load_for_inference(ModelRef("st", str(static_run), "dir"), cfg)
@@ -102,9 +102,7 @@ def untrained_inputs(student, texts):
 
 
 def test_evaluate_export_and_push_take_a_static_student(static_run, tiny_runs, tmp_path):
-    r = run_cli(
-        "evaluate", tiny_runs / "teacher", static_run, "--split", "validation", "--latency-runs", "5", "--json"
-    )
+    r = run_cli("evaluate", tiny_runs / "teacher", static_run, "--split", "validation", "--latency-runs", "5", "--json")
     assert r.code == 0, r.stderr
     teacher, static = r.json["models"]
     assert static["accuracy"] == pytest.approx(json.loads((static_run / "run.json").read_text())["metrics"]["accuracy"])
@@ -133,6 +131,12 @@ def test_the_static_model_is_made_once_and_cached(runs, tiny_bert, monkeypatch):
         r = distill_from_teacher(runs, f"static:{tiny_bert}", *STATIC, "--epochs", "1", "--name", name)
         assert r.code == 0, r.stderr
     assert made == [1]
+    # Making it (the first run) draws no random number the student's start depends on: both runs, one on a
+    # cold cache and one on a warm one, trained the same weights.
+    from safetensors.numpy import load_file
+
+    heads = [load_file(runs / name / "head.safetensors") for name in ("a", "b")]
+    assert heads[0].keys() == heads[1].keys() and all(np.array_equal(heads[0][k], heads[1][k]) for k in heads[0])
 
 
 def test_a_second_process_waits_for_the_static_model_the_first_is_making(tiny_bert, tmp_path, monkeypatch):

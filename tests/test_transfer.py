@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import DEMO, TRAIN_FLAGS, assert_one_line_error, distill_from_teacher, run_cli
 
 from distill_cli.config import Config
-from distill_cli.data.transfer import UNLABELLED, augment, extra_rows, normalised
+from distill_cli.data.transfer import UNLABELLED, augment, extra_rows, normalised, splice
 from distill_cli.training.loss import distillation_loss
 
 DEMO_DATA = json.loads(DEMO.read_text())
@@ -54,6 +54,27 @@ def test_augmentation_is_deterministic_and_never_the_source_or_an_evaluation_que
     assert variant not in guarded.augmented and guarded.counts["dropped_as_evaluation_queries"] >= 1
 
 
+def test_a_spliced_query_joins_the_start_of_one_query_to_the_end_of_another():
+    texts = ["please set an alarm for seven", "what is the weather in paris", "hi", "book a table for two"]
+    spliced = list(splice(texts, 3, seed=42))
+    assert spliced == list(splice(texts, 3, seed=42)) and spliced != list(splice(texts, 3, seed=7))
+    assert len(spliced) == 3 * len(texts) and list(splice(["only one query"], 3, 42)) == []
+    for k, text in enumerate(spliced):
+        source = texts[k // 3].split()
+        words = text.split()
+        head = next(n for n in range(len(words), 0, -1) if words[:n] == source[:n])  # the source's first words
+        assert 1 <= head <= max(1, len(source) - 1)  # at least one of its words, never all (unless it has one)
+        tail = words[head:]
+        assert not tail or any(o.split()[-len(tail) :] == tail for o in texts if o != texts[k // 3])
+
+    rows = extra_rows(Config(augment=1, splice=2), TRAIN, HELD_OUT, "[MASK]")
+    assert rows.counts["spliced"] == len(rows.spliced) > 0 and rows.counts["augmented"] == len(rows.augmented) > 0
+    labelled, evaluation = {normalised(t) for t in TRAIN}, {normalised(t) for t in HELD_OUT}
+    assert not any(normalised(t) in labelled | evaluation for t in rows.spliced)
+    assert not set(rows.spliced) & set(rows.augmented) and rows.count == len(rows.texts())
+    assert "spliced" not in extra_rows(Config(augment=1), TRAIN, HELD_OUT, "[MASK]").counts  # as before: unchanged
+
+
 def test_an_unlabelled_row_gets_the_kd_term_alone():
     torch.manual_seed(0)
     student = torch.randn(3, 5, requires_grad=True)
@@ -78,14 +99,16 @@ def test_a_distillation_with_a_transfer_set_and_augmentation_pays_the_teacher_on
     logs = tmp_path / "logs.csv"
     logs.write_text("query,label\nwhat time does the bank open,x\nis it going to be sunny,y\n" + f"{HELD_OUT[0]},z\n")
     flags = ("--student-layers", "2", "--epochs", "2", "--transfer-set", logs)
-    first = distill_from_teacher(runs, "teacher", *flags, "--augment", "2", "--name", "extra", "--json")
+    flags += ("--augment", "2", "--splice", "1")
+    first = distill_from_teacher(runs, "teacher", *flags, "--name", "extra", "--json")
     assert first.code == 0, first.stderr
     rows = first.json["rows"]
-    assert rows["transfer"] == 2 and rows["dropped_as_evaluation_queries"] >= 1 and rows["augmented"] > 0
+    assert rows["transfer"] == 2 and rows["dropped_as_evaluation_queries"] >= 1
+    assert rows["augmented"] > 0 and rows["spliced"] > 0 and f"{rows['spliced']:,} spliced queries" in first.stderr
     record = json.loads((runs / "extra" / "run.json").read_text())
     assert record["rows"] == rows and record["teacher"]["cache_reused"] is False
     assert "transfer set: 2 of 3 queries kept" in first.stderr
-    again = distill_from_teacher(runs, "teacher", *flags, "--augment", "2", "--name", "extra2", "--json")
+    again = distill_from_teacher(runs, "teacher", *flags, "--name", "extra2", "--json")
     assert again.code == 0, again.stderr
     assert json.loads((runs / "extra2" / "run.json").read_text())["teacher"]["cache_reused"] is True
     assert again.json["rows"] == rows  # the same rows: deterministic, so a resume or a rerun sees them too
@@ -116,6 +139,8 @@ def test_bad_transfer_inputs_exit_2_before_any_compute(runs, tmp_path):
         (("--transfer-set", tmp_path / "data.xml"), "expected .txt"),
         (("--augment", "-1"), "'augment': input should be greater than or equal to 0"),
         (("--augment", "2", "--alpha", "1"), "use distill, alpha < 1"),
+        (("--splice", "-1"), "'splice': input should be greater than or equal to 0"),
+        (("--splice", "1", "--alpha", "1"), "use distill, alpha < 1"),
     ]
     for flags, needle in cases:
         r = distill_from_teacher(runs, "teacher", *flags, "--name", "bad")

@@ -3,7 +3,9 @@
 A transfer set is unlabelled text (one query a line in ``.txt``, or a text column of ``.csv``, ``.json``,
 ``.jsonl`` or ``.parquet``; labels there are ignored). ``--augment N`` makes N variants of every labelled
 training query with resource-free edits (Tang et al. 2019): mask a word, drop a word, swap two neighbours,
-keep an n-gram window. Both join the training set with the label ``UNLABELLED``: the loss gives them the
+keep an n-gram window. ``--splice N`` makes N spliced queries of every labelled one: its first words joined
+to the last words of another query, often of another intent, which the teacher answers with a mixed or
+lower belief. All of them join the training set with the label ``UNLABELLED``: the loss gives them the
 distillation term alone (``training/loss.py``), from the teacher's logits, which are cached like the rest.
 
 Nothing of the evaluation may leak in: a row equal to a validation or test query (case and whitespace
@@ -34,14 +36,14 @@ EDITS = ("mask", "drop", "swap", "ngram")
 class ExtraRows:
     """The rows to add, kept on disk (``path``, an Arrow file with a ``text`` column, in a scratch folder of
     the cache that is removed when the process ends), and how many rows came from where (``run.json``
-    records ``counts``). The transfer rows come first, then the augmented ones."""
+    records ``counts``). The transfer rows come first, then the augmented ones, then the spliced ones."""
 
     path: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
-        return self.counts.get("transfer", 0) + self.counts.get("augmented", 0)
+        return sum(self.counts.get(kind, 0) for kind in ("transfer", "augmented", "spliced"))
 
     def texts(self) -> list[str]:
         """Every row, read back (for a look: training reads the file as a memory-mapped dataset)."""
@@ -55,7 +57,12 @@ class ExtraRows:
 
     @property
     def augmented(self) -> list[str]:
-        return self.texts()[self.counts.get("transfer", 0) :]
+        start = self.counts.get("transfer", 0)
+        return self.texts()[start : start + self.counts.get("augmented", 0)]
+
+    @property
+    def spliced(self) -> list[str]:
+        return self.texts()[self.counts.get("transfer", 0) + self.counts.get("augmented", 0) :]
 
 
 def normalised(text: str) -> str:
@@ -135,6 +142,21 @@ def augment(text: str, n: int, seed: int, mask_token: str) -> list[str]:
     return variants
 
 
+def splice(texts: list[str], n: int, seed: int) -> Iterator[str]:
+    """``n`` spliced queries for every query of ``texts``: at least its first word and at most all but its
+    last, then the end of another query drawn at random. The same for the same seed and texts (each query's
+    generator is seeded by the seed and the query)."""
+    if len(texts) < 2:
+        return
+    for i, text in enumerate(texts):
+        words, rng = text.split(), random.Random(sha(f"{seed}\nsplice\n{text}"))
+        for _ in range(n):
+            j = rng.randrange(len(texts) - 1)
+            other = texts[j + (j >= i)].split()  # any query but this one
+            head = words[: rng.randint(1, max(1, len(words) - 1))]
+            yield " ".join(head + other[rng.randint(1, max(1, len(other) - 1)) :])
+
+
 def edit(words: list[str], how: str, rng: random.Random, mask_token: str) -> list[str]:
     """One resource-free edit of a query's words."""
     out = list(words)
@@ -153,15 +175,15 @@ def edit(words: list[str], how: str, rng: random.Random, mask_token: str) -> lis
 
 
 def extra_rows(cfg: Config, labelled: list[str], held_out: list[str], mask_token: str) -> ExtraRows:
-    """The transfer and augmented rows for ``cfg``, never equal to a ``held_out`` (validation or test) query,
+    """The transfer, augmented and spliced rows for ``cfg``, never equal to a ``held_out`` (validation or test) query,
     a labelled query, or each other, written to disk as they are read: memory holds one 16-byte digest a
     row (tens of MB for a million), never the texts."""
     rows = ExtraRows()
-    if not cfg.transfer_set and not cfg.augment:
+    if not cfg.transfer_set and not cfg.augment and not cfg.splice:
         return rows
     evaluation = {digest(t) for t in held_out}
     seen = {digest(t) for t in labelled}
-    counts = dict.fromkeys(("transfer_read", "transfer", "augmented", "leak", "duplicate"), 0)
+    counts = dict.fromkeys(("transfer_read", "transfer", "augmented", "spliced", "leak", "duplicate"), 0)
 
     def keep(text: str, kind: str) -> bool:
         key = digest(text)
@@ -188,12 +210,16 @@ def extra_rows(cfg: Config, labelled: list[str], held_out: list[str], mask_token
             for variant in augment(text, cfg.augment, cfg.seed, mask_token):
                 if keep(variant, "augmented"):
                     write(variant)
+        for text in splice(labelled, cfg.splice, cfg.seed):
+            if keep(text, "spliced"):
+                write(text)
     if cfg.transfer_set:
         rows.counts["transfer_read"] = counts["transfer_read"]
     rows.counts.update(
         labelled=len(labelled),
         transfer=counts["transfer"],
         augmented=counts["augmented"],
+        **({"spliced": counts["spliced"]} if cfg.splice else {}),
         dropped_as_evaluation_queries=counts["leak"],
         dropped_as_duplicates=counts["duplicate"],
     )
@@ -254,6 +280,8 @@ def describe(counts: dict[str, int]) -> str:
         parts.append(f"transfer set: {counts['transfer']:,} of {counts['transfer_read']:,} queries kept")
     if counts.get("augmented"):
         parts.append(f"{counts['augmented']:,} augmented queries")
+    if counts.get("spliced"):
+        parts.append(f"{counts['spliced']:,} spliced queries")
     parts.append(
         f"dropped {counts['dropped_as_evaluation_queries']:,} equal to a validation or test query and "
         f"{counts['dropped_as_duplicates']:,} duplicates"

@@ -22,7 +22,7 @@ from distill_cli.data.transfer import check_transfer_file
 from distill_cli.errors import UsageError
 from distill_cli.metrics import EXPECTED
 from distill_cli.search_space import SearchSettings
-from distill_cli.static import DISTILL_AUGMENT, encoder_spec
+from distill_cli.static import DISTILL_AUGMENT, DISTILL_SPLICE, encoder_spec
 from distill_cli.static import PATIENCE as STATIC_PATIENCE
 from distill_cli.static import SEARCH_DEFAULTS as STATIC_SEARCH_DEFAULTS
 from distill_cli.static import with_defaults as static_defaults
@@ -88,12 +88,14 @@ def make_plan(cfg: Config, command: str, search: SearchSettings | None = None) -
 def distill_defaults(cfg: Config, static: bool, searching: bool) -> Config:
     """What ``distill`` (and a search, for the epochs) does unless the config or a flag says otherwise: a
     transformer student trains ``DISTILL_EPOCHS``; a static one that learns from the teacher's answers
-    (alpha < 1) also learns from ``DISTILL_AUGMENT`` variants of every labelled query."""
+    (alpha < 1) also learns from ``DISTILL_AUGMENT`` variants and ``DISTILL_SPLICE`` spliced queries of every
+    labelled query (each where the config or a flag leaves it unset)."""
     unset = lambda key: key not in cfg.model_fields_set  # noqa: E731
     if not static and unset("epochs"):
         return cfg.model_copy(update={"epochs": DISTILL_EPOCHS})
-    if static and not searching and cfg.teacher and cfg.alpha < 1 and unset("augment"):
-        return cfg.model_copy(update={"augment": DISTILL_AUGMENT})
+    if static and not searching and cfg.teacher and cfg.alpha < 1:
+        rows = {"augment": DISTILL_AUGMENT, "splice": DISTILL_SPLICE}
+        return cfg.model_copy(update={key: value for key, value in rows.items() if unset(key)})
     return cfg
 
 
@@ -175,8 +177,10 @@ def preflight(plan: Plan, student: modeling.ModelRef | None = None) -> None:
         problems.append("search pays for the teacher once: it needs teacher_mode cached, not online")
     if cfg.feature_weight > 0 and (plan.command != "distill" or cfg.teacher_mode != "cached"):
         problems.append("--feature-weight needs distill with teacher_mode cached")
-    if (cfg.transfer_set or cfg.augment) and not plan.teacher_logits:
-        problems.append("--transfer-set and --augment add rows that only the teacher labels: use distill, alpha < 1")
+    if (cfg.transfer_set or cfg.augment or cfg.splice) and not plan.teacher_logits:
+        problems.append(
+            "--transfer-set, --augment and --splice add rows that only the teacher labels: use distill, alpha < 1"
+        )
     problems += [p for p in (layer_range_problem(plan, student), *usage_problems(plan)) if p]
     if problems:
         raise UsageError("; ".join(problems))

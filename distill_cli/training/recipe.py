@@ -161,9 +161,12 @@ def build_student(plan: Plan, setup: Setup):
     """The student classifier over the data's labels, cut to ``student_layers``; returns it and the layers
     kept."""
     cfg = plan.cfg
+    # The static model first: making it on a cold cache draws random numbers, which must not move the
+    # head's start (a rerun on a warm cache would train another model).
+    static = static_student.static_model(setup.models.student, cfg) if plan.static else None
     transformers.set_seed(cfg.seed)  # before the model is built: the new classifier head is random
-    if plan.static:
-        return static_student.build_student(setup.models.student, cfg, setup.prepared.model_labels), None
+    if static is not None:
+        return static_student.build_student(static, cfg, setup.prepared.model_labels), None
     model = modeling.load_classifier(setup.models.student, cfg, setup.prepared.model_labels)
     layers_kept = modeling.keep_layers(model, cfg.student_layers) if cfg.student_layers else None
     return model, layers_kept

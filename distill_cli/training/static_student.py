@@ -77,12 +77,13 @@ class StaticStudent(torch.nn.Module):
         pipeline.save_pretrained(str(folder))
 
 
-def build_student(encoder, cfg: Config, labels: list[str]) -> StaticStudent:
-    """model2vec's classifier (its default head) over ``labels``, on the static model of ``encoder``."""
+def build_student(static, cfg: Config, labels: list[str]) -> StaticStudent:
+    """model2vec's classifier (its default head, a random start) over ``labels``, on ``static`` (a
+    ``static_model``)."""
     from model2vec.train import StaticModelForClassification
 
     module = StaticModelForClassification.from_static_model(
-        model=static_model(encoder, cfg), out_dim=len(labels), max_length=cfg.max_length
+        model=static, out_dim=len(labels), max_length=cfg.max_length
     )
     return StaticStudent(module, labels)
 
