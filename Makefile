@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 1
 
-.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-open-set bench-precision bench-mpnet-scores bench-teacher-pass bench-million bench-longer bench-ensemble bench-levers bench-cost clean
+.PHONY: install install-teacher demo test lint bench bench-real-scale bench-book bench-pretrained bench-search bench-static bench-transfer bench-open-set bench-precision bench-mpnet-scores bench-teacher-pass bench-million bench-longer bench-ensemble bench-levers bench-cost bench-suite clean
 
 # torch 2.13.0 first: that pin takes the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 $(STAMP): pyproject.toml
@@ -133,6 +133,14 @@ bench-million: install
 # Seconds per epoch of finetune vs cached and online distill (issue: the teacher-logit cache).
 bench-cost: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/distill_cost.py
+
+# The suite of data none of the defaults were chosen on (few-shot CLINC150, one-domain open-set sets, small and
+# partial CLINC150): the tool's README commands beside the frozen-encoder probe and SetFit (in .venv-peers, its
+# pins apart from ours), in one run; the MPNet teacher's rows where `make install-teacher` ran (about 2 hours).
+bench-suite: install
+	test -x .venv-peers/bin/python || ($(PYTHON) -m venv .venv-peers && .venv-peers/bin/pip install -q torch==2.13.0 \
+		&& .venv-peers/bin/pip install -q setfit==1.2.0)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/suite.py --setfit
 
 clean:
 	rm -rf runs .distill-cache prepared benchmarks/out

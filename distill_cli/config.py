@@ -85,6 +85,12 @@ class Config(BaseModel):
         description="Weight of the sentence-geometry loss: 1 - cosine of the student's pooled vector, through a "
         "learned projection, and the teacher's (0: off).",
     )
+    contrastive_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the supervised contrastive loss on the pooled vectors of labelled queries, with "
+        "batches of same-label pairs (0: off).",
+    )
     transfer_weight: float = Field(
         1.0, ge=0, description="Weight of the KD term of transfer-set and augmented rows (labelled rows: 1)."
     )

@@ -57,6 +57,7 @@ TRAIN = DATA + (
     "name",
     "pooling",
     "head_init",
+    "contrastive_weight",
     "oos_rule",
     "oos_score",
     "oos_share",

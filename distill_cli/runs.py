@@ -85,6 +85,7 @@ class RunRecord(Record):
     oos_rule: OOSRule | None = None  # chosen on validation after training; None: argmax decides
     export: ExportRecord | None = None  # in an exported folder: its export.json
     search: dict[str, Any] | None = None  # the best model of a study: the study, the trial and its value
+    recipe: str | None = None  # what the data made the recipe (few-shot data: its epochs, ...), as said
     rows: dict[str, int] | None = None  # training rows by source (labelled, transfer, augmented, spliced), drops
 
     def public(self) -> bytes:

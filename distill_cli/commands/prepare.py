@@ -30,6 +30,8 @@ def summary(result: Prepared) -> dict:
         "labels": m.labels,
         "reused": result.reused,
         "oos_setting": m.setting,
+        "validation": m.validation,
+        "per_intent": m.per_intent,
         "checks": [c.model_dump() for c in m.checks],
         "dropped": m.dropped,
     }

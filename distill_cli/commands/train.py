@@ -16,7 +16,7 @@ from distill_cli.config import Config
 from distill_cli.metrics import QUALITY_KEYS
 from distill_cli.runs import RunFolder, RunRecord, open_run, run_path
 from distill_cli.training.callbacks import RichProgress, StopOnSignal
-from distill_cli.training.plan import Plan, make_plan, preflight
+from distill_cli.training.plan import Plan, for_data, make_plan, preflight
 from distill_cli.training.recipe import (
     build_student,
     build_trainer,
@@ -26,6 +26,7 @@ from distill_cli.training.recipe import (
     shared_setup,
 )
 from distill_cli.training.setup import Trained
+from distill_cli.ui import info
 
 
 def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = False) -> RunRecord:
@@ -36,6 +37,9 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
     run = open_run_folder(plan, resume, overwrite)
     try:
         setup = shared_setup(plan, student_ref)
+        plan = for_data(plan, cfg, setup.prepared.manifest)
+        if plan.recipe and plan.is_main:
+            info(f"recipe: {plan.recipe}")
         model, layers_kept = build_student(plan, setup)
         if run.resume_from is None:
             probe_head(plan, model, setup)

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from datasets import DatasetDict
 
 MANIFEST = "manifest.json"
-FORMAT = 3  # 2: the manifest holds file checksums; 3: and the data checks
+FEW_SHOT = 15  # training queries an intent (median) at or under which data is few-shot (the 5- and 10-shot
+# sets of the suite are; its 50-an-intent sets and the embedded demo, 18 after its validation carve, are not)
+FORMAT = 4  # 2: the manifest holds file checksums; 3: and the data checks; 4: where validation came from
 
 
 class DamagedManifest(UsageError):
@@ -54,6 +56,8 @@ class Manifest(BaseModel):
     created: str = ""
     distill_version: str = ""
     files: dict[str, str] | None = None  # relative path -> sha256, of every file but the manifest
+    validation: str = ""  # "given" by the source, or "carved" from train; "" before it was recorded
+    per_intent: float | None = None  # training queries an intent (the median over the in-scope labels)
     checks: list[DataCheck] = []  # what prepare found wrong with the data (``data/checks.py``)
     dropped: dict[str, int] = {}  # rows dropped as asked (duplicates, leaked queries)
 
@@ -61,6 +65,19 @@ class Manifest(BaseModel):
     def open_set(self) -> bool:
         """Out-of-scope queries in validation or test only: its label is last, and no model has it as an output."""
         return self.setting == "open-set"
+
+    @property
+    def few_shot(self) -> bool:
+        """At most ``FEW_SHOT`` training queries an intent (the median): the few-shot recipe's data."""
+        return self.per_intent is not None and self.per_intent <= FEW_SHOT
+
+    def describe_shape(self) -> str:
+        """One line: how many examples an intent the training split has, and where validation came from."""
+        if self.per_intent is None:
+            return ""
+        shots = f"{self.per_intent:g} training queries an intent (median){', few-shot' if self.few_shot else ''}"
+        where = {"given": "a validation split of its own", "carved": "validation carved from train"}
+        return f"data: {shots}; {where.get(self.validation, 'validation of unknown origin')}"
 
     @property
     def model_labels(self) -> list[str]:

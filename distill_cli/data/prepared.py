@@ -165,7 +165,8 @@ def build(cfg: Config, splits: dict[str, Table], what: Manifest, tokenizer, path
     if cfg.drop_duplicates:
         splits, dropped["duplicates"] = drop_duplicates(splits)
     given_train_labels = list(splits["train"]["label"])
-    if "validation" not in splits:
+    validation = "given" if "validation" in splits else "carved"
+    if validation == "carved":
         splits = with_validation(splits, cfg, what.source)
     if cfg.drop_leaks:
         splits, dropped["leaked queries"] = drop_leaks(splits)
@@ -183,11 +184,22 @@ def build(cfg: Config, splits: dict[str, Table], what: Manifest, tokenizer, path
             "content_hash": content_hash({s: splits[s] for s in dsd}, what.labels),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "checks": checks + ([cut] if cut else []),
+            "validation": validation,
+            "per_intent": per_intent(splits["train"]["label"], what.oos_label),
             "dropped": dropped,
         }
     )
     save_atomically(dsd, manifest, path)
     return Prepared(path, manifest, dsd, reused=False)
+
+
+def per_intent(labels: list[str], oos_label: str | None) -> float:
+    """The median number of training queries an in-scope label has."""
+    import statistics
+    from collections import Counter
+
+    counts = [n for label, n in Counter(labels).items() if label != oos_label]
+    return float(statistics.median(counts)) if counts else 0.0
 
 
 def reusable(path: Path, key: str, named: bool, overwrite: bool) -> Prepared | None:

@@ -40,3 +40,24 @@ def geometry_loss(projected: torch.Tensor, teacher_features: torch.Tensor) -> to
     batch: the student learns where the teacher puts each sentence, not only its 151 logits, across
     vocabularies and widths (the projection maps one width to the other). Zero when they point alike."""
     return (1.0 - F.cosine_similarity(projected, teacher_features.to(projected.dtype), dim=-1)).mean()
+
+
+def contrastive_loss(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """The supervised contrastive loss (Khosla et al. 2020, as CPFT and FastFit use it for few-shot intents)
+    over the batch's labelled rows: each row's L2-normalised pooled vector is pulled toward the other rows
+    of its label and pushed from the rest, ``-mean log softmax(cos / temperature)`` over its positives,
+    averaged over the rows that have one. Zero for a batch where no label occurs twice."""
+    keep = labels >= 0
+    z, y = F.normalize(features[keep].float(), dim=-1), labels[keep]
+    n = len(y)
+    if n < 2:
+        return features.sum() * 0.0
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    positives = (y[:, None] == y[None, :]) & ~self_mask
+    anchors = positives.any(1)
+    if not anchors.any():
+        return features.sum() * 0.0
+    logits = (z @ z.T / temperature).masked_fill(self_mask, float("-inf"))
+    log_prob = logits.log_softmax(-1).masked_fill(~positives, 0.0)
+    per_row = -log_prob.sum(1) / positives.sum(1).clamp(min=1)
+    return per_row[anchors].mean()

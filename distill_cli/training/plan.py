@@ -18,6 +18,7 @@ import torch
 
 from distill_cli import modeling, precision
 from distill_cli.config import Config
+from distill_cli.data.manifest import Manifest
 from distill_cli.data.transfer import check_transfer_file
 from distill_cli.errors import UsageError
 from distill_cli.metrics import EXPECTED
@@ -40,6 +41,7 @@ class Plan:
     alpha: float  # the weight of the labels' cross-entropy: 1 for finetune
     teacher_logits: bool  # the teacher's logits are needed (some alpha < 1: this run's, or a search's lowest)
     search: SearchSettings | None = None  # the study's space, for a search
+    recipe: str | None = None  # what the data made the recipe (``data_defaults``), in one line; None: nothing
 
     @property
     def rank(self) -> int:
@@ -66,9 +68,11 @@ class Plan:
 DISTILL_EPOCHS = 8
 
 
-def make_plan(cfg: Config, command: str, search: SearchSettings | None = None) -> Plan:
-    """The plan of ``finetune``, ``distill`` or (with ``search``, the study's settings) a search."""
+def make_plan(cfg: Config, command: str, search: SearchSettings | None = None, data: Manifest | None = None) -> Plan:
+    """The plan of ``finetune``, ``distill`` or (with ``search``, the study's settings) a search; with ``data``
+    (the prepared dataset's manifest), with the recipe it calls for where the config leaves it unset."""
     static = encoder_spec(cfg.student) is not None
+    cfg, recipe = data_defaults(cfg, data, static) if search is None else (cfg, None)
     if command == "distill":
         cfg = distill_defaults(cfg, static, search is not None)
     cfg = static_defaults(cfg)
@@ -82,7 +86,36 @@ def make_plan(cfg: Config, command: str, search: SearchSettings | None = None) -
     check_precision(cfg)
     lowest = search.alpha[0] if search is not None and search.alpha is not None else alpha
     args = training_arguments(cfg, alpha, static)
-    return Plan(cfg, command, args, static, alpha, teacher_logits=bool(cfg.teacher) and lowest < 1.0, search=search)
+    return Plan(cfg, command, args, static, alpha, teacher_logits=bool(cfg.teacher) and lowest < 1.0, search=search,
+                recipe=recipe)  # fmt: skip
+
+
+def for_data(plan: Plan, cfg: Config, data: Manifest) -> Plan:
+    """``plan`` (made from ``cfg`` before the data was read) made again with the recipe ``data`` calls for,
+    writing into the same run folder."""
+    adapted = make_plan(cfg, plan.command, plan.search, data)
+    adapted.args.output_dir = plan.args.output_dir
+    return adapted
+
+
+# Few-shot data (``Manifest.few_shot``: at most 15 training queries an intent) trains a transformer with these,
+# where the config and flags leave them unset (BENCHMARKS.md, "The suite"): FEW_SHOT_EPOCHS epochs, the last
+# kept (a validation split carved from a few queries an intent holds one or two of each: too few to choose an
+# epoch by, enough to set the fallback's threshold), and the supervised contrastive term.
+FEW_SHOT_RECIPE = {"epochs": 8, "keep_best_epoch": False, "contrastive_weight": 1.0}
+
+
+def data_defaults(cfg: Config, data: Manifest | None, static: bool) -> tuple[Config, str | None]:
+    """``cfg`` with the recipe the data calls for, where the config and flags leave it unset, and one line
+    saying what it set and why (None when the data calls for nothing). A static student keeps its own."""
+    if data is None or static or not data.few_shot:
+        return cfg, None
+    unset = {k: v for k, v in FEW_SHOT_RECIPE.items() if k not in cfg.model_fields_set}
+    if not unset:
+        return cfg, None
+    settings = ", ".join(f"{k} {v}" for k, v in unset.items())
+    line = f"few-shot data ({data.per_intent:g} training queries an intent, median): {settings}"
+    return cfg.model_copy(update=unset), line
 
 
 def distill_defaults(cfg: Config, static: bool, searching: bool) -> Config:
@@ -100,10 +133,14 @@ def distill_defaults(cfg: Config, static: bool, searching: bool) -> Config:
 
 
 def check_precision(cfg: Config) -> None:
-    """fp16 without CUDA is refused (exit 2) before anything is built; bf16 on the CPU is said once."""
+    """fp16 without CUDA is refused (exit 2) before anything is built (``preflight`` says bf16 on the CPU)."""
     problem = precision.problem(cfg.precision)
     if problem:
         raise UsageError(problem)
+
+
+def warn_precision(cfg: Config) -> None:
+    """bf16 on the CPU is said once, before any compute."""
     if precision.resolve(cfg.precision) == "bf16" and not torch.cuda.is_available():
         from distill_cli.ui import warn
 
@@ -135,6 +172,7 @@ def training_arguments(
         dataloader_pin_memory=False,
         alpha=alpha,
         transfer_weight=cfg.transfer_weight,
+        contrastive_weight=cfg.contrastive_weight,
         feature_weight=cfg.feature_weight if cfg.teacher else 0.0,
         **(best_epoch_arguments() if keep_best else {}),
         **(dict(label_names=["labels"]) if static else {}),  # its forward takes no labels: say where they are
@@ -161,6 +199,7 @@ def preflight(plan: Plan, student: modeling.ModelRef | None = None) -> None:
     """Every problem of the plan that would waste compute, in one line (exit 2): the command's needs, the
     student against its settings and the search space, the teacher's mode, extra rows, files, trackers."""
     cfg, problems = plan.cfg, []
+    warn_precision(cfg)
     if plan.command == "finetune" and cfg.alpha < 1.0:
         problems.append(
             f"alpha={cfg.alpha} needs a teacher: finetune trains on the labels alone (alpha 1); "

@@ -23,6 +23,7 @@ def run_record(trained: Trained, run: RunFolder, setup: Setup, oos_rule: OOSRule
     epochs = [epoch_metrics(h) for h in history if "eval_accuracy" in h]
     return RunRecord(
         command=plan.command,
+        recipe=plan.recipe,
         output=str(run.final),
         name=run.final.name,
         config=plan.cfg.model_dump(mode="json"),

@@ -22,7 +22,7 @@ from distill_cli.config import Config
 from distill_cli.errors import DistillError
 from distill_cli.inference import final_linear
 from distill_cli.training import checkpoint
-from distill_cli.training.loss import distillation_loss, geometry_loss
+from distill_cli.training.loss import contrastive_loss, distillation_loss, geometry_loss
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TEACHER_LOGITS = "teacher_logits"
@@ -43,6 +43,9 @@ class DistillationTrainingArguments(TrainingArguments):
     transfer_weight: float = field(
         default=1.0, metadata={"help": "Weight of the KD term of unlabelled (transfer-set, augmented) rows."}
     )
+    contrastive_weight: float = field(
+        default=0.0, metadata={"help": "Weight of the supervised contrastive loss on the pooled vectors."}
+    )
 
 
 class DistillationTrainer(Trainer):
@@ -52,6 +55,10 @@ class DistillationTrainer(Trainer):
         teacher_model: run on every training step when the batches carry no cached ``teacher_logits``.
             Leave it ``None`` when the dataset has a ``teacher_logits`` column, or when ``alpha = 1``.
         *args, **kwargs: as for ``Trainer``; ``args`` must be ``DistillationTrainingArguments``.
+
+    With ``contrastive_weight > 0``, training adds that weight times the supervised contrastive loss of the
+    pooled features of the batch's labelled rows (``loss.contrastive_loss``), and batches are drawn in pairs
+    of queries of one label (``LabelPairSampler``), so that every labelled row meets another of its label.
 
     With ``feature_weight > 0`` and batches carrying the teacher's pooled features (``teacher_features``),
     training adds ``feature_weight * (1 - cos)`` between the student's pooled features, caught on their way
@@ -72,7 +79,7 @@ class DistillationTrainer(Trainer):
         if self.teacher is not None:
             self.teacher.to(self.args.device).eval()
         self.pooled: torch.Tensor | None = None  # the student's pooled features of this step (geometry loss)
-        if self.args.feature_weight > 0:
+        if self.args.feature_weight > 0 or self.args.contrastive_weight > 0:
             pooled_input(self.model)[0].register_forward_pre_hook(self._catch_pooled)
 
     def _catch_pooled(self, _module, args) -> None:
@@ -99,6 +106,8 @@ class DistillationTrainer(Trainer):
         if model.training and self.args.feature_weight > 0 and teacher_features is not None:
             projection = getattr(self.accelerator.unwrap_model(model), PROJECTION)
             loss = loss + self.args.feature_weight * geometry_loss(projection(self.pooled), teacher_features)
+        if model.training and self.args.contrastive_weight > 0:
+            loss = loss + self.args.contrastive_weight * contrastive_loss(self.pooled, labels)
         if not torch.isfinite(loss):
             # Stop at the first bad step: the run stays unfinished in .partial, no finished-looking model.
             raise DistillError(
@@ -108,13 +117,16 @@ class DistillationTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        if self.args.contrastive_weight > 0:
+            return LabelPairSampler(list(dataset["label"]), seed)
         if self.args.train_sampling_strategy != "group_by_length":
             return super()._get_train_sampler(train_dataset)
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
         return EpochLengthGroupedSampler(
             self.args.train_batch_size * self.args.gradient_accumulation_steps,
             lengths=list(dataset[self.args.length_column_name]),
-            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            seed=seed,
         )
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
@@ -171,6 +183,33 @@ class EpochLengthGroupedSampler(LengthGroupedSampler):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
+class LabelPairSampler(torch.utils.data.Sampler):
+    """Every row once an epoch, in pairs of rows of one label (the rows of a label shuffled and cut in
+    twos; a label's odd row, and each unlabelled row, alone), the pairs in random order: a batch of 2k rows
+    then holds about k labels twice, the positives a contrastive loss needs, even with a few examples of
+    each of many labels. The order depends only on the seed and the epoch, so a resumed run replays it."""
+
+    def __init__(self, labels: list[int], seed: int):
+        self.labels, self.seed, self.epoch = labels, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        by_label: dict[int, list[int]] = {}
+        for i, label in enumerate(self.labels):
+            by_label.setdefault(label if label >= 0 else -1 - i, []).append(i)
+        groups = []
+        for rows in by_label.values():
+            order = [rows[j] for j in torch.randperm(len(rows), generator=generator).tolist()]
+            groups += [order[j : j + 2] for j in range(0, len(order), 2)]
+        return iter([i for g in torch.randperm(len(groups), generator=generator).tolist() for i in groups[g]])
 
 
 class DistillCollator:

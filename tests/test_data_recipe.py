@@ -1,0 +1,92 @@
+"""The recipe the data calls for: few-shot data (at most ``FEW_SHOT`` training queries an intent) trains a
+transformer with the few-shot recipe where the config and flags leave it unset; other data, a static student
+and a search keep the defaults. ``prepare`` says what it found, and ``run.json`` records the recipe."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_cli
+
+from distill_cli.config import load_config
+from distill_cli.data.manifest import FEW_SHOT, Manifest
+from distill_cli.training.plan import DISTILL_EPOCHS, FEW_SHOT_RECIPE, make_plan
+
+
+def manifest(per_intent: float, validation: str, setting: str = "no-oos") -> Manifest:
+    return Manifest(key="k", source="s", text_column="text", label_column="label", setting=setting, splits={},
+                    labels=["a", "b"], tokenizer="t", tokenizer_fingerprint="f", max_length=32, seed=42,
+                    content_hash="h", validation=validation, per_intent=per_intent)  # fmt: skip
+
+
+def planned(command: str, data: Manifest, student: str = "minilm-l6", **flags):
+    cfg = load_config(None, command, {"student": student, "teacher": "t" if command == "distill" else None, **flags})
+    return make_plan(cfg, command, data=data)
+
+
+@pytest.mark.parametrize("validation", ["given", "carved"])
+@pytest.mark.parametrize("setting", ["no-oos", "open-set", "oos-trained"])
+def test_five_an_intent_gets_the_few_shot_recipe_with_or_without_validation_and_out_of_scope(validation, setting):
+    for command in ("finetune", "distill"):
+        plan = planned(command, manifest(5, validation, setting))
+        assert {k: getattr(plan.cfg, k) for k in FEW_SHOT_RECIPE} == FEW_SHOT_RECIPE
+        assert plan.args.contrastive_weight == FEW_SHOT_RECIPE["contrastive_weight"]
+        assert plan.args.num_train_epochs == FEW_SHOT_RECIPE["epochs"] and not plan.args.load_best_model_at_end
+        assert plan.recipe.startswith("few-shot data (5 training queries an intent, median)")
+
+
+@pytest.mark.parametrize("validation", ["given", "carved"])
+def test_a_hundred_an_intent_keeps_the_defaults(validation):
+    finetune, distill = planned("finetune", manifest(100, validation)), planned("distill", manifest(100, validation))
+    assert finetune.recipe is None and distill.recipe is None
+    assert (finetune.cfg.epochs, distill.cfg.epochs) == (3, DISTILL_EPOCHS)
+    assert finetune.cfg.keep_best_epoch and finetune.cfg.contrastive_weight == 0
+    assert planned("finetune", manifest(FEW_SHOT, "carved")).recipe is not None  # the bound is few-shot
+    assert planned("finetune", manifest(FEW_SHOT + 1, "carved")).recipe is None
+
+
+def test_what_the_config_or_a_flag_sets_wins_and_a_static_student_keeps_its_own():
+    plan = planned("finetune", manifest(5, "carved"), epochs=3, keep_best_epoch=True)
+    assert (plan.cfg.epochs, plan.cfg.keep_best_epoch) == (3, True)
+    assert plan.cfg.contrastive_weight == FEW_SHOT_RECIPE["contrastive_weight"]  # the rest still applies
+    assert plan.recipe.endswith(f"contrastive_weight {FEW_SHOT_RECIPE['contrastive_weight']}")
+    everything = {k: v for k, v in FEW_SHOT_RECIPE.items()}
+    assert planned("finetune", manifest(5, "carved"), **everything).recipe is None  # nothing left to choose
+    static = planned("distill", manifest(5, "carved"), student="static:minilm-l6")
+    assert static.recipe is None and static.cfg.contrastive_weight == 0
+
+
+def few_shot_file(tmp_path, per_intent: int):
+    from conftest import DEMO
+
+    data = json.loads(DEMO.read_text())
+    kept, seen = [], {}
+    for text, label in data["train"]:
+        if seen.get(label, 0) < per_intent:
+            kept.append([text, label])
+            seen[label] = seen.get(label, 0) + 1
+    path = tmp_path / "few.json"
+    path.write_text(json.dumps({"train": kept, "test": data["test"]}))
+    return path
+
+
+def test_prepare_says_what_it_found(tiny_bert, tmp_path):
+    r = run_cli("prepare", "--dataset", few_shot_file(tmp_path, 5), "--student", tiny_bert, "--json")
+    assert r.code == 0, r.stderr
+    assert r.json["validation"] == "carved" and r.json["per_intent"] == 4  # one of five held out
+    assert "data: 4 training queries an intent (median), few-shot; validation carved from train" in r.stderr
+    demo = run_cli("prepare", "--dataset", "demo-intents", "--student", tiny_bert, "--json")
+    assert demo.json["validation"] == "given" and demo.json["per_intent"] > FEW_SHOT
+    assert "few-shot" not in demo.stderr
+
+
+def test_a_few_shot_run_says_its_recipe_and_records_it(tiny_bert, tmp_path):
+    r = run_cli("finetune", "--dataset", few_shot_file(tmp_path, 5), "--student", tiny_bert, "--epochs", "2",
+                "--batch-size", "8", "--max-length", "24", "--name", "few", "--json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    record = json.loads((tmp_path / "runs" / "few" / "run.json").read_text())
+    assert record["recipe"] == r.stderr.split("recipe: ", 1)[1].splitlines()[0]
+    assert "keep_best_epoch False" in record["recipe"] and "epochs" not in record["recipe"]  # --epochs given
+    assert record["config"]["keep_best_epoch"] is False and record["kept_epoch"] == 2
+    assert record["config"]["contrastive_weight"] == FEW_SHOT_RECIPE["contrastive_weight"]
