@@ -52,6 +52,11 @@ class Data:
     name: str
     source: Path  # what the tool reads (a folder of per-split files, or a CLINC150 json)
     kinds: Path | None = None  # test_kind.txt: in, id-oos or ood-oos per test row
+    runs: str | None = None  # the folder of its runs, when another dataset's runs are the same training
+
+    @property
+    def runs_dir(self) -> Path:
+        return HERE / "runs" / (self.runs or self.name)
 
 
 def clinc_third() -> Path:
@@ -88,7 +93,9 @@ def datasets() -> dict[str, Data]:
         "clinc-small": Data("clinc-small", SHARED / "clinc150" / "data_small.json"),
     }
     for shots in (10, 5):  # choosing only: train.csv, and CLINC150's validation split in place of test
-        found[f"clinc-{shots}shot-val"] = Data(f"clinc-{shots}shot-val", few_shot_validation(few, shots))
+        # The same train.csv and the same carved validation split: the same runs as the test set's.
+        found[f"clinc-{shots}shot-val"] = Data(f"clinc-{shots}shot-val", few_shot_validation(few, shots),
+                                               runs=f"clinc-{shots}shot")  # fmt: skip
     if (SHARED / "clinc150").is_dir():
         found["clinc-third"] = Data("clinc-third", clinc_third())
     return found
@@ -245,7 +252,7 @@ def peer_figures(data, splits, x, y, logits, oos_id, train, trained_oos) -> dict
 PEERS_VENV = REPO / ".venv-peers"  # setfit, in an environment of its own (``make bench-suite`` makes it)
 
 
-def setfit_peer(data: Data, seed: int = 42) -> dict | None:
+def setfit_peer(data: Data, iterations: int, seed: int = 42) -> dict | None:
     """SetFit on the same body (``suite_setfit.py``, in ``PEERS_VENV``), given the tool's rule where the data
     has a validation split (without one, SetFit has nothing to choose a threshold on: argmax alone)."""
     import subprocess
@@ -267,12 +274,13 @@ def setfit_peer(data: Data, seed: int = 42) -> dict | None:
     payload["train"] = {k: [v for v, keep in zip(payload["train"][k], train) if keep] for k in ("text", "label")}
     folder = DATA / "setfit"
     folder.mkdir(parents=True, exist_ok=True)
-    source, out = folder / f"{data.name}.json", folder / f"{data.name}-s{seed}.npz"
+    source, out = folder / f"{data.name}.json", folder / f"{data.name}-i{iterations}-s{seed}.npz"
     source.write_text(json.dumps({"labels": labels, "splits": payload}))
     if not out.is_file():
         body = resolve_model("minilm-l6", Config()).location
         script = Path(__file__).with_name("suite_setfit.py")
-        cmd = [str(python), str(script), str(body), str(source), str(out), "--seed", str(seed)]
+        cmd = [str(python), str(script), str(body), str(source), str(out), "--seed", str(seed),
+               "--iterations", str(iterations)]  # fmt: skip
         print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
         subprocess.run(cmd, check=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     saved = np.load(out)
@@ -301,7 +309,7 @@ def mpnet_installed() -> bool:
 def tool_runs(data: Data, seed: int) -> dict[str, dict]:
     """The README's commands on ``data``: the MiniLM-L6 teacher, then the student cut from it (3 layers) and
     distilled; where ``mpnet-base`` is installed, the MPNet teacher and MiniLM-L6 distilled from it."""
-    runs = HERE / "runs" / data.name
+    runs = data.runs_dir
     common = ("--dataset", data.source, "--cache-dir", CACHE, "--seed", str(seed))
     suffix = "" if seed == 42 else f"-s{seed}"
     out = {"teacher": train_once("finetune", runs, f"teacher{suffix}", "--student", "minilm-l6", *common)}
@@ -330,7 +338,7 @@ def tool_figures(data: Data, folder: Path) -> dict:
     oos_id = len(names) + 1  # an id no intent has
     ids = {n: i for i, n in enumerate(names) if n != oos_label}
     y = np.array([ids.get(t, oos_id) for t in labels])
-    argmax = np.array([ids.get(a["intent"], oos_id) for a in answers])
+    argmax = np.array([ids.get(a["top_k"][0]["intent"], oos_id) for a in answers])
     decided = np.array([oos_id if a["out_of_scope"] else ids.get(a["intent"], oos_id) for a in answers])
     conf = np.array([a["confidence"] if a["confidence"] is not None else a["probability"] for a in answers])
     out = figures(y, argmax, decided, oos_id, conf, kinds_of(data, splits["test"]))
@@ -345,7 +353,8 @@ def main() -> None:
     parser.add_argument("--datasets", default=None, help="comma-separated names (default: all)")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--peers-only", action="store_true")
-    parser.add_argument("--setfit", action="store_true", help="SetFit too (in .venv-peers; about 25 minutes)")
+    parser.add_argument("--setfit", action="store_true", help="SetFit too (in .venv-peers)")
+    parser.add_argument("--setfit-iterations", type=int, default=20, help="its num_iterations (quickstart: 20)")
     args = parser.parse_args()
     found = datasets()
     names = args.datasets.split(",") if args.datasets else list(found)
@@ -358,32 +367,40 @@ def main() -> None:
         entry = table.setdefault(name, {})
         print(f"$ {name}: the frozen MiniLM-L6 probe", file=sys.stderr)
         entry["probe-minilm"] = probe_peer(data)
-        if args.setfit:
-            entry["setfit"] = setfit_peer(data)
+        if args.setfit and data.runs is None:  # not on a choosing set: its runs are the test set's
+            entry[f"setfit-i{args.setfit_iterations}"] = setfit_peer(data, args.setfit_iterations)
         if not args.peers_only:
             for seed in range(42, 42 + args.seeds):
                 for role, record in tool_runs(data, seed).items():
                     key = role if seed == 42 else f"{role}-s{seed}"
-                    folder = HERE / "runs" / name / record["name"]
+                    folder = data.runs_dir / record["name"]
                     entry[key] = {"train_s": record.get("train_s"), "recipe": record.get("recipe"),
                                   **tool_figures(data, folder)}  # fmt: skip
         save("suite", results)
     print(summary(results))
 
 
+def headline(f: dict) -> float:
+    """The figure the targets read: accuracy with the rule where the data has out-of-scope queries, else
+    argmax accuracy."""
+    return f["with_rule"] if "oos_recall" in f else f["argmax"]
+
+
 def summary(results: dict) -> str:
-    lines = ["| dataset | model | argmax % | with the rule % | in-scope turned away % | AUROC in-domain | "
-             "AUROC general | train s |", "|---" * 8 + "|"]  # fmt: skip
+    lines = ["| dataset | model | argmax % | with the rule % | vs probe (pt) | in-scope turned away % | OOS recall % "
+             "| AUROC in-domain | AUROC general | train s |", "|---" * 10 + "|"]  # fmt: skip
     for name, models in results["datasets"].items():
+        probe = models.get("probe-minilm")
         for model, f in models.items():
             if f is None:
                 continue
             auroc = f.get("auroc") or {}
             general = auroc.get("ood-oos", auroc.get("oos"))
+            delta = "—" if probe is None or model == "probe-minilm" else f"{(headline(f) - headline(probe)) * 100:+.2f}"
             lines.append(
                 f"| {name} | {model} | {pct(f['argmax'])} | {pct(f['with_rule']) if 'oos_recall' in f else '—'} "
-                f"| {pct(f['in_scope_turned_away'])} | {fmt(auroc.get('id-oos'))} | {fmt(general)} "
-                f"| {f.get('train_s') or '—'} |"
+                f"| {delta} | {pct(f['in_scope_turned_away'])} | {pct(f.get('oos_recall'))} "
+                f"| {fmt(auroc.get('id-oos'))} | {fmt(general)} | {f.get('train_s') or '—'} |"
             )
     return "\n".join(lines)
 

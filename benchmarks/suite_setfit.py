@@ -4,7 +4,7 @@ LogisticRegression head, with the settings of SetFit's few-shot quickstart (``nu
 one epoch). Writes the body's embeddings of every split and the head's decision function on validation and
 test (``NAME.npz``), for ``suite.py`` to give the tool's scores and rule.
 
-    .venv-peers/bin/python benchmarks/suite_setfit.py BODY TRAIN_JSON OUT_NPZ [--seed 42]
+    .venv-peers/bin/python benchmarks/suite_setfit.py BODY TRAIN_JSON OUT_NPZ [--seed 42] [--iterations 20]
 
 TRAIN_JSON: {"labels": [...], "splits": {"train": {"text": [...], "label": [...]}, "validation": ..., "test": ...}}
 (the splits as the tool reads them, written by suite.py; labels as ids into ``labels``, the intents first).
@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("data")
     parser.add_argument("out")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--iterations", type=int, default=20, help="SetFit's num_iterations (pairs per query)")
     args = parser.parse_args()
 
     from datasets import Dataset
@@ -34,14 +35,16 @@ def main() -> None:
     splits = data["splits"]
     model = SetFitModel.from_pretrained(args.body)
     train = Dataset.from_dict({"text": splits["train"]["text"], "label": splits["train"]["label"]})
-    settings = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=args.seed, report_to="none")
+    settings = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=args.iterations, seed=args.seed,
+                                 report_to="none")
     trainer = Trainer(model=model, args=settings, train_dataset=train)
     start = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - start
     out = {"train_s": np.array(train_s), "classes": np.array(model.model_head.classes_)}
     for split, table in splits.items():
-        embeddings = model.encode(table["text"], convert_to_numpy=True)
+        embeddings = model.encode(table["text"])
+        embeddings = embeddings.cpu().numpy() if hasattr(embeddings, "cpu") else np.asarray(embeddings)
         out[f"x_{split}"] = embeddings
         if split != "train":
             out[f"logits_{split}"] = model.model_head.decision_function(embeddings)
