@@ -99,9 +99,9 @@ def for_data(plan: Plan, cfg: Config, data: Manifest) -> Plan:
 
 
 # Few-shot data (``Manifest.few_shot``: at most 15 training queries an intent) trains a transformer with these,
-# where the config and flags leave them unset (BENCHMARKS.md, "The suite"): FEW_SHOT_EPOCHS epochs, the last
-# kept (a validation split carved from a few queries an intent holds one or two of each: too few to choose an
-# epoch by, enough to set the fallback's threshold), and the supervised contrastive term.
+# where the config and flags leave them unset (BENCHMARKS.md, "The suite"): 8 epochs, the last kept (a
+# validation split carved from a few queries an intent holds one or two of each: too few to choose an epoch
+# by, enough to set the fallback's threshold), and the supervised contrastive term.
 FEW_SHOT_RECIPE = {"epochs": 8, "keep_best_epoch": False, "contrastive_weight": 1.0}
 
 
