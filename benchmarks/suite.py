@@ -118,6 +118,18 @@ def splits_of(data: Data) -> tuple[dict, list[str], str | None]:
     return splits, sorted(set(splits["train"]["label"]) - {cfg.oos_label}), oos
 
 
+def label_ids(splits: dict, intents: list[str], oos: str | None):
+    """The labels in id order (the intents, then the out-of-scope label where the data has one), the
+    out-of-scope id (after the intents, trained or not), each split's ids, whether train has out-of-scope
+    queries, and the training rows a peer fits on (all of them where it has, else the in-scope ones)."""
+    labels = intents + ([oos] if oos else [])
+    oos_id = len(intents)
+    y = {s: np.array([labels.index(t) if t in labels else oos_id for t in splits[s]["label"]]) for s in splits}
+    trained_oos = oos is not None and bool((y["train"] == oos_id).any())
+    train = np.ones(len(y["train"]), bool) if trained_oos else y["train"] != oos_id
+    return labels, oos_id, y, trained_oos, train
+
+
 def kinds_of(data: Data, test: dict) -> np.ndarray:
     """Each test row's kind: the file's where given, else ``in`` or ``oos`` by its label."""
     if data.kinds is not None:
@@ -192,11 +204,7 @@ def probe_peer(data: Data) -> dict:
         best = max(grid, key=score.get)
         return fit(best, features, labels), best, score, oof[best]
 
-    labels = intents + ([oos] if oos else [])
-    oos_id = len(intents)  # the intents' columns come first; out-of-scope (trained or not) is the last id
-    y = {s: np.array([labels.index(t) if t in labels else oos_id for t in splits[s]["label"]]) for s in splits}
-    trained_oos = oos is not None and (y["train"] == oos_id).any()
-    train = np.ones(len(y["train"]), bool) if trained_oos else y["train"] != oos_id
+    labels, oos_id, y, trained_oos, train = label_ids(splits, intents, oos)
     pick_on = None
     if "validation" in splits:
         in_val = y["validation"] != oos_id
@@ -265,11 +273,7 @@ def setfit_peer(data: Data, iterations: int, seed: int = 42) -> dict | None:
         print(f"no {PEERS_VENV}: SetFit skipped (make bench-suite makes it)", file=sys.stderr)
         return None
     splits, intents, oos = splits_of(data)
-    labels = intents + ([oos] if oos else [])
-    oos_id = len(intents)
-    y = {s: np.array([labels.index(t) if t in labels else oos_id for t in splits[s]["label"]]) for s in splits}
-    trained_oos = oos is not None and (y["train"] == oos_id).any()
-    train = np.ones(len(y["train"]), bool) if trained_oos else y["train"] != oos_id
+    labels, oos_id, y, trained_oos, train = label_ids(splits, intents, oos)
     payload = {s: {"text": list(splits[s]["text"]), "label": y[s].tolist()} for s in splits}
     payload["train"] = {k: [v for v, keep in zip(payload["train"][k], train) if keep] for k in ("text", "label")}
     folder = DATA / "setfit"
