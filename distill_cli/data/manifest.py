@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 FEW_SHOT = 15  # training queries an intent (median) at or under which data is few-shot (the 5- and 10-shot
-# sets of the suite are; its 50-an-intent sets and the embedded demo, 18 after its validation carve, are not)
+# sets of the suite are; its 50-an-intent sets and the embedded demo, 20 an intent, are not)
 FORMAT = 4  # 2: the manifest holds file checksums; 3: and the data checks; 4: where validation came from
 
 
