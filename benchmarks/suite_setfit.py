@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 
 import numpy as np
@@ -35,12 +36,14 @@ def main() -> None:
     splits = data["splits"]
     model = SetFitModel.from_pretrained(args.body)
     train = Dataset.from_dict({"text": splits["train"]["text"], "label": splits["train"]["label"]})
-    settings = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=args.iterations, seed=args.seed,
-                                 report_to="none")
-    trainer = Trainer(model=model, args=settings, train_dataset=train)
-    start = time.perf_counter()
-    trainer.train()
-    train_s = time.perf_counter() - start
+    # Its checkpoints (optimizer state and pickled arguments) go to a scratch folder, never the working one.
+    with tempfile.TemporaryDirectory(prefix="setfit-") as scratch:
+        settings = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=args.iterations, seed=args.seed,
+                                     report_to="none", output_dir=scratch, save_strategy="no")
+        trainer = Trainer(model=model, args=settings, train_dataset=train)
+        start = time.perf_counter()
+        trainer.train()
+        train_s = time.perf_counter() - start
     out = {"train_s": np.array(train_s), "classes": np.array(model.model_head.classes_)}
     for split, table in splits.items():
         embeddings = model.encode(table["text"])
