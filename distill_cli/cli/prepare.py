@@ -31,7 +31,7 @@ def prepare(
         from distill_cli.data.columns import describe_setting
 
         info(describe_setting(m.setting, m.oos_label or cfg.oos_label))
-    if m.describe_shape():
-        info(m.describe_shape())
+    if shape := m.describe_shape():
+        info(shape)
     if json_out:
         emit_json(command.summary(result))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,9 +196,6 @@ def build(cfg: Config, splits: dict[str, Table], what: Manifest, tokenizer, path
 
 def per_intent(labels: list[str], oos_label: str | None) -> float:
     """The median number of training queries an in-scope label has."""
-    import statistics
-    from collections import Counter
-
     counts = [n for label, n in Counter(labels).items() if label != oos_label]
     return float(statistics.median(counts)) if counts else 0.0
 
