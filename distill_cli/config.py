@@ -183,6 +183,50 @@ class Config(BaseModel):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+class StepOptions(BaseModel):
+    """A command's options that are not settings of what is trained (how to export, measure, publish): its
+    section of the config file may hold them beside ``Config`` keys; its flags override them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExportOptions(StepOptions):
+    """``distill export``'s options, which its ``export:`` section may hold too (``distill run`` reads them)."""
+
+    quantize: Literal["int8", "none"] = Field(
+        "none", description="int8: dynamic int8 weights; none: fp32 (distill run: int8)."
+    )
+    trim_vocab: bool = Field(False, description="Keep only the tokens of the training split and single characters.")
+    trim_keep: Path | None = Field(
+        None, description="With trim_vocab, also keep the tokens of these texts (.txt one a line, or a text column)."
+    )
+    max_accuracy_drop: float = Field(
+        DEFAULT_MAX_ACCURACY_DROP, ge=0, description="Gate: validation points int8 or trimming may lose (each)."
+    )
+
+
+class EvaluateOptions(StepOptions):
+    """``distill evaluate``'s options, which its ``evaluate:`` section may hold too (``distill run`` reads them)."""
+
+    latency_runs: PositiveInt = Field(100, description="Timed single-query runs.")
+    batch_size: PositiveInt = Field(32, description="Batch size for throughput.")
+    threads: PositiveInt | None = Field(None, description="torch threads for every model.")
+    min_accuracy: float | None = Field(None, description="Gate: fail below this accuracy.")
+    max_latency_ms: float | None = Field(None, description="Gate: median one-query ms, fail above this.")
+    max_accuracy_drop: float | None = Field(None, description="Gate: points below the first model (the teacher).")
+
+
+class PushOptions(StepOptions):
+    """``distill push``'s options, which its ``push:`` section may hold too (``distill run --push`` wins)."""
+
+    repo_id: str | None = Field(None, description="OWNER/NAME on the Hub; unset: nothing is pushed.")
+    private: bool = Field(False, description="Create the repository as private.")
+    commit_message: str | None = Field(None, description="Commit message.")
+
+
+STEP_OPTIONS: dict[str, type[StepOptions]] = {"export": ExportOptions, "evaluate": EvaluateOptions, "push": PushOptions}
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, turning every failure into one line naming the file."""
     if not path.is_file():
@@ -248,8 +292,23 @@ def load_config(
     path: Path | None = None, command: str | None = None, overrides: dict[str, Any] | None = None
 ) -> Config:
     """Merge defaults, the YAML file and flag overrides (``None`` values are 'not given') into a Config."""
+    return load_step(path, command, overrides)[0]
+
+
+def load_step(
+    path: Path | None,
+    command: str | None,
+    overrides: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> tuple[Config, StepOptions | None]:
+    """``load_config``, and for a command with options of its own (``STEP_OPTIONS``: ``export``, ``evaluate``,
+    ``push``) those options too, with the same precedence: ``defaults`` (the caller's) < the command's
+    section of the file < ``overrides`` (the flags). The file's top level holds ``Config`` keys only."""
     command = SETTINGS_OF.get(command, command)
+    kind = STEP_OPTIONS.get(command or "")
+    own = kind.model_fields if kind is not None else {}
     merged: dict[str, Any] = dict(COMMAND_DEFAULTS.get(command or "", {}))
+    step: dict[str, Any] = dict(defaults or {})
     where = "flags"
     if path is not None:
         data = read_yaml(path)
@@ -260,12 +319,21 @@ def load_config(
         if section is not None:
             if not isinstance(section, dict):
                 raise UsageError(f"{where}: section '{command}' must be a mapping of keys to values")
-            merged.update(section)
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+            step.update({k: v for k, v in section.items() if k in own})
+            merged.update({k: v for k, v in section.items() if k not in own})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    step.update({k: v for k, v in given.items() if k in own})
+    merged.update({k: v for k, v in given.items() if k not in own})
     try:
-        return Config(**merged)
+        cfg = Config(**merged)
     except ValidationError as err:
-        raise UsageError(f"{where}: {describe_validation_error(err)}") from None
+        raise UsageError(f"{where}: {describe_validation_error(err, {**Config.model_fields, **own})}") from None
+    if kind is None:
+        return cfg, None
+    try:
+        return cfg, kind(**step)
+    except ValidationError as err:
+        raise UsageError(f"{where}: {describe_validation_error(err, own, f'{command}.')}") from None
 
 
 def describe_validation_error(err: ValidationError, fields=None, prefix: str = "") -> str:

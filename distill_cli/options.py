@@ -91,6 +91,9 @@ EVALUATE = (
 )
 EXPORT = ("dataset", "runs_dir", "cache_dir", "max_length", "seed", "validation_size")
 PREDICT = ("runs_dir", "max_length", "oos_label")
+# `distill run`: the flags of the common settings (its --teacher and --student are its own); every other
+# setting is a key of its config file.
+RUN = DATA + ("epochs", "student_layers", "precision", "name")
 PUSH = ("runs_dir",)
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; flags override it.")]

@@ -117,3 +117,29 @@ class EvalResults(Record):
         """The copy ``push`` uploads: no local path, and no example of the user's data (the data checks)."""
         data = self.model_dump(mode="json", exclude_unset=True, exclude={"data_checks"})
         return json.dumps(public_json(data), indent=2).encode()
+
+
+class StepRecord(BaseModel):
+    """One step of ``distill run``: what it did, with which settings (their digest), in how long."""
+
+    status: str  # "done" (ran now), "reused" (an earlier call's result), "given" (the user's own teacher run)
+    fingerprint: str  # digest of the step's settings and of those of the steps it reads from
+    seconds: float
+    output: str | None = None
+
+
+class RunSummary(Record):
+    """``summary.json`` of a ``distill run`` folder: every step, the outputs, the headline metrics. It also
+    marks the folder as one ``distill run`` made (and may write into again)."""
+
+    FILE: ClassVar[str] = "summary.json"
+
+    dataset: str
+    teacher: str  # what the teacher was fine-tuned from, or the trained run it is
+    student: str
+    steps: dict[str, StepRecord] = {}
+    data: dict[str, Any] | None = None  # prepare's findings: splits, labels, queries an intent, validation
+    split: str | None = None  # the split evaluate measured on
+    metrics: dict[str, dict[str, Any]] = {}  # teacher, student, export -> evaluate's headline figures
+    report: str | None = None  # the HTML report, where matplotlib is installed
+    pushed: str | None = None  # the Hub URL of the student, once pushed

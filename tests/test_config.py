@@ -121,7 +121,7 @@ def test_flags_are_the_config_fields_with_their_own_help():
     from distill_cli.config import COMMANDS
 
     group = typer.main.get_command(app)
-    assert set(group.commands) == {*COMMANDS, "config"}  # one command list: the config's sections
+    assert set(group.commands) == {*COMMANDS, "config", "run"}  # the config's sections, and the steps in one
     settings = {
         "prepare": options.PREPARE,
         "finetune": options.TRAIN,
@@ -131,8 +131,9 @@ def test_flags_are_the_config_fields_with_their_own_help():
         "export": options.EXPORT,
         "predict": options.PREDICT,
         "push": options.PUSH,
+        "run": options.RUN,
     }
-    for name in COMMANDS:
+    for name in (*COMMANDS, "run"):
         params = {p.name: p for p in group.commands[name].params}
         for key in settings[name]:
             assert params[key].help == Config.model_fields[key].description, (name, key)

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import UsageError as ClickUsageError
 
 from distill_cli import __version__
-from distill_cli.cli import config, evaluate, export, predict, prepare, push, search, train
+from distill_cli.cli import config, evaluate, export, predict, prepare, push, run, search, train
 from distill_cli.config import COMMANDS, Config
 from distill_cli.errors import DistillError, Interrupted
 from distill_cli.ui import console, error
@@ -63,6 +63,7 @@ REGISTRY = {
 }
 for _name in COMMANDS:
     app.command(_name)(REGISTRY[_name])
+app.command("run")(run.run)  # every step above, in one folder
 config_app.command("show")(config.config_show)
 
 

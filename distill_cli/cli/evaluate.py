@@ -6,11 +6,15 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from distill_cli.config import load_config
+from distill_cli.config import EvaluateOptions, load_step
 from distill_cli.errors import UsageError
 from distill_cli.extras import require
 from distill_cli.options import EVALUATE, ConfigOpt, JsonOpt, complete_model, config_flags
 from distill_cli.ui import console, emit_json, info, quiet_libraries
+
+
+def help_of(key: str) -> str:
+    return EvaluateOptions.model_fields[key].description
 
 
 @config_flags(*EVALUATE)
@@ -27,23 +31,29 @@ def evaluate(
     report: Annotated[
         Optional[Path], typer.Option("--report", help="One self-contained HTML page of it all (needs matplotlib).")
     ] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads for every model.")] = None,
-    latency_runs: Annotated[int, typer.Option("--latency-runs", min=1, help="Timed single-query runs.")] = 100,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size for throughput.")] = 32,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help=help_of("threads"))] = None,
+    latency_runs: Annotated[
+        Optional[int], typer.Option("--latency-runs", min=1, help=help_of("latency_runs") + " [default: 100]")
+    ] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option("--batch-size", min=1, help=help_of("batch_size") + " [default: 32]")
+    ] = None,
     metric: Annotated[
         Optional[list[str]], typer.Option("--metric", help="Extra `evaluate` metric (name or path).")
     ] = None,
-    min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", help="Gate: fail below this.")] = None,
+    min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", help=help_of("min_accuracy"))] = None,
     max_latency_ms: Annotated[
-        Optional[float], typer.Option("--max-latency-ms", help="Gate: median one-query ms, fail above this.")
+        Optional[float], typer.Option("--max-latency-ms", help=help_of("max_latency_ms"))
     ] = None,
     max_accuracy_drop: Annotated[
-        Optional[float], typer.Option("--max-accuracy-drop", help="Gate: points below the first model.")
+        Optional[float], typer.Option("--max-accuracy-drop", help=help_of("max_accuracy_drop"))
     ] = None,
     **overrides,
 ) -> None:
     """Compare models side by side: accuracy, latency, throughput and size."""
-    cfg = load_config(config, "evaluate", overrides)
+    flags = dict(threads=threads, latency_runs=latency_runs, batch_size=batch_size, min_accuracy=min_accuracy,
+                 max_latency_ms=max_latency_ms, max_accuracy_drop=max_accuracy_drop)  # fmt: skip
+    cfg, o = load_step(config, "evaluate", {**overrides, **flags}, {})
     from distill_cli.commands import evaluate as command
 
     if plot is not None or report is not None:
@@ -53,11 +63,11 @@ def evaluate(
             problem = "it is a folder" if path.is_dir() else "its folder does not exist"
             raise UsageError(f"cannot write {path}: {problem}")
     quiet_libraries()
-    settings = dict(split=split, threads=threads, latency_runs=latency_runs, batch_size=batch_size)
+    settings = dict(split=split, threads=o.threads, latency_runs=o.latency_runs, batch_size=o.batch_size)
     results = command.evaluate_models(cfg, models, **settings, extra_metrics=metric or [])
     command.render(results)
     write_outputs(results, output, plot, report)
-    failures = command.check_gates(results, min_accuracy, max_latency_ms, max_accuracy_drop)
+    failures = command.check_gates(results, o.min_accuracy, o.max_latency_ms, o.max_accuracy_drop)
     if json_out:
         emit_json(results)
     if failures:

@@ -74,9 +74,17 @@ def read_source(spec: str) -> Source:
         return _read_folder(path)
     if path.is_file():
         return _read_file(path)
+    check_source(spec)
+    return _read_hub(spec)
+
+
+def check_source(spec: str) -> None:
+    """Without reading it: a dataset named as a local file or folder that is not there is one line (exit 2)."""
+    path = Path(spec)
+    if spec in BUILTIN or path.exists():
+        return
     if path.suffix in EXTENSIONS or not is_hub_id(spec.partition(":")[0]):
         raise UsageError(f"dataset not found: {spec}")
-    return _read_hub(spec)
 
 
 def _read_folder(path: Path) -> Source:
