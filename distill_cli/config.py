@@ -28,6 +28,9 @@ DEFAULT_MAX_ACCURACY_DROP = 1.0
 # Settings that say where things go or how a run is watched, not what is trained: a study may be continued,
 # and an interrupted run resumed, with other values. Every other setting is part of what a run trains.
 PLACEMENT = ("name", "output", "runs_dir", "cache_dir", "report_to", "eval_batch_size")
+# Epochs without a better expected accuracy before training stops, where the config sets none: model2vec's 5
+# for a static student (its epochs cost seconds), 2 for a transformer.
+STATIC_PATIENCE, TRANSFORMER_PATIENCE = 5, 2
 
 
 class Config(BaseModel):
@@ -56,6 +59,11 @@ class Config(BaseModel):
     )
     student_layers: PositiveInt | None = Field(None, description="Keep N of the student's layers, spread evenly.")
     teacher: str | None = Field(None, description="Teacher: folder, run name, alias or Hub id.")
+    teacher_labels: str | None = Field(
+        None,
+        description="A teacher that is a file (.jsonl, .csv, .json, .parquet): a text and its label, probs or logits "
+        "a row, made outside the tool (an LLM, people); instead of --teacher.",
+    )
     teacher_mode: Literal["cached", "online"] = Field(
         "cached", description="cached (teacher logits computed once) or online (every step)."
     )
@@ -100,6 +108,11 @@ class Config(BaseModel):
     # Training
     alpha: float = Field(0.5, ge=0, le=1, description="Weight of the cross-entropy on labels; 1 = plain fine-tuning.")
     temperature: float = Field(2.0, gt=0, description="Softmax temperature of the distillation loss.")
+    kd_loss: Literal["kl", "reverse_kl", "symmetric_kl", "mse"] = Field(
+        "kl",
+        description="The distillation term: kl (T² KL(teacher ‖ student), Hinton et al.), reverse_kl, symmetric_kl, "
+        "or mse (on the centred logits).",
+    )
     epochs: PositiveInt = Field(3, description="Training epochs.")
     keep_best_epoch: bool = Field(
         True, description="Keep the epoch with the best expected accuracy with the rule on validation, not the last."
@@ -166,6 +179,12 @@ class Config(BaseModel):
         names = [n.strip() for n in names if n.strip()]
         return [] if names == ["none"] else names
 
+    def effective_patience(self, static: bool) -> int:
+        """The patience a run stops with: the config's, else the default of its kind of student."""
+        if self.patience is not None:
+            return self.patience
+        return STATIC_PATIENCE if static else TRANSFORMER_PATIENCE
+
     def cache_root(self) -> Path:
         """Where prepared datasets and teacher logits are cached."""
         if self.cache_dir is not None:
@@ -214,6 +233,9 @@ class EvaluateOptions(StepOptions):
     min_accuracy: float | None = Field(None, description="Gate: fail below this accuracy.")
     max_latency_ms: float | None = Field(None, description="Gate: median one-query ms, fail above this.")
     max_accuracy_drop: float | None = Field(None, description="Gate: points below the first model (the teacher).")
+    metric: list[str] = Field(
+        default_factory=list, description="Extra `evaluate` metrics (names or paths; needs trust_remote_code)."
+    )
 
 
 class PushOptions(StepOptions):

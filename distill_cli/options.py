@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from pydantic import BaseModel
 
 from distill_cli.config import Config
 
@@ -65,8 +66,10 @@ TRAIN = DATA + (
 )
 DISTILL = TRAIN + (
     "teacher",
+    "teacher_labels",
     "teacher_mode",
     "temperature",
+    "kd_loss",
     "static_dims",
     "transfer_set",
     "augment",
@@ -95,15 +98,20 @@ PREDICT = ("runs_dir", "max_length", "oos_label")
 # setting is a key of its config file.
 RUN = DATA + ("epochs", "student_layers", "precision", "name")
 PUSH = ("runs_dir",)
+# The flags of export's and evaluate's own options (config.ExportOptions, config.EvaluateOptions), which their
+# config sections may hold too.
+EXPORT_OPTIONS = ("quantize", "trim_vocab", "trim_keep", "max_accuracy_drop")
+EVALUATE_OPTIONS = ("threads", "latency_runs", "batch_size", "metric", "min_accuracy", "max_latency_ms",
+                    "max_accuracy_drop")  # fmt: skip
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; flags override it.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout; the rest goes to stderr.")]
 
 
-def flag_type(key: str) -> Any:
+def flag_type(key: str, model: type[BaseModel] = Config) -> Any:
     """The Python type typer parses a setting as (validation proper is the Config's job). A ``Literal`` stays
     one: typer lists its choices in ``--help`` and refuses any other value (exit 2, naming them)."""
-    annotation = Config.model_fields[key].annotation
+    annotation = model.model_fields[key].annotation
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
     if typing.get_origin(annotation) is Annotated:
@@ -111,9 +119,9 @@ def flag_type(key: str) -> Any:
     return annotation
 
 
-def flag_names(key: str) -> tuple[str, ...]:
+def flag_names(key: str, model: type[BaseModel] = Config) -> tuple[str, ...]:
     long = "--" + key.replace("_", "-")
-    if flag_type(key) is bool:
+    if flag_type(key, model) is bool:
         return (f"{long}/--no-{long[2:]}",)
     return (long, *SHORT_NAMES.get(key, ()))
 
@@ -129,23 +137,28 @@ def complete_model(ctx: typer.Context, incomplete: str) -> list[str]:
 MODEL_KEYS = ("student", "teacher")
 
 
-def flag_option(key: str) -> Any:
-    """The typer annotation of the flag that overrides config key ``key``."""
-    help_text = Config.model_fields[key].description
+def flag_option(key: str, model: type[BaseModel] = Config) -> Any:
+    """The typer annotation of the flag that overrides config key ``key`` (of the ``Config``, or of a
+    command's own options, ``config.STEP_OPTIONS``)."""
+    field = model.model_fields[key]
+    help_text = field.description
+    if model is not Config and field.default not in (None, False, []):
+        help_text += f" [default: {field.default}]"
     complete = {"autocompletion": complete_model} if key in MODEL_KEYS else {}
-    option = typer.Option(*flag_names(key), help=help_text, show_default=False, **complete)
-    return Annotated[Optional[flag_type(key)], option]
+    option = typer.Option(*flag_names(key, model), help=help_text, show_default=False, **complete)
+    return Annotated[Optional[flag_type(key, model)], option]
 
 
-def config_flags(*keys: str):
-    """Give a command the flags of these config keys; their values arrive in ``**overrides``
-    (``None`` when not given, so that the config file's value stands)."""
+def config_flags(*keys: str, model: type[BaseModel] = Config):
+    """Give a command the flags of these config keys (of ``model``: the ``Config``, or a command's own
+    options); their values arrive in ``**overrides`` (``None`` when not given, so that the config file's
+    value stands)."""
 
     def decorate(fn):
         signature = inspect.signature(fn)
         params = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
         for key in keys:
-            annotation = flag_option(key)
+            annotation = flag_option(key, model)
             params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
             fn.__annotations__[key] = annotation
         fn.__signature__ = signature.replace(parameters=params)

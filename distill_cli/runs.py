@@ -39,8 +39,10 @@ class StudentRecord(BaseModel):
 class TeacherRecord(BaseModel):
     spec: str
     location: str
-    mode: str
+    mode: str  # cached, online, or labels (a file of labels, ``teacher_labels``)
     cache_reused: bool | None = None
+    labelled: int | None = None  # labels: the training rows the file gave a target
+    labels_alone: int | None = None  # labels: the training rows it did not cover, trained on their label alone
 
 
 class DatasetRecord(BaseModel):
@@ -234,9 +236,8 @@ def check_same_settings(run: RunFolder) -> None:
     if started.get("patience") is None and run.settings.get("patience") is not None:
         # An older mark holds patience null where the run stopped with the default now written out.
         from distill_cli.static import encoder_spec
-        from distill_cli.training.plan import patience
 
-        default = patience(Config(), encoder_spec(str(started.get("student") or "")) is not None)
+        default = Config().effective_patience(encoder_spec(str(started.get("student") or "")) is not None)
         started["patience"] = default if started.get("keep_best_epoch") else None
     changed = sorted(k for k in started.keys() | run.settings.keys() if started.get(k) != run.settings.get(k))
     if changed:

@@ -37,7 +37,6 @@ DISTILL_AUGMENT = 2
 # ... and from a spliced query made of each labelled one (its start, another query's end; the teacher labels
 # it too): that won on validation over augmentation alone (BENCHMARKS.md, "Spliced queries").
 DISTILL_SPLICE = 1
-PATIENCE = 5  # epochs without a better validation accuracy before training stops (model2vec's default)
 
 
 def encoder_spec(student: str) -> str | None:

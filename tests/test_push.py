@@ -14,6 +14,15 @@ from hub_server import FakeHub
 TOKEN = "hf_SECRETtokenDoNotLeak1234567890"
 
 
+def go_online(monkeypatch) -> None:
+    """The Hub reachable again for this test: the variable, and huggingface_hub's copy of it, which it reads
+    once when first imported (by an earlier test, perhaps, while the variable was set)."""
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
 @pytest.fixture
 def evaluated(runs):
     """The tiny runs, with the student evaluated against its teacher (eval_results.json)."""
@@ -57,7 +66,7 @@ def test_dry_run_lists_exactly_the_intended_files_and_needs_no_token(evaluated):
 
 
 def test_push_uploads_one_commit_with_a_real_card(evaluated, monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE")
+    go_online(monkeypatch)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     with FakeHub(token=TOKEN) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
@@ -110,7 +119,7 @@ def test_nothing_private_leaves_the_machine(evaluated, monkeypatch, tmp_path):
     cache_key = Path(local["dataset"]["path"]).name
     home_of_runs = str(Path(local["output"]).parents[1])
     assert home_of_runs in json.dumps(local)  # the local record does hold paths
-    monkeypatch.delenv("HF_HUB_OFFLINE")
+    go_online(monkeypatch)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     with FakeHub(token=TOKEN) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
@@ -145,7 +154,7 @@ def test_a_card_pushed_before_evaluate_holds_the_validation_metrics(runs):
 
 
 def test_the_token_appears_in_no_output_and_no_file(evaluated, monkeypatch, tmp_path):
-    monkeypatch.delenv("HF_HUB_OFFLINE")
+    go_online(monkeypatch)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     with FakeHub(token=TOKEN) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
@@ -166,7 +175,7 @@ def test_the_token_appears_in_no_output_and_no_file(evaluated, monkeypatch, tmp_
 
 def test_no_token_exits_2(evaluated, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no token file either
-    monkeypatch.delenv("HF_HUB_OFFLINE")
+    go_online(monkeypatch)
     assert_one_line_error(push(evaluated, "--repo-id", "me/a"), 2, "not logged in: run `hf auth login` or set HF_TOKEN")
 
 
@@ -174,7 +183,7 @@ def test_no_token_exits_2(evaluated, monkeypatch, tmp_path):
     "status, needle", [(401, "authentication failed"), (403, "permission denied"), (404, "not found: me/a")]
 )
 def test_hub_errors_are_one_line_exit_1(evaluated, monkeypatch, status, needle):
-    monkeypatch.delenv("HF_HUB_OFFLINE")
+    go_online(monkeypatch)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     with FakeHub(fail_with=status) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
@@ -186,7 +195,7 @@ def test_server_down_and_offline_mode(evaluated, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     offline = push(evaluated, "--repo-id", "me/a")
     assert_one_line_error(offline, 1, "offline mode (HF_HUB_OFFLINE=1)")
-    monkeypatch.delenv("HF_HUB_OFFLINE")
+    go_online(monkeypatch)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     down = push(evaluated, "--repo-id", "me/a")
     assert_one_line_error(down, 1, "cannot reach http://127.0.0.1:9")

@@ -357,7 +357,7 @@ def test_student_layers_come_from_the_checkpoint(tiny_bert):
 def test_distilbert_student_of_a_bert_teacher_with_another_vocabulary(runs, tiny_distilbert, tmp_path):
     r = distill_from_teacher(runs, tiny_distilbert, "--student-layers", "1", "--epochs", "2", "--name", "cross")
     assert r.code == 0, r.stderr
-    assert "warning: teacher is bert, student is distilbert" in r.stderr
+    assert "warning:" not in r.stderr  # another architecture is a supported path (MiniLM-L6 from MPNet), said nowhere
     cfg = json.loads((runs / "cross" / "config.json").read_text())
     assert cfg["model_type"] == "distilbert" and cfg["n_layers"] == 1
     # Online mode cannot feed one tokenization to both: refused with a pointer to the cache.

@@ -9,14 +9,11 @@ from rich.markup import escape
 from distill_cli.config import EvaluateOptions, load_step
 from distill_cli.errors import UsageError
 from distill_cli.extras import require
-from distill_cli.options import EVALUATE, ConfigOpt, JsonOpt, complete_model, config_flags
+from distill_cli.options import EVALUATE, EVALUATE_OPTIONS, ConfigOpt, JsonOpt, complete_model, config_flags
 from distill_cli.ui import console, emit_json, info, quiet_libraries
 
 
-def help_of(key: str) -> str:
-    return EvaluateOptions.model_fields[key].description
-
-
+@config_flags(*EVALUATE_OPTIONS, model=EvaluateOptions)
 @config_flags(*EVALUATE)
 def evaluate(
     models: Annotated[
@@ -31,41 +28,18 @@ def evaluate(
     report: Annotated[
         Optional[Path], typer.Option("--report", help="One self-contained HTML page of it all (needs matplotlib).")
     ] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help=help_of("threads"))] = None,
-    latency_runs: Annotated[
-        Optional[int], typer.Option("--latency-runs", min=1, help=help_of("latency_runs") + " [default: 100]")
-    ] = None,
-    batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", min=1, help=help_of("batch_size") + " [default: 32]")
-    ] = None,
-    metric: Annotated[
-        Optional[list[str]], typer.Option("--metric", help="Extra `evaluate` metric (name or path).")
-    ] = None,
-    min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", help=help_of("min_accuracy"))] = None,
-    max_latency_ms: Annotated[
-        Optional[float], typer.Option("--max-latency-ms", help=help_of("max_latency_ms"))
-    ] = None,
-    max_accuracy_drop: Annotated[
-        Optional[float], typer.Option("--max-accuracy-drop", help=help_of("max_accuracy_drop"))
-    ] = None,
     **overrides,
 ) -> None:
     """Compare models side by side: accuracy, latency, throughput and size."""
-    flags = dict(threads=threads, latency_runs=latency_runs, batch_size=batch_size, min_accuracy=min_accuracy,
-                 max_latency_ms=max_latency_ms, max_accuracy_drop=max_accuracy_drop)  # fmt: skip
-    cfg, o = load_step(config, "evaluate", {**overrides, **flags}, {})
+    cfg, o = load_step(config, "evaluate", overrides, {})  # the Config's keys and evaluate's own options
     from distill_cli.commands import evaluate as command
+    from distill_cli.commands import evaluate_render
 
-    if plot is not None or report is not None:
-        require("matplotlib")
-    for path in (output, plot, report):  # a path that cannot be written fails now, not after the evaluation
-        if path is not None and (path.is_dir() or not path.parent.is_dir()):
-            problem = "it is a folder" if path.is_dir() else "its folder does not exist"
-            raise UsageError(f"cannot write {path}: {problem}")
+    check_writable(output, plot, report)
     quiet_libraries()
     settings = dict(split=split, threads=o.threads, latency_runs=o.latency_runs, batch_size=o.batch_size)
-    results = command.evaluate_models(cfg, models, **settings, extra_metrics=metric or [])
-    command.render(results)
+    results = command.evaluate_models(cfg, models, **settings, extra_metrics=o.metric)
+    evaluate_render.render(results)
     write_outputs(results, output, plot, report)
     failures = command.check_gates(results, o.min_accuracy, o.max_latency_ms, o.max_accuracy_drop)
     if json_out:
@@ -74,6 +48,16 @@ def evaluate(
         for line in failures:
             console.print(f"[red]gate failed:[/] {escape(line)}", soft_wrap=True)
         raise typer.Exit(1)
+
+
+def check_writable(output: Path | None, plot: Path | None, report: Path | None) -> None:
+    """A path that cannot be written fails now, not after the evaluation; a figure needs matplotlib."""
+    if plot is not None or report is not None:
+        require("matplotlib")
+    for path in (output, plot, report):
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            problem = "it is a folder" if path.is_dir() else "its folder does not exist"
+            raise UsageError(f"cannot write {path}: {problem}")
 
 
 def write_outputs(results: dict, output: Path | None, plot: Path | None, report: Path | None) -> None:

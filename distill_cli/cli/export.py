@@ -7,14 +7,11 @@ import typer
 
 from distill_cli.config import ExportOptions, load_step
 from distill_cli.errors import UsageError
-from distill_cli.options import EXPORT, ConfigOpt, JsonOpt, complete_model, config_flags
+from distill_cli.options import EXPORT, EXPORT_OPTIONS, ConfigOpt, JsonOpt, complete_model, config_flags
 from distill_cli.ui import emit_json, quiet_libraries
 
 
-def help_of(key: str) -> str:
-    return ExportOptions.model_fields[key].description
-
-
+@config_flags(*EXPORT_OPTIONS, model=ExportOptions)
 @config_flags(*EXPORT)
 def export(
     model: Annotated[
@@ -25,26 +22,12 @@ def export(
     fmt: Annotated[
         Literal["onnx", "torch"], typer.Option("--format", help="onnx, or torch (a PyTorch folder).")
     ] = "onnx",
-    quantize: Annotated[
-        Optional[Literal["int8", "none"]], typer.Option("--quantize", help=help_of("quantize"), show_default=False)
-    ] = None,
-    trim_vocab: Annotated[
-        Optional[bool], typer.Option("--trim-vocab/--no-trim-vocab", help=help_of("trim_vocab"), show_default=False)
-    ] = None,
-    trim_keep: Annotated[
-        Optional[Path], typer.Option("--trim-keep", help=help_of("trim_keep"), show_default=False)
-    ] = None,
-    max_accuracy_drop: Annotated[
-        Optional[float],
-        typer.Option("--max-accuracy-drop", help=help_of("max_accuracy_drop") + " [default: 1.0]", show_default=False),
-    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a folder this command exported.")] = False,
     json_out: JsonOpt = False,
     **overrides,
 ) -> None:
     """Export a classifier to ONNX (optionally int8), checked against PyTorch on validation queries."""
-    options = dict(quantize=quantize, trim_vocab=trim_vocab, trim_keep=trim_keep, max_accuracy_drop=max_accuracy_drop)
-    cfg, o = load_step(config, "export", {**overrides, **options}, {})
+    cfg, o = load_step(config, "export", overrides, {})  # the Config's keys and export's own options
     quiet_libraries()
     from distill_cli.commands import export as command
 

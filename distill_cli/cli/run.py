@@ -11,25 +11,23 @@ from distill_cli.ui import emit_json, quiet_libraries
 Step = Literal["prepare", "finetune", "distill", "export", "evaluate"]
 
 
+def ModelOpt(flag: str, short: str, help: str):  # noqa: N802 - an annotation, named as typer's are
+    """A model flag of ``run`` (its meaning is run's own, not the Config field's), completed with run names."""
+    option = typer.Option(flag, short, autocompletion=complete_model, show_default=False, help=help)
+    return Annotated[Optional[str], option]
+
+
 @config_flags(*RUN)
 def run(
     config: ConfigOpt = None,
-    teacher: Annotated[
-        Optional[str],
-        typer.Option(
-            "--teacher", "-t", autocompletion=complete_model, show_default=False,
-            help="What the teacher is fine-tuned from (default: mpnet-base where installed, else minilm-l6), "
-            "or a finished run to distill from as it is.",
-        ),
-    ] = None,  # fmt: skip
-    student: Annotated[
-        Optional[str],
-        typer.Option(
-            "--student", "-s", autocompletion=complete_model, show_default=False,
-            help="The student's checkpoint, or 'teacher' for the teacher's own layers (default: minilm-l6 for "
-            "mpnet-base, else 'teacher' with 3 layers).",
-        ),
-    ] = None,  # fmt: skip
+    teacher: ModelOpt(
+        "--teacher", "-t", "What the teacher is fine-tuned from (default: mpnet-base where installed, else "
+        "minilm-l6), or a finished run to distill from as it is."
+    ) = None,
+    student: ModelOpt(
+        "--student", "-s", "The student's checkpoint, or 'teacher' for the teacher's own layers (default: "
+        "minilm-l6 for mpnet-base, else 'teacher' with 3 layers)."
+    ) = None,
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="The run's folder (default: <runs_dir>/<name>).")
     ] = None,

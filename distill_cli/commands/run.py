@@ -241,6 +241,7 @@ def evaluate_step(plan: RunPlan, summary: RunSummary, overwrite: bool) -> str:
     """Teacher, student and export side by side on test (validation where there is none); the report
     where matplotlib is installed."""
     from distill_cli.commands import evaluate as command
+    from distill_cli.commands import evaluate_render
 
     # Named as the run's folder names them (the runs folder is the run's): teacher, student, student-onnx-int8
     cfg = plan.evaluate_cfg.model_copy(update={"runs_dir": plan.folder})
@@ -248,8 +249,9 @@ def evaluate_step(plan: RunPlan, summary: RunSummary, overwrite: bool) -> str:
     models = [p.name if p.parent == plan.folder else str(p) for p in paths]
     o = plan.evaluate
     results = command.evaluate_models(cfg, models, split=summary.split or "test", threads=o.threads,
-                                      latency_runs=o.latency_runs, batch_size=o.batch_size)  # fmt: skip
-    command.render(results)
+                                      latency_runs=o.latency_runs, batch_size=o.batch_size,
+                                      extra_metrics=o.metric)  # fmt: skip
+    evaluate_render.render(results)
     path = plan.folder / "eval_results.json"
     command.write_json(results, path)
     summary.metrics = {role: headline(m) for role, m in zip(("teacher", "student", "export"), results["models"])}

@@ -37,6 +37,7 @@ def fit_head(
     teacher_logits: torch.Tensor | None = None,
     alpha: float = 1.0,
     temperature: float = 1.0,
+    kd_loss: str = "kl",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights and bias of a linear head fitted on ``features``; see the module doc for the loss."""
     weight = torch.zeros(num_labels, features.shape[1], requires_grad=True)
@@ -47,7 +48,8 @@ def fit_head(
     def closure():
         optimizer.zero_grad()
         logits = features @ weight.T + bias
-        loss = distillation_loss(logits, labels, teacher_logits, alpha, temperature) + penalty * weight.square().sum()
+        kd = distillation_loss(logits, labels, teacher_logits, alpha, temperature, kd_loss=kd_loss)
+        loss = kd + penalty * weight.square().sum()
         loss.backward()
         return loss
 
@@ -55,11 +57,13 @@ def fit_head(
     return weight.detach(), bias.detach()
 
 
-def probe(model, features: torch.Tensor, labels: torch.Tensor, teacher_logits=None, alpha=1.0, temperature=1.0):
+def probe(
+    model, features: torch.Tensor, labels: torch.Tensor, teacher_logits=None, alpha=1.0, temperature=1.0, kd_loss="kl"
+):
     """Fit ``model``'s head on its frozen ``features`` (see ``head_features``; rows aligned with ``labels``
     and ``teacher_logits``)."""
     head = final_linear(model)
-    weight, bias = fit_head(features, labels, head.out_features, teacher_logits, alpha, temperature)
+    weight, bias = fit_head(features, labels, head.out_features, teacher_logits, alpha, temperature, kd_loss)
     with torch.no_grad():
         head.weight.copy_(weight)
         head.bias.copy_(bias)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from distill_cli.training.kd_losses import KD_LOSSES
+
 
 def distillation_loss(
     student_logits: torch.Tensor,
@@ -13,26 +15,24 @@ def distillation_loss(
     alpha: float,
     temperature: float,
     unlabelled_weight: float = 1.0,
+    kd_loss: str = "kl",
 ) -> torch.Tensor:
-    """Per row ``alpha * CE + (1 - alpha) * T^2 * KL(teacher || student)``, averaged over the batch; a row
-    labelled ``-100`` (a transfer-set or augmented query) gets ``unlabelled_weight * T^2 * KL`` alone.
-
-    The ``T^2`` factor keeps the soft-target gradients on the same scale whatever the temperature.
-    """
+    """Per row ``alpha * CE + (1 - alpha) * KD``, averaged over the batch, where ``KD`` is the term named
+    ``kd_loss`` (``kd_losses.py``; ``kl``: ``T^2 * KL(teacher || student)``); a row labelled ``-100`` (a
+    transfer-set or augmented query) gets ``unlabelled_weight * KD`` alone. A row whose teacher logits are
+    NaN (a file of labels that does not cover it) has no KD term: its label alone (CE), or nothing."""
     labelled = labels >= 0
     if alpha >= 1.0 and bool(labelled.all()):
         return F.cross_entropy(student_logits, labels)
     if teacher_logits is None:
         raise ValueError("alpha < 1 or unlabelled rows need the teacher's logits")
+    teacher = teacher_logits.to(student_logits.dtype)
+    taught = torch.isfinite(teacher).all(-1)
     ce = F.cross_entropy(student_logits, labels.clamp(min=0), reduction="none") * labelled
-    t = temperature
-    kl = F.kl_div(
-        F.log_softmax(student_logits / t, dim=-1),
-        F.softmax(teacher_logits.to(student_logits.dtype) / t, dim=-1),
-        reduction="none",
-    ).sum(-1)
-    kd_weight = torch.where(labelled, torch.full_like(kl, 1.0 - alpha), torch.full_like(kl, unlabelled_weight))
-    return (alpha * ce + kd_weight * t * t * kl).mean()
+    kd = KD_LOSSES[kd_loss](student_logits, torch.where(taught[:, None], teacher, student_logits.detach()), temperature)
+    kd_weight = torch.where(labelled, torch.full_like(kd, 1.0 - alpha), torch.full_like(kd, unlabelled_weight))
+    ce_weight = torch.where(taught, torch.full_like(kd, alpha), torch.ones_like(kd))  # untaught: the label alone
+    return (ce_weight * ce + kd_weight * taught * kd).mean()
 
 
 def geometry_loss(projected: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,6 @@ from distill_cli.errors import UsageError
 from distill_cli.metrics import EXPECTED
 from distill_cli.search_space import SearchSettings
 from distill_cli.static import DISTILL_AUGMENT, DISTILL_SPLICE, encoder_spec
-from distill_cli.static import PATIENCE as STATIC_PATIENCE
 from distill_cli.static import SEARCH_DEFAULTS as STATIC_SEARCH_DEFAULTS
 from distill_cli.static import with_defaults as static_defaults
 from distill_cli.training.trainer import DistillationTrainingArguments, recipe_arguments
@@ -78,7 +77,7 @@ def make_plan(cfg: Config, command: str, search: SearchSettings | None = None, d
     cfg = static_defaults(cfg)
     if search is None and cfg.keep_best_epoch and cfg.patience is None:
         # The patience this run stops with, so that run.json records the value used, not null.
-        cfg = cfg.model_copy(update={"patience": patience(cfg, static)})
+        cfg = cfg.model_copy(update={"patience": cfg.effective_patience(static)})
     if static and search is not None:  # the ranges a static student trains in, where the space gives none
         defaults = {k: v for k, v in STATIC_SEARCH_DEFAULTS.items() if k not in search.model_fields_set}
         search = search.model_copy(update=defaults)
@@ -86,7 +85,8 @@ def make_plan(cfg: Config, command: str, search: SearchSettings | None = None, d
     check_precision(cfg)
     lowest = search.alpha[0] if search is not None and search.alpha is not None else alpha
     args = training_arguments(cfg, alpha, static)
-    return Plan(cfg, command, args, static, alpha, teacher_logits=bool(cfg.teacher) and lowest < 1.0, search=search,
+    teacher = bool(cfg.teacher or cfg.teacher_labels)
+    return Plan(cfg, command, args, static, alpha, teacher_logits=teacher and lowest < 1.0, search=search,
                 recipe=recipe)  # fmt: skip
 
 
@@ -173,6 +173,7 @@ def training_arguments(
         alpha=alpha,
         transfer_weight=cfg.transfer_weight,
         contrastive_weight=cfg.contrastive_weight,
+        kd_loss=cfg.kd_loss,
         feature_weight=cfg.feature_weight if cfg.teacher else 0.0,
         **(best_epoch_arguments() if keep_best else {}),
         **(dict(label_names=["labels"]) if static else {}),  # its forward takes no labels: say where they are
@@ -186,13 +187,24 @@ def best_epoch_arguments() -> dict:
     return dict(load_best_model_at_end=True, metric_for_best_model=EXPECTED.key, greater_is_better=True)
 
 
-def patience(cfg: Config, static: bool) -> int:
-    """Epochs without a better expected accuracy before training stops: the config's, else model2vec's 5
-    for a static student (its epochs cost seconds) and 2 for a transformer."""
-    return cfg.patience if cfg.patience is not None else STATIC_PATIENCE if static else 2
-
-
 # ------------------------------------------------------------------------------------------- preflight
+
+
+def soft_label_problems(plan: Plan) -> list[str]:
+    """What a teacher that is a file (``teacher_labels``) cannot do, and the file itself (it is there)."""
+    cfg = plan.cfg
+    if not cfg.teacher_labels:
+        return []
+    problems = []
+    if cfg.teacher:
+        problems.append("--teacher and --teacher-labels are two teachers: give one")
+    if cfg.augment or cfg.splice:
+        problems.append("--augment and --splice make queries that a file of labels does not cover: drop them")
+    if cfg.feature_weight > 0:
+        problems.append("--feature-weight matches a teacher model's sentence vectors: a file of labels has none")
+    if cfg.teacher_mode == "online":
+        problems.append("--teacher-labels is read once: drop --teacher-mode online")
+    return problems
 
 
 def preflight(plan: Plan, student: modeling.ModelRef | None = None) -> None:
@@ -205,9 +217,10 @@ def preflight(plan: Plan, student: modeling.ModelRef | None = None) -> None:
             f"alpha={cfg.alpha} needs a teacher: finetune trains on the labels alone (alpha 1); "
             "use `distill distill --teacher NAME` to distill"
         )
-    if plan.command == "distill" and not cfg.teacher:
+    if plan.command == "distill" and not (cfg.teacher or cfg.teacher_labels):
         what = "search" if plan.search is not None else "distill"
-        problems.append(f"{what} needs a teacher: pass --teacher NAME or set 'teacher' in the config")
+        problems.append(f"{what} needs a teacher: pass --teacher NAME or --teacher-labels FILE, or set one in a config")
+    problems += soft_label_problems(plan)
     if plan.static and cfg.student_layers:
         problems.append("--student-layers cuts a transformer; a static student has no layers")
     if plan.static and cfg.teacher_mode == "online":
@@ -228,7 +241,14 @@ def preflight(plan: Plan, student: modeling.ModelRef | None = None) -> None:
 def usage_problems(plan: Plan) -> list[str | None]:
     """The checks that raise on their own (a transfer file, the trackers), as problems to report together."""
     found = []
-    for check in (lambda: check_transfer_file(plan.cfg.transfer_set), lambda: check_trackers(plan.cfg.report_to)):
+    from distill_cli.data.soft_labels import check_file
+
+    checks = (
+        lambda: check_transfer_file(plan.cfg.transfer_set),
+        lambda: check_file(plan.cfg.teacher_labels),
+        lambda: check_trackers(plan.cfg.report_to),
+    )
+    for check in checks:
         try:
             check()
         except UsageError as err:

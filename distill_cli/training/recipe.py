@@ -19,6 +19,7 @@ import transformers
 
 from distill_cli import inference, modeling, precision
 from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fingerprint
+from distill_cli.data.soft_labels import read_soft_labels
 from distill_cli.data.transfer import ExtraRows, describe, extra_rows, with_extra_rows
 from distill_cli.errors import Interrupted, UsageError
 from distill_cli.metrics import metrics_fn
@@ -49,14 +50,16 @@ def shared_setup(plan: Plan, student_ref: modeling.ModelRef) -> Setup:
     prepared = load_data(plan, models)
     oos = check_oos_rule(plan, prepared)
     rows = add_extra_rows(plan, prepared, models.tokenizer)
-    teacher = setup_teacher(plan, models, prepared.datasets["train"]["text"])  # a column, read a piece at a time
+    texts = prepared.datasets["train"]["text"]  # a column, read a piece at a time
+    teacher = soft_teacher(plan, texts, prepared.model_labels) if plan.cfg.teacher_labels else None
+    teacher = teacher or setup_teacher(plan, models, texts)
     return Setup(models, prepared, teacher, oos, rows)
 
 
 def load_models(plan: Plan, student_ref: modeling.ModelRef) -> Models:
     """Configs and tokenizers; labels come from the teacher when there is one (the student takes them over)."""
     cfg, models = plan.cfg, Models(student_ref, None, None)
-    if plan.command == "distill":
+    if plan.command == "distill" and cfg.teacher:  # a file of labels (teacher_labels) names no model
         models.teacher, models.teacher_config, models.teacher_labels = modeling.teacher_with_labels(cfg)
     models.student_config = modeling.load_model_config(student_ref, cfg)
     if not plan.static:  # model2vec makes static vectors of any encoder
@@ -134,18 +137,29 @@ def add_extra_rows(plan: Plan, prepared: Prepared, tokenizer) -> ExtraRows:
     return rows
 
 
+def soft_teacher(plan: Plan, texts: Sequence[str], labels: list[str]) -> TeacherSetup:
+    """A teacher that is a file (``data/soft_labels.py``): its targets as logits over the run's labels, a row
+    of NaN where it has none for a training row (that row keeps its label alone)."""
+    start = time.perf_counter()
+    soft = read_soft_labels(plan.cfg.teacher_labels, labels, plan.cfg.text_column)
+    logits, covered = soft.for_texts(list(texts))
+    if covered == 0:
+        raise UsageError(f"--teacher-labels {soft.path}: none of its texts is a training query")
+    if plan.is_main:
+        info(f"teacher labels: {covered:,} of {len(texts):,} training rows from {soft.path} ({soft.kind})")
+    uncovered = len(texts) - covered
+    return TeacherSetup(logits=torch.from_numpy(logits), seconds=time.perf_counter() - start,
+                        labelled_by_file=covered, labels_alone=uncovered)  # fmt: skip
+
+
 def setup_teacher(plan: Plan, models: Models, train_texts: Sequence[str]) -> TeacherSetup:
     """Cached mode: the teacher's logits over the training texts, computed once (each process its share) or
     read back, when the plan needs them. Online mode: the teacher model itself, run on every step."""
     cfg, setup = plan.cfg, TeacherSetup()
     if models.teacher is None:
         return setup
-    # A static student is a table of vectors, whatever encoder they came from: no architecture to match.
-    if models.teacher_config.model_type != models.student_config.model_type and plan.is_main and not plan.static:
-        warn(
-            f"teacher is {models.teacher_config.model_type}, student is {models.student_config.model_type}: "
-            "distillation works best within one model type"
-        )
+    # Teacher and student may differ in architecture and vocabulary: the cache holds logits over the labels,
+    # and MiniLM-L6 from MPNet is the suite's best student (BENCHMARKS.md), so nothing is said of it.
     start = time.perf_counter()
     if cfg.teacher_mode == "cached" and plan.teacher_logits:  # every process labels its share of the rows
         setup.logits, setup.cache_reused = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts)
@@ -192,7 +206,7 @@ def probe_head(plan: Plan, model, setup: Setup) -> None:
         features = setup.probe_features[cfg.student_layers] = head_features(
             model.to(precision.device()), tokenizer, texts, cfg.max_length, half
         )
-    probe(model, features, torch.tensor(train_ds["label"]), logits, alpha, cfg.temperature)
+    probe(model, features, torch.tensor(train_ds["label"]), logits, alpha, cfg.temperature, cfg.kd_loss)
 
 
 def build_trainer(plan: Plan, model, setup: Setup, callbacks: list) -> DistillationTrainer:

@@ -4,6 +4,7 @@ and setup."""
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 
 import torch
 import transformers
@@ -65,10 +66,13 @@ def student_record(trained: Trained, setup: Setup) -> StudentRecord:
 
 
 def teacher_record(plan, setup: Setup) -> TeacherRecord | None:
-    teacher = setup.models.teacher
+    teacher, cfg = setup.models.teacher, plan.cfg
+    if cfg.teacher_labels:  # a file of labels: what it covered, and the rows that kept their label alone
+        file, found = Path(cfg.teacher_labels), setup.teacher
+        return TeacherRecord(spec=cfg.teacher_labels, location=str(file.resolve()), mode="labels",
+                             labelled=found.labelled_by_file, labels_alone=found.labels_alone)  # fmt: skip
     if teacher is None:
         return None
-    cfg = plan.cfg
     return TeacherRecord(
         spec=cfg.teacher, location=teacher.location, mode=cfg.teacher_mode, cache_reused=setup.teacher.cache_reused
     )

@@ -45,6 +45,8 @@ class TeacherSetup:
     model: torch.nn.Module | None = None
     seconds: float = 0.0
     cache_reused: bool | None = None
+    labelled_by_file: int | None = None  # a file of labels (teacher_labels): the training rows it covered,
+    labels_alone: int | None = None  # and those it did not, which keep their label alone
 
 
 @dataclass

@@ -46,6 +46,7 @@ class DistillationTrainingArguments(TrainingArguments):
     contrastive_weight: float = field(
         default=0.0, metadata={"help": "Weight of the supervised contrastive loss on the pooled vectors."}
     )
+    kd_loss: str = field(default="kl", metadata={"help": "The distillation term, by name (kd_losses.KD_LOSSES)."})
 
 
 class DistillationTrainer(Trainer):
@@ -99,7 +100,7 @@ class DistillationTrainer(Trainer):
                     teacher_logits = self.teacher(**inputs).logits
             args = self.args
             loss = distillation_loss(
-                outputs.logits, labels, teacher_logits, args.alpha, args.temperature, args.transfer_weight
+                outputs.logits, labels, teacher_logits, args.alpha, args.temperature, args.transfer_weight, args.kd_loss
             )
         else:
             loss = evaluation_loss(outputs.logits, labels)
