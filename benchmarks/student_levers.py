@@ -101,8 +101,8 @@ def patch_soup(recipe) -> None:
 
     build, fit = recipe.build_trainer, recipe.fit
 
-    def build_trainer(plan, model, setup, callbacks):
-        return build(plan, model, setup, [*callbacks, Snapshots()])
+    def build_trainer(plan, model, setup, callbacks, *rest):
+        return build(plan, model, setup, [*callbacks, Snapshots()], *rest)
 
     def fit_and_soup(trainer, run):
         seconds = fit(trainer, run)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, field_validator
 
+from distill_cli.config_file import read_yaml
 from distill_cli.errors import UsageError
 
 COMMANDS = ("prepare", "finetune", "distill", "search", "evaluate", "export", "predict", "push")
@@ -58,7 +59,14 @@ class Config(BaseModel):
         description="Student checkpoint: folder, run name, alias or Hub id; static:<encoder> for a static student.",
     )
     student_layers: PositiveInt | None = Field(None, description="Keep N of the student's layers, spread evenly.")
-    teacher: str | None = Field(None, description="Teacher: folder, run name, alias or Hub id.")
+    teacher: list[str] | str | None = Field(
+        None,
+        description="Teacher: folder, run name, alias, Hub id or exported ONNX folder; several (--teacher a "
+        "--teacher b): an ensemble, combined as teacher_ensemble says.",
+    )
+    teacher_ensemble: Literal["logits", "probs"] = Field(
+        "logits", description="An ensemble of teachers teaches the mean of their logits, or of their probabilities."
+    )
     teacher_labels: str | None = Field(
         None,
         description="A teacher that is a file (.jsonl, .csv, .json, .parquet): a text and its label, probs or logits "
@@ -98,6 +106,17 @@ class Config(BaseModel):
         ge=0,
         description="Weight of the supervised contrastive loss on the pooled vectors of labelled queries, with "
         "batches of same-label pairs (0: off).",
+    )
+    hidden_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of matching each student layer's token vectors to a teacher layer's (MSE), for a teacher "
+        "and a student of one tokenizer and width (0: off).",
+    )
+    layer_map: list[int] | None = Field(
+        None,
+        description="With hidden_weight: the teacher layer (0-based) each student layer matches; default the layers "
+        "a student cut from the teacher kept, else spread evenly.",
     )
     transfer_weight: float = Field(
         1.0, ge=0, description="Weight of the KD term of transfer-set and augmented rows (labelled rows: 1)."
@@ -170,6 +189,24 @@ class Config(BaseModel):
     name: str | None = Field(None, description="Run name under the runs folder.")
     output: Path | None = Field(None, description="Output folder.")
     cache_dir: Path | None = Field(None, description="Cache of prepared datasets and teacher logits.")
+
+    @field_validator("teacher")
+    @classmethod
+    def _one_or_several(cls, value: list[str] | str | None) -> list[str] | str | None:
+        """One teacher is a name; several, a list (an ensemble); none, None."""
+        if isinstance(value, list):
+            return None if not value else value[0] if len(value) == 1 else value
+        return value
+
+    @property
+    def teachers(self) -> list[str]:
+        """Every teacher: one, several (an ensemble) or none."""
+        return [] if self.teacher is None else [self.teacher] if isinstance(self.teacher, str) else self.teacher
+
+    @property
+    def lead_teacher(self) -> str | None:
+        """The first teacher: its label order is the run's, and the others' must be the same."""
+        return self.teachers[0] if self.teachers else None
 
     @field_validator("report_to")
     @classmethod
@@ -249,67 +286,6 @@ class PushOptions(StepOptions):
 STEP_OPTIONS: dict[str, type[StepOptions]] = {"export": ExportOptions, "evaluate": EvaluateOptions, "push": PushOptions}
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping, turning every failure into one line naming the file."""
-    if not path.is_file():
-        raise UsageError(f"config file not found: {path}")
-    try:
-        data = safe_load_bounded(path.read_text(encoding="utf-8"), path)
-    except UnicodeDecodeError:
-        raise UsageError(f"config {path} is not UTF-8 text") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UsageError(f"config {path}: invalid YAML{where}: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UsageError(f"config {path}: expected a mapping of keys to values, got {type(data).__name__}")
-    return data
-
-
-MAX_YAML_NODES = 100_000  # a config has tens of keys; aliases that expand past this are a "billion laughs"
-
-
-def safe_load_bounded(text: str, path: Path) -> Any:
-    """``yaml.safe_load``, refusing a document whose aliases would expand to more than ``MAX_YAML_NODES``
-    values (or refer to themselves) before any of it is built: the node graph shares aliased nodes, so it is
-    counted in time linear in its size."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        expanded_size(node, {}, set(), path)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def expanded_size(node, sizes: dict[int, int], open_nodes: set[int], path: Path) -> int:
-    """How many values ``node`` stands for once every alias in it is expanded (memoised per shared node)."""
-    key = id(node)
-    if key in sizes:
-        return sizes[key]
-    if key in open_nodes:
-        raise UsageError(f"config {path}: an alias refers to itself; a config is a tree of plain values")
-    open_nodes.add(key)
-    children = node.value if isinstance(node, yaml.SequenceNode) else []
-    if isinstance(node, yaml.MappingNode):
-        children = [item for pair in node.value for item in pair]
-    total = 1 + sum(expanded_size(child, sizes, open_nodes, path) for child in children)
-    open_nodes.discard(key)
-    if total > MAX_YAML_NODES:
-        line = node.start_mark.line + 1
-        raise UsageError(
-            f"config {path}: the aliases at line {line} expand to more than {MAX_YAML_NODES:,} values; "
-            "a config is a few settings: write them out"
-        )
-    sizes[key] = total
-    return total
-
-
 def load_config(
     path: Path | None = None, command: str | None = None, overrides: dict[str, Any] | None = None
 ) -> Config:
@@ -343,7 +319,7 @@ def load_step(
                 raise UsageError(f"{where}: section '{command}' must be a mapping of keys to values")
             step.update({k: v for k, v in section.items() if k in own})
             merged.update({k: v for k, v in section.items() if k not in own})
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None and v != [] and v != ()}
     step.update({k: v for k, v in given.items() if k in own})
     merged.update({k: v for k, v in given.items() if k not in own})
     try:

@@ -339,17 +339,23 @@ def spread_layers(total: int, keep: int) -> list[int]:
     return sorted({round(i * (total - 1) / (keep - 1)) for i in range(keep)})
 
 
-def keep_layers(model: PreTrainedModel, keep: int) -> list[int]:
-    """Cut the encoder down to ``keep`` of its layers, in place; returns the indices kept."""
-    import torch
-
+def layer_stack(model, flag: str = "--student-layers"):
+    """The module that holds the encoder's layers, and its attribute name there (BERT-family encoders)."""
     stack_path = LAYER_STACKS.get(model.config.model_type)
     if stack_path is None:
-        raise UsageError(f"--student-layers needs a BERT-family encoder, not {model.config.model_type}")
+        raise UsageError(f"{flag} needs a BERT-family encoder, not {model.config.model_type}")
     owner = model.base_model
     *parents, attr = stack_path.split(".")
     for p in parents:
         owner = getattr(owner, p)
+    return owner, attr
+
+
+def keep_layers(model: PreTrainedModel, keep: int) -> list[int]:
+    """Cut the encoder down to ``keep`` of its layers, in place; returns the indices kept."""
+    import torch
+
+    owner, attr = layer_stack(model)
     layers = getattr(owner, attr)
     if keep > len(layers):
         raise UsageError(f"--student-layers {keep}: the student has only {len(layers)} layers")
@@ -359,8 +365,10 @@ def keep_layers(model: PreTrainedModel, keep: int) -> list[int]:
     return indices
 
 
-def teacher_with_labels(cfg: Config) -> tuple[ModelRef, object, list[str]]:
-    """The configured teacher, its config, and its label names (it must be a trained classifier)."""
-    ref = resolve_model(cfg.teacher, cfg)
+def teacher_with_labels(cfg: Config, spec: str | None = None) -> tuple[ModelRef, object, list[str]]:
+    """A teacher (``spec``, else the config's first), its config, and its label names (it must be a trained
+    classifier)."""
+    spec = spec or cfg.lead_teacher
+    ref = resolve_model(spec, cfg)
     model_config = load_model_config(ref, cfg)
-    return ref, model_config, classifier_labels(model_config, cfg.teacher, ": fine-tune it first (distill finetune)")
+    return ref, model_config, classifier_labels(model_config, spec, ": fine-tune it first (distill finetune)")

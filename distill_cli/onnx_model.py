@@ -57,6 +57,15 @@ class OnnxClassifier:
     def eval(self) -> OnnxClassifier:
         return self
 
+    def to(self, *args, **kwargs) -> OnnxClassifier:
+        """As a torch module's: here a no-op, ONNX Runtime runs the graph on the CPU (so a teacher may be an
+        exported folder, int8 included, whatever device the student trains on)."""
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
     def num_parameters(self) -> int:
         """Elements of the graph's weights (for an int8 graph: its quantized weights, scales and zero points)."""
         import onnx

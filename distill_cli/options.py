@@ -67,6 +67,7 @@ TRAIN = DATA + (
 DISTILL = TRAIN + (
     "teacher",
     "teacher_labels",
+    "teacher_ensemble",
     "teacher_mode",
     "temperature",
     "kd_loss",
@@ -76,6 +77,8 @@ DISTILL = TRAIN + (
     "splice",
     "transfer_weight",
     "feature_weight",
+    "hidden_weight",
+    "layer_map",
 )
 EVALUATE = (
     "dataset",

@@ -43,6 +43,8 @@ class TeacherRecord(BaseModel):
     cache_reused: bool | None = None
     labelled: int | None = None  # labels: the training rows the file gave a target
     labels_alone: int | None = None  # labels: the training rows it did not cover, trained on their label alone
+    members: list[str] | None = None  # an ensemble: every teacher (``spec`` is the first), and how they were
+    ensemble: str | None = None  # combined: the mean of their logits, or of their probabilities
 
 
 class DatasetRecord(BaseModel):

@@ -33,10 +33,11 @@ from distill_cli.metrics import (
     score_histogram,
     separation,
 )
-from distill_cli.oos import OOSRule, confidence, saved_stats
+from distill_cli.oos import OOSRule, confidence
 from distill_cli.oos_scores import FeatureStats
 from distill_cli.records import EvalResults
-from distill_cli.runs import config_with_run_dataset, oos_rule_of
+from distill_cli.runs import config_with_run_dataset
+from distill_cli.served import load_served
 from distill_cli.ui import Bar
 from distill_cli.weights import check_weights, weights_size_mb
 
@@ -80,8 +81,8 @@ class Candidate:
 
     @classmethod
     def load(cls, cfg: Config, ref: modeling.ModelRef, gold: list[str]) -> Candidate:
-        tokenizer, (model, labels) = modeling.load_tokenizer(ref, cfg), modeling.load_classifier_for_inference(ref, cfg)
-        rule = oos_rule_of(ref.run_dir)
+        served = load_served(cfg, ref, every_stat=True)
+        model, tokenizer, labels, rule, stats = served.model, served.tokenizer, served.labels, served.rule, served.stats
         if rule is not None and rule.oos_label not in labels:  # the fallback's answer, which has no output
             labels = [*labels, rule.oos_label]
         check_labels(set(gold), labels, f"model '{ref.spec}'")
@@ -89,7 +90,6 @@ class Candidate:
         oos_id = index.get(cfg.oos_label) if cfg.oos_label in gold else None
         if rule is not None and oos_id is not None and labels[oos_id] != rule.oos_label:
             rule = None  # a rule for another label than the data's out-of-scope one
-        stats = saved_stats(ref.location if ref.is_local else None, rule, always=True)
         return cls(ref, model, tokenizer, labels, [index[g] for g in gold], oos_id, cfg.max_length, rule, stats)
 
     def __call__(self, texts: list[str]):

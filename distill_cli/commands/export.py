@@ -31,6 +31,7 @@ from distill_cli.files import atomic_folder, check_replaceable
 from distill_cli.onnx_model import ONNX_FILE, OnnxClassifier, is_onnx_folder
 from distill_cli.records import ExportRecord
 from distill_cli.runs import RunRecord, config_with_run_dataset
+from distill_cli.served import load_served
 from distill_cli.training.trainer import MODEL_INPUTS
 from distill_cli.ui import warn
 from distill_cli.vocab import lost_tokens, trim
@@ -87,7 +88,8 @@ def export(
     name = Path(ref.location).name if ref.is_local else spec.split("/")[-1]
     output = output or cfg.runs_dir / f"{name}-{fmt}{'-int8' if quantize == 'int8' else ''}"
     check_output(output, overwrite)
-    tokenizer, (model, labels) = modeling.load_tokenizer(ref, cfg), modeling.load_classifier_for_inference(ref, cfg)
+    served = load_served(cfg, ref)
+    tokenizer, model, labels = served.tokenizer, served.model, served.labels
     texts = task_texts(cfg, ref, tokenizer, labels)
     checks = {}
     if trim_vocab:
@@ -98,29 +100,12 @@ def export(
         if fmt == "torch":
             model.save_pretrained(tmp)
         else:
-            checks.update(write_onnx(tmp, model, tokenizer, texts, quantize, cfg.max_length, oos_decider(ref, labels)))
+            decide = served.turned_away if served.rule is not None else None
+            checks.update(write_onnx(tmp, model, tokenizer, texts, quantize, cfg.max_length, decide))
         copy_feature_stats(ref, tmp)
         record = write_folder(tmp, ref, spec, fmt, quantize, trim_vocab, checks, labels)
         gate(checks, max_accuracy_drop)
     return {**record, "output": str(output)}
-
-
-def oos_decider(ref: modeling.ModelRef, labels: list[str]):
-    """The parent run's out-of-scope rule as a function of (logits, features) → decisions, or None."""
-    from distill_cli.oos_scores import FeatureStats
-    from distill_cli.runs import oos_rule_of
-
-    rule = oos_rule_of(ref.run_dir)
-    if rule is None:
-        return None
-    stats = FeatureStats.load(Path(ref.location)) if rule.needs_features else None
-
-    intents = [i for i, name in enumerate(labels) if name != rule.oos_label]
-
-    def decide(logits: np.ndarray, features: np.ndarray) -> np.ndarray:
-        return rule.confidence(logits, features, stats, intents) < rule.threshold
-
-    return decide
 
 
 def copy_feature_stats(ref: modeling.ModelRef, folder: Path) -> None:

@@ -18,9 +18,9 @@ import numpy as np
 from distill_cli import inference, modeling
 from distill_cli.config import Config
 from distill_cli.errors import UsageError
-from distill_cli.oos import OOSRule, saved_stats, softmax
+from distill_cli.oos import OOSRule, softmax
 from distill_cli.oos_scores import FeatureStats
-from distill_cli.runs import oos_rule_of
+from distill_cli.served import load_served
 
 
 @dataclass
@@ -35,12 +35,9 @@ class Predictor:
 
     @classmethod
     def load(cls, cfg: Config, spec: str) -> Predictor:
-        ref = modeling.resolve_model(spec, cfg)
-        model, labels = modeling.load_classifier_for_inference(ref, cfg)
-        rule = oos_rule_of(ref.run_dir)
-        oos_label = rule.oos_label if rule is not None else cfg.oos_label
-        stats = saved_stats(ref.location if ref.is_local else None, rule)
-        return cls(model, modeling.load_tokenizer(ref, cfg), labels, rule, oos_label, cfg.max_length, stats)
+        m = load_served(cfg, modeling.resolve_model(spec, cfg))
+        oos_label = m.rule.oos_label if m.rule is not None else cfg.oos_label
+        return cls(m.model, m.tokenizer, m.labels, m.rule, oos_label, cfg.max_length, m.stats)
 
     def __call__(self, texts: list[str], top_k: int = 1) -> list[dict]:
         needs_features = self.rule is not None and self.rule.needs_features

@@ -17,7 +17,7 @@ def prepare_command(cfg: Config, output: Path | None, overwrite: bool) -> Prepar
     student = modeling.resolve_model(cfg.student, cfg)
     tokenizer = modeling.load_tokenizer(student, cfg)
     labels = modeling.teacher_with_labels(cfg)[2] if cfg.teacher else None
-    return prepare(cfg, tokenizer, student.location, labels, cfg.teacher, output, overwrite)
+    return prepare(cfg, tokenizer, student.location, labels, cfg.lead_teacher, output, overwrite)
 
 
 def summary(result: Prepared) -> dict:

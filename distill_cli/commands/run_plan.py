@@ -74,6 +74,8 @@ def make_plan(config: Path | None, flags: dict[str, Any], output: Path | None, p
     if push:
         push_options = push_options.model_copy(update={"repo_id": push})
     teacher = flags.get("teacher") or given(distill, "teacher") or given(finetune, "student") or default_teacher()
+    if isinstance(teacher, list):
+        raise UsageError("distill run fine-tunes one teacher: for an ensemble, distill distill --teacher A --teacher B")
     student = flags.get("student") or given(distill, "student") or default_student(teacher)
     trained = is_trained_run(teacher, finetune)
     teacher_dir = Path(resolved(teacher, finetune)) if trained else folder / "teacher"

@@ -93,11 +93,11 @@ def open_study(plan: Plan, name: str | None) -> Study:
     and its storage). Creates the study, or continues it when it was started with the same settings."""
     optuna = require("optuna")
     cfg, settings = plan.cfg, plan.search
-    if cfg.teacher:
-        modeling.resolve_model(cfg.teacher, cfg)  # a misspelt model fails here, before the study folder exists
+    for teacher in cfg.teachers:
+        modeling.resolve_model(teacher, cfg)  # a misspelt model fails here, before the study folder exists
     student = modeling.resolve_model(cfg.student, cfg)
     preflight(plan, student)
-    name = name or f"search-{slug(cfg.teacher)}-{slug(cfg.student)}"
+    name = name or f"search-{slug(cfg.lead_teacher or 'labels')}-{slug(cfg.student)}"
     check_name(name, cfg.runs_dir, "study")
     folder = cfg.runs_dir / name
     if folder.is_dir() and any(folder.iterdir()) and not any((folder / f).exists() for f in OURS):

@@ -43,7 +43,8 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
         model, layers_kept = build_student(plan, setup)
         if run.resume_from is None:
             probe_head(plan, model, setup)
-        trainer = build_trainer(plan, model, setup, [RichProgress(f"{command} {run.final.name}"), StopOnSignal()])
+        callbacks = [RichProgress(f"{command} {run.final.name}"), StopOnSignal()]
+        trainer = build_trainer(plan, model, setup, callbacks, layers_kept)
         train_s = fit(trainer, run)
         return finish_training(Trained(plan, trainer, layers_kept, train_s), run, setup)
     finally:

@@ -174,6 +174,7 @@ def training_arguments(
         transfer_weight=cfg.transfer_weight,
         contrastive_weight=cfg.contrastive_weight,
         kd_loss=cfg.kd_loss,
+        hidden_weight=cfg.hidden_weight if cfg.teacher else 0.0,
         feature_weight=cfg.feature_weight if cfg.teacher else 0.0,
         **(best_epoch_arguments() if keep_best else {}),
         **(dict(label_names=["labels"]) if static else {}),  # its forward takes no labels: say where they are
@@ -207,6 +208,31 @@ def soft_label_problems(plan: Plan) -> list[str]:
     return problems
 
 
+def hidden_problems(plan: Plan) -> list[str]:
+    """Hidden-state matching needs one teacher model of the student's family (tokenizer and width are checked
+    once the models' configs are read)."""
+    cfg = plan.cfg
+    if cfg.hidden_weight <= 0:
+        return []
+    if plan.static:
+        return ["--hidden-weight matches a transformer's layers; a static student has none"]
+    if plan.command != "distill" or len(cfg.teachers) != 1:
+        return ["--hidden-weight needs distill with one teacher model (not an ensemble, nor --teacher-labels)"]
+    return []
+
+
+def ensemble_problems(cfg: Config) -> list[str]:
+    """What an ensemble of teachers (``--teacher a --teacher b``) cannot do."""
+    if len(cfg.teachers) < 2:
+        return []
+    problems = []
+    if cfg.teacher_mode == "online":
+        problems.append("an ensemble of teachers is cached (each member once): drop --teacher-mode online")
+    if cfg.feature_weight > 0:
+        problems.append("--feature-weight matches one teacher's sentence vectors, not an ensemble's")
+    return problems
+
+
 def preflight(plan: Plan, student: modeling.ModelRef | None = None) -> None:
     """Every problem of the plan that would waste compute, in one line (exit 2): the command's needs, the
     student against its settings and the search space, the teacher's mode, extra rows, files, trackers."""
@@ -220,7 +246,7 @@ def preflight(plan: Plan, student: modeling.ModelRef | None = None) -> None:
     if plan.command == "distill" and not (cfg.teacher or cfg.teacher_labels):
         what = "search" if plan.search is not None else "distill"
         problems.append(f"{what} needs a teacher: pass --teacher NAME or --teacher-labels FILE, or set one in a config")
-    problems += soft_label_problems(plan)
+    problems += soft_label_problems(plan) + ensemble_problems(cfg) + hidden_problems(plan)
     if plan.static and cfg.student_layers:
         problems.append("--student-layers cuts a transformer; a static student has no layers")
     if plan.static and cfg.teacher_mode == "online":

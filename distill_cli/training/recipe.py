@@ -30,6 +30,7 @@ from distill_cli.runs import RunFolder, finish_run, mark_started
 from distill_cli.training import static_student
 from distill_cli.training.callbacks import StopOnSignal
 from distill_cli.training.head import PROBE_ROWS, head_features, probe
+from distill_cli.training.hidden import layer_map
 from distill_cli.training.plan import Plan
 from distill_cli.training.record import run_record
 from distill_cli.training.setup import Models, OOSChoice, Setup, TeacherSetup, Trained
@@ -61,6 +62,7 @@ def load_models(plan: Plan, student_ref: modeling.ModelRef) -> Models:
     cfg, models = plan.cfg, Models(student_ref, None, None)
     if plan.command == "distill" and cfg.teacher:  # a file of labels (teacher_labels) names no model
         models.teacher, models.teacher_config, models.teacher_labels = modeling.teacher_with_labels(cfg)
+        models.members = ensemble_members(cfg, models.teacher_labels)
     models.student_config = modeling.load_model_config(student_ref, cfg)
     if not plan.static:  # model2vec makes static vectors of any encoder
         modeling.check_family(models.student_config, "student", cfg.student)
@@ -75,7 +77,37 @@ def load_models(plan: Plan, student_ref: modeling.ModelRef) -> Models:
             "--teacher-mode online needs teacher and student to share a tokenizer; "
             "the default cached mode works with different tokenizers"
         )
+    if cfg.hidden_weight > 0:
+        check_hidden_matching(cfg, models, same)
     return models
+
+
+def check_hidden_matching(cfg, models: Models, same_tokenizer: bool) -> None:
+    """Hidden-state matching compares token vectors one for one: one tokenizer, one width, and a layer map
+    that names a teacher layer for each student layer (before compute)."""
+    if cfg.layer_map:
+        student_layers = cfg.student_layers or models.student_config.num_hidden_layers
+        layer_map(cfg.layer_map, student_layers, models.teacher_config.num_hidden_layers, None)
+    widths = [getattr(c, "hidden_size", None) for c in (models.teacher_config, models.student_config)]
+    if not same_tokenizer:
+        raise UsageError("--hidden-weight matches token vectors one for one: teacher and student must share a "
+                         "tokenizer (the logits alone cross tokenizers: --hidden-weight 0)")  # fmt: skip
+    if widths[0] != widths[1]:
+        raise UsageError(f"--hidden-weight needs teacher and student of one width (hidden size {widths[0]} and "
+                         f"{widths[1]})")  # fmt: skip
+
+
+def ensemble_members(cfg, labels: list[str]) -> list[tuple[modeling.ModelRef, object]]:
+    """The teachers after the first of an ensemble (``--teacher a --teacher b``), each with its config; their
+    labels must be the first's, in the same order (each is loaded as a teacher is: a trained classifier)."""
+    members = []
+    for spec in cfg.teachers[1:]:
+        ref, model_config, theirs = modeling.teacher_with_labels(cfg, spec)
+        if theirs != labels:
+            raise UsageError(f"teacher {spec}: its labels are not {cfg.lead_teacher}'s in the same order; an ensemble "
+                             "averages outputs label by label")  # fmt: skip
+        members.append((ref, model_config))
+    return members
 
 
 def check_max_length(plan: Plan, model_config, role: str) -> None:
@@ -89,7 +121,8 @@ def load_data(plan: Plan, models: Models) -> Prepared:
     """Rank 0 prepares (or reuses) the dataset first; the other ranks then read it from the cache."""
     cfg = plan.cfg
     with plan.args.main_process_first(local=False, desc="prepare dataset"):
-        return load_for_training(cfg, models.tokenizer, models.student.location, models.teacher_labels, cfg.teacher)
+        location, labels = models.student.location, models.teacher_labels
+        return load_for_training(cfg, models.tokenizer, location, labels, cfg.lead_teacher)
 
 
 def check_oos_rule(plan: Plan, prepared: Prepared) -> OOSChoice | None:
@@ -163,12 +196,24 @@ def setup_teacher(plan: Plan, models: Models, train_texts: Sequence[str]) -> Tea
     start = time.perf_counter()
     if cfg.teacher_mode == "cached" and plan.teacher_logits:  # every process labels its share of the rows
         setup.logits, setup.cache_reused = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts)
+        if models.members:  # an ensemble: each member's logits cached on their own, then combined
+            others = [teacher_logits(cfg, ref, config, train_texts)[0] for ref, config in models.members]
+            setup.logits = ensemble_logits([setup.logits, *others], cfg.teacher_ensemble)
     elif cfg.teacher_mode == "online":
         setup.model = modeling.load_for_inference(models.teacher, cfg)
+    if cfg.hidden_weight > 0:  # its layers' token vectors, every step
+        setup.hidden_model = setup.model or modeling.load_for_inference(models.teacher, cfg)
     if cfg.teacher_mode == "cached" and cfg.feature_weight > 0:  # the geometry loss's targets, cached alike
         setup.features, _ = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts, "features")
     setup.seconds = time.perf_counter() - start
     return setup
+
+
+def ensemble_logits(members: list[torch.Tensor], how: str) -> torch.Tensor:
+    """The teachers' mean: of their logits, or (``probs``) of their probabilities, as log-probabilities."""
+    if how == "logits":
+        return torch.stack(members).mean(0)
+    return torch.stack([m.float().softmax(-1) for m in members]).mean(0).log()
 
 
 def build_student(plan: Plan, setup: Setup):
@@ -209,8 +254,14 @@ def probe_head(plan: Plan, model, setup: Setup) -> None:
     probe(model, features, torch.tensor(train_ds["label"]), logits, alpha, cfg.temperature, cfg.kd_loss)
 
 
-def build_trainer(plan: Plan, model, setup: Setup, callbacks: list) -> DistillationTrainer:
+def build_trainer(plan: Plan, model, setup: Setup, callbacks: list, layers_kept=None) -> DistillationTrainer:
     prepared, args = setup.prepared, plan.args
+    matching = {}
+    if args.hidden_weight > 0:  # each student layer and the teacher layer it matches (training/hidden.py)
+        teacher = setup.teacher.hidden_model
+        kept = layers_kept if setup.models.student.location == setup.models.teacher.location else None
+        counts = (model.config.num_hidden_layers, teacher.config.num_hidden_layers)
+        matching = dict(hidden_teacher=teacher, layer_map=layer_map(plan.cfg.layer_map, *counts, kept))
     collator = DistillCollator(setup.models.tokenizer, setup.teacher.logits, setup.teacher.features)
     if args.feature_weight > 0:
         add_projection(model, setup.teacher.features.shape[1])
@@ -229,6 +280,7 @@ def build_trainer(plan: Plan, model, setup: Setup, callbacks: list) -> Distillat
         compute_metrics=metrics_fn(prepared.label_names, prepared.manifest.oos_label, plan.cfg.oos_share),
         teacher_model=setup.teacher.model,
         callbacks=callbacks,
+        **matching,
     )
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # its raw dicts would go to stdout
     return trainer

@@ -73,9 +73,9 @@ def teacher_record(plan, setup: Setup) -> TeacherRecord | None:
                              labelled=found.labelled_by_file, labels_alone=found.labels_alone)  # fmt: skip
     if teacher is None:
         return None
-    return TeacherRecord(
-        spec=cfg.teacher, location=teacher.location, mode=cfg.teacher_mode, cache_reused=setup.teacher.cache_reused
-    )
+    ensemble = dict(members=cfg.teachers, ensemble=cfg.teacher_ensemble) if len(cfg.teachers) > 1 else {}
+    return TeacherRecord(spec=cfg.lead_teacher, location=teacher.location, mode=cfg.teacher_mode,
+                         cache_reused=setup.teacher.cache_reused, **ensemble)  # fmt: skip
 
 
 def final_metrics(epochs: list[dict], best_kept: bool) -> dict:

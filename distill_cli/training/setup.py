@@ -34,6 +34,7 @@ class Models:
     teacher: modeling.ModelRef | None = None
     teacher_config: object | None = None
     teacher_labels: list[str] | None = None
+    members: list = field(default_factory=list)  # an ensemble's other teachers: (ModelRef, config) each
 
 
 @dataclass
@@ -45,6 +46,7 @@ class TeacherSetup:
     model: torch.nn.Module | None = None
     seconds: float = 0.0
     cache_reused: bool | None = None
+    hidden_model: torch.nn.Module | None = None  # hidden-state matching: the teacher run on every step
     labelled_by_file: int | None = None  # a file of labels (teacher_labels): the training rows it covered,
     labels_alone: int | None = None  # and those it did not, which keep their label alone
 

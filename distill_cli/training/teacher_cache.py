@@ -29,7 +29,8 @@ def model_fingerprint(ref: modeling.ModelRef, model_config) -> str:
     """Identifies a teacher's weights: file contents for a local model, the commit for a Hub model."""
     if ref.is_local:
         root = Path(ref.location)
-        files = sorted(root.glob("*.safetensors")) + sorted(root.glob("pytorch_model*.bin"))
+        weights = ("*.safetensors", "pytorch_model*.bin", "*.onnx")  # an exported folder teaches too
+        files = [f for pattern in weights for f in sorted(root.glob(pattern))]
         files += [root / n for n in ("config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json")]
         return hashlib.sha256("".join(f.name + sha_file(f) for f in files if f.is_file()).encode()).hexdigest()
     return f"{ref.location}@{getattr(model_config, '_commit_hash', None)}"
@@ -78,7 +79,7 @@ def compute_rows(model, tokenizer, enc, rows, output, width: int, precision: str
     model.eval()
     part = torch.empty(len(rows), width)
     keys = [k for k in MODEL_INPUTS if k in enc]
-    where = next(model.parameters()).device
+    where = model.device if hasattr(model, "device") else next(model.parameters()).device
     with autocast(precision, where):
         for start in range(0, len(rows), batch_size):
             idx = rows[start : start + batch_size]

@@ -22,6 +22,7 @@ from distill_cli.config import Config
 from distill_cli.errors import DistillError
 from distill_cli.inference import final_linear
 from distill_cli.training import checkpoint
+from distill_cli.training.hidden import LayerTap, hidden_loss
 from distill_cli.training.loss import contrastive_loss, distillation_loss, geometry_loss
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -47,6 +48,9 @@ class DistillationTrainingArguments(TrainingArguments):
         default=0.0, metadata={"help": "Weight of the supervised contrastive loss on the pooled vectors."}
     )
     kd_loss: str = field(default="kl", metadata={"help": "The distillation term, by name (kd_losses.KD_LOSSES)."})
+    hidden_weight: float = field(
+        default=0.0, metadata={"help": "Weight of the MSE between mapped student and teacher layers' token vectors."}
+    )
 
 
 class DistillationTrainer(Trainer):
@@ -74,11 +78,16 @@ class DistillationTrainer(Trainer):
 
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, teacher_model: torch.nn.Module | None = None, **kwargs):
+    def __init__(self, *args, teacher_model: torch.nn.Module | None = None, hidden_teacher=None, layer_map=None,
+                 **kwargs):  # fmt: skip
         super().__init__(*args, **kwargs)
         self.teacher = teacher_model
         if self.teacher is not None:
             self.teacher.to(self.args.device).eval()
+        self.hidden_teacher, self.layer_map = hidden_teacher, layer_map  # hidden-state matching (training/hidden.py)
+        if self.args.hidden_weight > 0:
+            self.hidden_teacher.to(self.args.device).eval()
+            self.taps = (LayerTap(self.model), LayerTap(self.hidden_teacher))
         self.pooled: torch.Tensor | None = None  # the student's pooled features of this step (geometry loss)
         if self.args.feature_weight > 0 or self.args.contrastive_weight > 0:
             pooled_input(self.model)[0].register_forward_pre_hook(self._catch_pooled)
@@ -91,7 +100,8 @@ class DistillationTrainer(Trainer):
         labels = inputs.pop("labels")
         teacher_logits = inputs.pop(TEACHER_LOGITS, None)
         teacher_features = inputs.pop(TEACHER_FEATURES, None)
-        outputs = model(**inputs)
+        matching = model.training and self.args.hidden_weight > 0
+        student_states, outputs = self.taps[0].catch(lambda: model(**inputs)) if matching else ([], model(**inputs))
         if model.training and self.args.alpha < 1.0:
             if teacher_logits is None:
                 if self.teacher is None:
@@ -109,6 +119,11 @@ class DistillationTrainer(Trainer):
             loss = loss + self.args.feature_weight * geometry_loss(projection(self.pooled), teacher_features)
         if model.training and self.args.contrastive_weight > 0:
             loss = loss + self.args.contrastive_weight * contrastive_loss(self.pooled, labels)
+        if matching:
+            with torch.no_grad():
+                teacher_states, _ = self.taps[1].catch(lambda: self.hidden_teacher(**inputs))
+            mask = inputs["attention_mask"]
+            loss = loss + self.args.hidden_weight * hidden_loss(student_states, teacher_states, self.layer_map, mask)
         if not torch.isfinite(loss):
             # Stop at the first bad step: the run stays unfinished in .partial, no finished-looking model.
             raise DistillError(

