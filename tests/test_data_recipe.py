@@ -11,7 +11,7 @@ from conftest import run_cli
 
 from distill_cli.config import load_config
 from distill_cli.data.manifest import FEW_SHOT, Manifest
-from distill_cli.training.plan import DISTILL_EPOCHS, FEW_SHOT_RECIPE, make_plan
+from distill_cli.training.plan import DISTILL_EPOCHS, FEW_SHOT_DISTILL, FEW_SHOT_RECIPE, make_plan
 
 
 def manifest(per_intent: float, validation: str, setting: str = "no-oos") -> Manifest:
@@ -34,6 +34,10 @@ def test_five_an_intent_gets_the_few_shot_recipe_with_or_without_validation_and_
         assert plan.args.contrastive_weight == FEW_SHOT_RECIPE["contrastive_weight"]
         assert plan.args.num_train_epochs == FEW_SHOT_RECIPE["epochs"] and not plan.args.load_best_model_at_end
         assert plan.recipe.startswith("few-shot data (5 training queries an intent, median)")
+        # a student distilled from a teacher model also learns from its answers on variants of each query
+        assert plan.cfg.augment == (FEW_SHOT_DISTILL["augment"] if command == "distill" else 0)
+    assert planned("distill", manifest(5, "carved"), alpha=1.0).cfg.augment == 0  # no teacher's answers
+    assert planned("distill", manifest(5, "carved"), teacher_mode="online").cfg.augment == 0
 
 
 @pytest.mark.parametrize("validation", ["given", "carved"])
@@ -41,7 +45,7 @@ def test_a_hundred_an_intent_keeps_the_defaults(validation):
     finetune, distill = planned("finetune", manifest(100, validation)), planned("distill", manifest(100, validation))
     assert finetune.recipe is None and distill.recipe is None
     assert (finetune.cfg.epochs, distill.cfg.epochs) == (3, DISTILL_EPOCHS)
-    assert finetune.cfg.keep_best_epoch and finetune.cfg.contrastive_weight == 0
+    assert finetune.cfg.keep_best_epoch and finetune.cfg.contrastive_weight == 0 and distill.cfg.augment == 0
     assert planned("finetune", manifest(FEW_SHOT, "carved")).recipe is not None  # the bound is few-shot
     assert planned("finetune", manifest(FEW_SHOT + 1, "carved")).recipe is None
 

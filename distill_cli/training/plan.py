@@ -71,7 +71,7 @@ def make_plan(cfg: Config, command: str, search: SearchSettings | None = None, d
     """The plan of ``finetune``, ``distill`` or (with ``search``, the study's settings) a search; with ``data``
     (the prepared dataset's manifest), with the recipe it calls for where the config leaves it unset."""
     static = encoder_spec(cfg.student) is not None
-    cfg, recipe = data_defaults(cfg, data, static) if search is None else (cfg, None)
+    cfg, recipe = data_defaults(cfg, data, static, command) if search is None else (cfg, None)
     if command == "distill":
         cfg = distill_defaults(cfg, static, search is not None)
     cfg = static_defaults(cfg)
@@ -103,14 +103,21 @@ def for_data(plan: Plan, cfg: Config, data: Manifest) -> Plan:
 # validation split carved from a few queries an intent holds one or two of each: too few to choose an epoch
 # by, enough to set the fallback's threshold), and the supervised contrastive term.
 FEW_SHOT_RECIPE = {"epochs": 8, "keep_best_epoch": False, "contrastive_weight": 1.0}
+# ... and a student distilled from a teacher model learns from the teacher's answers on variants of every query
+# too (``--augment``): with a few queries an intent they won on CLINC150's few-shot validation for both the
+# MPNet teacher's MiniLM-L6 and the 3-layer cut (BENCHMARKS.md, "Student levers").
+FEW_SHOT_DISTILL = {"augment": 4}
 
 
-def data_defaults(cfg: Config, data: Manifest | None, static: bool) -> tuple[Config, str | None]:
+def data_defaults(cfg: Config, data: Manifest | None, static: bool, command: str = "finetune"):
     """``cfg`` with the recipe the data calls for, where the config and flags leave it unset, and one line
     saying what it set and why (None when the data calls for nothing). A static student keeps its own."""
     if data is None or static or not data.few_shot:
         return cfg, None
-    unset = {k: v for k, v in FEW_SHOT_RECIPE.items() if k not in cfg.model_fields_set}
+    recipe = dict(FEW_SHOT_RECIPE)
+    if command == "distill" and cfg.teachers and cfg.alpha < 1 and cfg.teacher_mode == "cached":  # a model labels them
+        recipe.update(FEW_SHOT_DISTILL)
+    unset = {k: v for k, v in recipe.items() if k not in cfg.model_fields_set}
     if not unset:
         return cfg, None
     settings = ", ".join(f"{k} {v}" for k, v in unset.items())
