@@ -36,7 +36,7 @@ lint: install
 # The documentation site (mkdocs, material theme) into site/, warnings as errors; the configuration and
 # command references are generated from the Config model and the Typer app (docs/hooks.py).
 docs: install
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
 # On CLINC150 "plus" from ../shared: the 110M MPNet teacher and the students distilled from it (mpnet_scores,
 # longer_training: about 1.5 hours on 2 cores), the static student's recipe chosen on validation (about 25
