@@ -32,18 +32,16 @@ WITH_RULE = ("accuracy", "in_scope_accuracy", "oos_recall", "in_scope_rejected")
 
 
 def check(plan: RunPlan) -> None:
-    """What can be refused before any compute: the models (their configs load), each training step's
-    settings, the folder, the extras, the Hub repository."""
+    """What can be refused before any compute (the dataset was, as the plan was made): the models (their
+    configs load), each training step's settings, the folder, the extras, the Hub repository."""
     from distill_cli.commands.publish import check_repo_id
-    from distill_cli.data.sources import check_source
     from distill_cli.extras import require
     from distill_cli.modeling import load_model_config, resolve_model
     from distill_cli.training.plan import make_plan as training_plan
     from distill_cli.training.plan import preflight
 
     check_folder(plan.folder)
-    check_source(plan.finetune.dataset)  # before a model is unpacked or loaded
-    teacher = resolve_model(plan.teacher, plan.finetune)
+    teacher = plan.teacher_ref
     load_model_config(teacher, plan.finetune)
     if not plan.teacher_trained:
         preflight(training_plan(plan.finetune, "finetune"), teacher)

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill_cli.config import Config, EvaluateOptions, ExportOptions, PushOptions, load_config, load_step
 from distill_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from distill_cli.modeling import ModelRef
 
 STEPS = ("prepare", "finetune", "distill", "export", "evaluate", "push")
 THE_TEACHER = "teacher"  # as the student: the fine-tuned teacher's own layers, ``student_layers`` of them
@@ -24,7 +27,7 @@ class RunPlan:
 
     folder: Path
     teacher: str  # what the teacher is fine-tuned from, or the finished run it is
-    teacher_trained: bool  # ``teacher`` is a finished run: distilled from as it is, no finetune step
+    teacher_ref: ModelRef  # ``teacher``, resolved once
     student: str
     finetune: Config
     distill: Config
@@ -34,6 +37,11 @@ class RunPlan:
     evaluate: EvaluateOptions
     push: PushOptions
     fingerprints: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def teacher_trained(self) -> bool:
+        """``teacher`` is a finished run: distilled from as it is, no finetune step."""
+        return self.teacher_ref.run_dir is not None
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -63,10 +71,16 @@ class RunPlan:
 
 def make_plan(config: Path | None, flags: dict[str, Any], output: Path | None, push: str | None) -> RunPlan:
     """Each step's config, as that command would read it, with the run's choices of teacher and student."""
+    from distill_cli.data.sources import check_source
+    from distill_cli.modeling import resolve_model
+
     common = {k: v for k, v in flags.items() if k not in ("teacher", "student", "student_layers", "name")}
     top = load_config(config, None, {**common, "name": flags.get("name")})
-    folder = output or top.output or top.runs_dir / (top.name or default_name(top.dataset))
     finetune = load_config(config, "finetune", common)
+    if not finetune.dataset:
+        raise UsageError("distill run needs a dataset: --dataset (a file, folder or Hub name), or dataset: in --config")
+    check_source(finetune.dataset)  # before a model is resolved: an installed MPNet is unpacked then
+    folder = output or top.output or top.runs_dir / (top.name or default_name(finetune.dataset))
     distill = load_config(config, "distill", {**common, "student_layers": flags.get("student_layers")})
     export_cfg, export = load_step(config, "export", common, {"quantize": "int8"})
     evaluate_cfg, evaluate = load_step(config, "evaluate", common, {})
@@ -77,14 +91,14 @@ def make_plan(config: Path | None, flags: dict[str, Any], output: Path | None, p
     if isinstance(teacher, list):
         raise UsageError("distill run fine-tunes one teacher: for an ensemble, distill distill --teacher A --teacher B")
     student = flags.get("student") or given(distill, "student") or default_student(teacher)
-    trained = is_trained_run(teacher, finetune)
-    teacher_dir = Path(resolved(teacher, finetune)) if trained else folder / "teacher"
+    teacher_ref = resolve_model(teacher, finetune)
+    teacher_dir = Path(teacher_ref.location) if teacher_ref.run_dir is not None else folder / "teacher"
     finetune.student, finetune.teacher, finetune.output, finetune.name = teacher, None, teacher_dir, None
     layers = distill.student_layers or (STUDENT_LAYERS if student == THE_TEACHER else None)
     distill.teacher, distill.output, distill.name = str(teacher_dir), folder / "student", None
     distill.student = str(teacher_dir) if student == THE_TEACHER else student
     distill.student_layers = layers
-    return RunPlan(folder, teacher, trained, student, finetune, distill, export_cfg, export, evaluate_cfg,
+    return RunPlan(folder, teacher, teacher_ref, student, finetune, distill, export_cfg, export, evaluate_cfg,
                    evaluate, push_options)  # fmt: skip
 
 
@@ -93,9 +107,8 @@ def given(cfg: Config, key: str) -> str | None:
     return getattr(cfg, key) if key in cfg.model_fields_set else None
 
 
-def default_name(dataset: str | None) -> str:
-    if not dataset:
-        raise UsageError("distill run needs a dataset: --dataset (a file, folder or Hub name), or dataset: in --config")
+def default_name(dataset: str) -> str:
+    """The run's folder name: the dataset's (a file's stem)."""
     from distill_cli.runs import slug
 
     return slug(Path(dataset).stem if Path(dataset).suffix else dataset)
@@ -112,18 +125,3 @@ def default_teacher() -> str:
 def default_student(teacher: str) -> str:
     """MiniLM-L6 for the MPNet teacher (a fifth of its size); else the teacher's own layers, cut."""
     return SMALL_STUDENT if teacher == "mpnet-base" else THE_TEACHER
-
-
-def resolved(spec: str, cfg: Config) -> str:
-    from distill_cli.modeling import resolve_model
-
-    return resolve_model(spec, cfg).location
-
-
-def is_trained_run(spec: str, cfg: Config) -> bool:
-    """``spec`` names a finished run of ``finetune``/``distill``: a teacher to distill from, not to train."""
-    from distill_cli.modeling import resolve_model
-
-    return resolve_model(spec, cfg).run_dir is not None
-
-
