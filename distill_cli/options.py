@@ -145,8 +145,9 @@ def flag_option(key: str, model: type[BaseModel] = Config) -> Any:
     command's own options, ``config.STEP_OPTIONS``)."""
     field = model.model_fields[key]
     help_text = field.description
-    if model is not Config and field.default not in (None, False, []):
-        help_text += f" [default: {field.default}]"
+    default = field.get_default(call_default_factory=True)
+    if model is not Config and default not in (None, False, []):
+        help_text += f" [default: {default}]"
     complete = {"autocompletion": complete_model} if key in MODEL_KEYS else {}
     option = typer.Option(*flag_names(key, model), help=help_text, show_default=False, **complete)
     return Annotated[Optional[flag_type(key, model)], option]

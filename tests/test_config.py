@@ -176,3 +176,14 @@ def test_a_static_student_distilled_learns_from_augmented_and_spliced_queries_un
     assert rows("distill", "static:minilm-l6", splice=3) == (2, 3)
     assert rows("distill", "static:minilm-l6", alpha=1.0) == (0, 0)  # no teacher's answers to learn from
     assert rows("distill", "minilm-l6") == (0, 0) and rows("finetune", "static:minilm-l6") == (0, 0)
+
+
+def test_every_flag_help_shows_a_real_default():
+    """A default made by a factory (a list) is shown as the value, or not at all."""
+    import typer
+
+    from distill_cli.cli import app
+
+    group = typer.main.get_command(app)
+    helps = [p.help or "" for c in group.commands.values() for p in getattr(c, "params", [])]
+    assert helps and not [h for h in helps if "PydanticUndefined" in h]
