@@ -17,12 +17,11 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from distill_cli.data.sources import LABEL_COLUMNS, TEXT_COLUMNS, read_source
-from distill_cli.data.transfer import digest
+from distill_cli.data.sources import LABEL_COLUMNS, read_source
+from distill_cli.data.transfer import check_transfer_file, digest, text_column_of
 from distill_cli.errors import UsageError
 
 FLAG = "--teacher-labels"
@@ -54,22 +53,14 @@ class SoftLabels:
 
 def check_file(spec: str | None) -> None:
     """Before any compute: the file is there and is a table."""
-    if spec is None:
-        return
-    path = Path(spec)
-    if not path.is_file():
-        raise UsageError(f"{FLAG} {spec}: no such file")
-    if path.suffix.lower() not in (".jsonl", ".csv", ".json", ".parquet"):
-        raise UsageError(f"{FLAG} {spec}: expected .jsonl, .csv, .json or .parquet (a text and its label(s) a row)")
+    check_transfer_file(spec, FLAG, text_lines=False)
 
 
 def read_soft_labels(spec: str, labels: list[str], text_column: str | None = None) -> SoftLabels:
     """The file's targets over ``labels`` (the run's, in output order); one line naming the first bad row."""
     check_file(spec)
     table = read_source(spec).splits.get("train", {})
-    text_col = text_column if text_column in table else next((c for c in TEXT_COLUMNS if c in table), None)
-    if text_col is None:
-        raise UsageError(f"{FLAG} {spec}: no text column among {', '.join(table)}; name it with --text-column")
+    text_col = text_column_of(table, text_column, FLAG, spec)
     found = [c for c in table if c in KINDS and (c not in LABEL_COLUMNS or c in ("label", "intent"))]
     if len(found) != 1:
         has = f"it has {', '.join(found)}" if found else f"its columns: {', '.join(table)}"

@@ -75,15 +75,25 @@ def digest(text: str) -> bytes:
     return hashlib.blake2b(normalised(text).encode(), digest_size=16).digest()
 
 
-def check_transfer_file(spec: str | None, flag: str = "--transfer-set") -> None:
-    """Before any compute: the file exists and has a supported extension."""
+def check_transfer_file(spec: str | None, flag: str = "--transfer-set", text_lines: bool = True) -> None:
+    """Before any compute: the file exists and has a supported extension (a table's, or ``.txt`` where
+    ``text_lines``)."""
     if spec is None:
         return
     path = Path(spec)
     if not path.is_file():
         raise UsageError(f"{flag} {spec}: no such file")
-    if path.suffix.lower() not in (".txt", *EXTENSIONS):
-        raise UsageError(f"{flag} {spec}: expected .txt (one query a line) or {', '.join(EXTENSIONS)}")
+    if path.suffix.lower() not in ((".txt",) if text_lines else ()) + EXTENSIONS:
+        lines = ".txt (one query a line) or " if text_lines else ""
+        raise UsageError(f"{flag} {spec}: expected {lines}{', '.join(EXTENSIONS)}")
+
+
+def text_column_of(table: dict, text_column: str | None, flag: str, path) -> str:
+    """The table's text column: the one named, else the first of ``TEXT_COLUMNS`` it has; one line if none."""
+    column = text_column if text_column in table else next((c for c in TEXT_COLUMNS if c in table), None)
+    if column is None:
+        raise UsageError(f"{flag} {path}: no text column among {', '.join(table)}; name it with --text-column")
+    return column
 
 
 def read_transfer_set(spec: str, text_column: str | None, flag: str = "--transfer-set") -> list[str]:
@@ -104,9 +114,7 @@ def transfer_texts(spec: str, text_column: str | None, flag: str = "--transfer-s
         yield from text_lines(path, flag)
         return
     table = read_source(str(path)).splits.get("train", {})
-    column = text_column if text_column in table else next((c for c in TEXT_COLUMNS if c in table), None)
-    if column is None:
-        raise UsageError(f"{flag} {path}: no text column among {', '.join(table)}; name it with --text-column")
+    column = text_column_of(table, text_column, flag, path)
     yield from (t.strip() for t in table[column] if isinstance(t, str) and t.strip())
 
 
