@@ -220,13 +220,19 @@ def mark_started(run: RunFolder) -> None:
         mark.write_text(json.dumps({"distill_run": "in progress", "settings": run.settings}, indent=2) + "\n")
 
 
+def started_settings(partial: Path) -> dict[str, Any] | None:
+    """The settings an interrupted run in ``partial`` started with; None for a mark of an older distill, or
+    none: nothing to compare with."""
+    try:
+        return json.loads((partial / PARTIAL_MARK).read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def check_same_settings(run: RunFolder) -> None:
     """A run resumes with the settings it started with: another learning rate, seed or dataset mixed into
     its second half would make a model no setting describes. Only ``PLACEMENT`` settings may change."""
-    try:
-        started = json.loads((run.partial / PARTIAL_MARK).read_text()).get("settings")
-    except (OSError, ValueError, AttributeError):
-        started = None  # a mark of an older distill, or none: nothing to compare with
+    started = started_settings(run.partial)
     if started is None or run.settings is None:
         from distill_cli.ui import warn
 

@@ -207,17 +207,14 @@ def train_step(cfg: Config, command: str, overwrite: bool) -> str:
     """``finetune`` or ``distill`` into its folder; an interrupted one (a ``.partial`` folder with a
     checkpoint, started with these settings) resumes from its last checkpoint."""
     from distill_cli.commands.train import render, train
-    from distill_cli.runs import PARTIAL_MARK, usable_checkpoint
+    from distill_cli.runs import RunFolder, started_settings, usable_checkpoint
 
-    partial = cfg.output.with_name(cfg.output.name + ".partial")
+    partial = RunFolder(cfg.output, generated=False).partial
     resume = False
     if partial.is_dir():
-        try:
-            started = json.loads((partial / PARTIAL_MARK).read_text()).get("settings")
-        except (OSError, ValueError, AttributeError):
-            started = None
-        resume = started == cfg.training_settings() and usable_checkpoint(partial) is not None
-        if not resume and not overwrite and started != cfg.training_settings():
+        same = started_settings(partial) == cfg.training_settings()
+        resume = same and usable_checkpoint(partial) is not None
+        if not resume and not overwrite and not same:
             raise UsageError(f"{partial} holds an interrupted run with other settings; pass --overwrite to start over")
         info(f"resuming {partial.name} from its last checkpoint" if resume else f"starting {partial.name} over")
     record = train(cfg, command, resume=resume, overwrite=overwrite or (partial.is_dir() and not resume))
