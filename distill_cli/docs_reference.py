@@ -48,13 +48,10 @@ def default_text(field) -> str:
 
 def flag_commands() -> dict[str, list[str]]:
     """Each config key, and the commands that take it as a flag."""
-    from distill_cli import options
+    from distill_cli.options import FLAGS_OF
 
-    groups = {"prepare": options.PREPARE, "finetune": options.TRAIN, "distill": options.DISTILL,
-              "search": options.DISTILL, "evaluate": options.EVALUATE, "export": options.EXPORT,
-              "predict": options.PREDICT, "push": options.PUSH, "run": options.RUN}  # fmt: skip
     taken: dict[str, list[str]] = {}
-    for command, keys in groups.items():
+    for command, keys in FLAGS_OF.items():
         for key in keys:
             taken.setdefault(key, []).append(command)
     return taken

@@ -122,20 +122,10 @@ def test_flags_are_the_config_fields_with_their_own_help():
 
     group = typer.main.get_command(app)
     assert set(group.commands) == {*COMMANDS, "config", "run"}  # the config's sections, and the steps in one
-    settings = {
-        "prepare": options.PREPARE,
-        "finetune": options.TRAIN,
-        "distill": options.DISTILL,
-        "search": options.DISTILL,
-        "evaluate": options.EVALUATE,
-        "export": options.EXPORT,
-        "predict": options.PREDICT,
-        "push": options.PUSH,
-        "run": options.RUN,
-    }
-    for name in (*COMMANDS, "run"):
+    assert set(options.FLAGS_OF) == {*COMMANDS, "run"}
+    for name, keys in options.FLAGS_OF.items():
         params = {p.name: p for p in group.commands[name].params}
-        for key in settings[name]:
+        for key in keys:
             assert params[key].help == Config.model_fields[key].description, (name, key)
             assert any(o.startswith(f"--{key.replace('_', '-')}") for o in params[key].opts), params[key].opts
     # The flag types follow the fields: a bad value is refused by the Config, naming the key.

@@ -97,8 +97,7 @@ def run(plan: RunPlan, overwrite: bool = False, until: str | None = None) -> Run
             info(f"{where}: reused {summary.steps[step].output or ''}".rstrip())
         else:
             redo = True
-            timed(summary, step, lambda s=step: STEP_RUNS[s](plan, summary, overwrite), where)
-            summary.steps[step].fingerprint = plan.fingerprints[step]
+            timed(summary, step, lambda s=step: STEP_RUNS[s](plan, summary, overwrite), where, plan.fingerprints[step])
         summary.write(plan.folder)
         if step == "evaluate" and (failures := gate_failures(plan, summary)):
             raise DistillError("gate failed: " + "; ".join(failures))
@@ -115,14 +114,14 @@ def reusable(plan: RunPlan, summary: RunSummary, step: str) -> bool:
     )
 
 
-def timed(summary: RunSummary, step: str, call: Callable[[], str | None], where: str) -> None:
-    """Run one step and record it."""
+def timed(summary: RunSummary, step: str, call: Callable[[], str | None], where: str, fingerprint: str) -> None:
+    """Run one step and record it, with the digest it ran with."""
     info(where)
     began = time.perf_counter()
     output = call()
     summary.steps[step] = StepRecord(
         status="given" if output == "given" else "done",
-        fingerprint="",  # set by the caller once the step succeeded
+        fingerprint=fingerprint,
         seconds=round(time.perf_counter() - began, 2),
         output=None if output in ("given", None) else str(output),
     )
