@@ -43,5 +43,7 @@ def test_a_run_trains_with_it_and_mismatches_are_refused(runs, tiny_distilbert):
     other = distill_from_teacher(runs, tiny_distilbert, *flags, "--name", "mismatch")
     assert_one_line_error(other, 2, "--hidden-weight", "tokenizer")
     assert not (runs / "mismatch").exists() and not (runs / "mismatch.partial").exists()
+    online = distill_from_teacher(runs, "teacher", *flags, "--teacher-mode", "online", "--name", "online")
+    assert online.code == 0, online.stderr  # one teacher pass a step gives the logits and the layers
     wrong_map = distill_from_teacher(runs, "teacher", *flags, "--layer-map", "0", "--name", "map")
     assert_one_line_error(wrong_map, 2, "--layer-map")

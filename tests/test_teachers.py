@@ -55,6 +55,8 @@ def test_the_mean_of_probabilities_is_a_distribution():
     assert torch.allclose(probs.sum(-1), torch.ones(4), atol=1e-6)
     expected = (members[0].softmax(-1) + members[1].softmax(-1)) / 2
     assert torch.allclose(probs, expected, atol=1e-6)
+    confident = ensemble_logits([torch.tensor([[0.0, 200.0]]), torch.tensor([[0.0, 300.0]])], "probs")
+    assert torch.isfinite(confident).all()  # a probability that underflows is not log 0: the row stays taught
 
 
 def test_an_exported_onnx_folder_teaches(runs, tmp_path):

@@ -9,6 +9,7 @@ the model and move the run folder into place. Each step takes the run's ``Plan``
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -210,10 +211,13 @@ def setup_teacher(plan: Plan, models: Models, train_texts: Sequence[str]) -> Tea
 
 
 def ensemble_logits(members: list[torch.Tensor], how: str) -> torch.Tensor:
-    """The teachers' mean: of their logits, or (``probs``) of their probabilities, as log-probabilities."""
+    """The teachers' mean: of their logits, or (``probs``) of their probabilities, as log-probabilities (the
+    log of the mean computed from log-probabilities, so an underflowing probability is not log 0 = -inf, which
+    the loss would take for a row with no teacher)."""
     if how == "logits":
         return torch.stack(members).mean(0)
-    return torch.stack([m.float().softmax(-1) for m in members]).mean(0).log()
+    log_probs = torch.stack([m.float().log_softmax(-1) for m in members])
+    return torch.logsumexp(log_probs, 0) - math.log(len(members))
 
 
 def build_student(plan: Plan, setup: Setup):

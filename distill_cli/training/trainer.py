@@ -102,12 +102,10 @@ class DistillationTrainer(Trainer):
         teacher_features = inputs.pop(TEACHER_FEATURES, None)
         matching = model.training and self.args.hidden_weight > 0
         student_states, outputs = self.taps[0].catch(lambda: model(**inputs)) if matching else ([], model(**inputs))
+        teacher_states = None
         if model.training and self.args.alpha < 1.0:
             if teacher_logits is None:
-                if self.teacher is None:
-                    raise ValueError("alpha < 1 needs a teacher model or cached teacher logits")
-                with torch.no_grad():
-                    teacher_logits = self.teacher(**inputs).logits
+                teacher_logits, teacher_states = self._online_teacher(inputs, matching)
             args = self.args
             loss = distillation_loss(
                 outputs.logits, labels, teacher_logits, args.alpha, args.temperature, args.transfer_weight, args.kd_loss
@@ -120,8 +118,9 @@ class DistillationTrainer(Trainer):
         if model.training and self.args.contrastive_weight > 0:
             loss = loss + self.args.contrastive_weight * contrastive_loss(self.pooled, labels)
         if matching:
-            with torch.no_grad():
-                teacher_states, _ = self.taps[1].catch(lambda: self.hidden_teacher(**inputs))
+            if teacher_states is None:  # cached logits: the teacher runs here for its layers alone
+                with torch.no_grad():
+                    teacher_states, _ = self.taps[1].catch(lambda: self.hidden_teacher(**inputs))
             mask = inputs["attention_mask"]
             loss = loss + self.args.hidden_weight * hidden_loss(student_states, teacher_states, self.layer_map, mask)
         if not torch.isfinite(loss):
@@ -131,6 +130,17 @@ class DistillationTrainer(Trainer):
                 "lower the learning rate, or check the data and the teacher"
             )
         return (loss, outputs) if return_outputs else loss
+
+    def _online_teacher(self, inputs: dict, matching: bool):
+        """The online teacher's logits of the batch, and its layers' outputs where hidden-state matching reads
+        the same model (one pass gives both), else None."""
+        if self.teacher is None:
+            raise ValueError("alpha < 1 needs a teacher model or cached teacher logits")
+        with torch.no_grad():
+            if matching and self.teacher is self.hidden_teacher:
+                states, out = self.taps[1].catch(lambda: self.teacher(**inputs))
+                return out.logits, states
+            return self.teacher(**inputs).logits, None
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
