@@ -278,7 +278,9 @@ class EvaluateOptions(StepOptions):
 class PushOptions(StepOptions):
     """``distill push``'s options, which its ``push:`` section may hold too (``distill run --push`` wins)."""
 
-    repo_id: str | None = Field(None, description="OWNER/NAME on the Hub; unset: nothing is pushed.")
+    repo_id: str | None = Field(
+        None, description="OWNER/NAME on the Hub (distill push needs one; distill run pushes only with one)."
+    )
     private: bool = Field(False, description="Create the repository as private.")
     commit_message: str | None = Field(None, description="Commit message.")
 

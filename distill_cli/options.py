@@ -101,12 +101,13 @@ PREDICT = ("runs_dir", "max_length", "oos_label")
 # setting is a key of its config file.
 RUN = DATA + ("epochs", "student_layers", "precision", "name")
 PUSH = ("runs_dir",)
-# The flags of export's and evaluate's own options (config.ExportOptions, config.EvaluateOptions), which their
-# config sections may hold too.
+# The flags of export's, evaluate's and push's own options (config.ExportOptions, EvaluateOptions, PushOptions),
+# which their config sections may hold too.
 EXPORT_OPTIONS = ("quantize", "trim_vocab", "trim_keep", "max_accuracy_drop")
 # Each command and the config keys it takes as flags.
 FLAGS_OF = {"prepare": PREPARE, "finetune": TRAIN, "distill": DISTILL, "search": DISTILL, "evaluate": EVALUATE,
             "export": EXPORT, "predict": PREDICT, "push": PUSH, "run": RUN}  # fmt: skip
+PUSH_OPTIONS = ("repo_id", "private", "commit_message")
 EVALUATE_OPTIONS = ("threads", "latency_runs", "batch_size", "metric", "min_accuracy", "max_latency_ms",
                     "max_accuracy_drop")  # fmt: skip
 
