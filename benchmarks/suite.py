@@ -83,6 +83,29 @@ def few_shot_validation(few: Path, shots: int) -> Path:
     return folder
 
 
+def one_domain_few_shot(domain: Path, shots: int) -> Path:
+    """A one-domain open-set set with its first ``shots`` training queries an intent (validation and test as
+    they are): few-shot data that is not CLINC150's, to choose the few-shot recipe on beside it."""
+    import csv
+
+    folder = DATA / f"{domain.name}-{shots}shot"
+    if not (folder / "train.csv").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        with (domain / "train.csv").open(newline="") as f:
+            rows, seen = [], {}
+            for row in csv.DictReader(f):
+                if seen.get(row["label"], 0) < shots:
+                    rows.append(row)
+                    seen[row["label"]] = seen.get(row["label"], 0) + 1
+        with (folder / "train.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["text", "label"])
+            writer.writeheader()
+            writer.writerows(rows)
+        for name in ("validation.csv", "test.csv", "validation_kind.txt", "test_kind.txt"):
+            (folder / name).symlink_to(domain / name)
+    return folder
+
+
 def datasets() -> dict[str, Data]:
     few, sdo = SHARED / "clinc150-fewshot", SHARED / "clinc-single-domain-oos"
     found = {
@@ -96,6 +119,10 @@ def datasets() -> dict[str, Data]:
         # The same train.csv and the same carved validation split: the same runs as the test set's.
         found[f"clinc-{shots}shot-val"] = Data(f"clinc-{shots}shot-val", few_shot_validation(few, shots),
                                                runs=f"clinc-{shots}shot")  # fmt: skip
+    for domain in ("banking", "credit_cards"):  # choosing only (validation): few-shot data beside CLINC150's
+        if (sdo / domain).is_dir():
+            folder = one_domain_few_shot(sdo / domain, 5)
+            found[f"{domain}-5shot"] = Data(f"{domain}-5shot", folder, folder / "test_kind.txt")
     if (SHARED / "clinc150").is_dir():
         found["clinc-third"] = Data("clinc-third", clinc_third())
     return found
