@@ -195,10 +195,10 @@ def recall_at_accuracy(scores: np.ndarray, oos: np.ndarray, right: np.ndarray, f
     return float(recall[ok].max()) if ok.any() else None
 
 
-def separation_rows(models: list[dict]) -> list[tuple[str, Metric]]:
-    """(score, metric) for each separation measure, when a model of the report has them (data with
-    out-of-scope queries); none otherwise."""
+def separation_rows(models: list) -> list[tuple[str, Metric]]:
+    """(score, metric) for each separation measure, when a model of the report (``records.ModelResult``) has
+    them (data with out-of-scope queries); none otherwise."""
     from distill_cli.oos_scores import SCORES
 
-    shown = [s for s in SCORES if any(s in (m.get("separation") or {}) for m in models)]
+    shown = [s for s in SCORES if any(s in (m.separation or {}) for m in models)]
     return [(score, metric) for score in shown for metric in SEPARATION]

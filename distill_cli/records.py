@@ -70,6 +70,80 @@ class ExportRecord(Record):
     labels: list[str] | None = None  # None in folders exported before labels were recorded
 
 
+class ConfusedWith(BaseModel):
+    intent: str
+    count: int
+
+
+class IntentRow(BaseModel):
+    """One intent's results (``metrics.per_intent``), and the intents its queries were most often taken for."""
+
+    intent: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    confused_with: list[ConfusedWith] = []
+
+
+class Confusion(BaseModel):
+    """The confusion matrix of the most-confused intents: rows the true intent, columns the answer."""
+
+    intents: list[str] = []
+    matrix: list[list[int]] = []
+
+
+class ScoreHistogram(BaseModel):
+    """How the rule's confidence spreads over in-scope and out-of-scope queries: counts per bin."""
+
+    score: str | None = None
+    edges: list[float]
+    in_scope: list[int]
+    oos: list[int]
+
+
+class Separation(BaseModel):
+    """How well one out-of-scope score sets out-of-scope queries apart (``metrics.separation``)."""
+
+    auroc: float | None = None
+    fpr_at_95_tpr: float | None = None
+    in_scope_accuracy_at_95_tpr: float | None = None
+    oos_recall_at_95_in_scope_accuracy: float | None = None
+
+    def metric(self, key: str) -> float | None:
+        return getattr(self, key, None)
+
+
+class IntentLoss(BaseModel):
+    """An intent's accuracy against the first model's (``evaluate.intent_losses``)."""
+
+    intent: str
+    queries: int
+    reference_accuracy: float
+    accuracy: float
+    lost_pt: float
+
+
+class RuleResult(BaseModel):
+    """A model's metrics with its out-of-scope rule, the rule, and the share of in-scope queries it turned away."""
+
+    model_config = ConfigDict(extra="allow")
+
+    score: str
+    threshold: float
+    oos_share: float | None = None
+    reject_share: float | None = None
+    accuracy: float
+    macro_f1: float | None = None
+    in_scope_accuracy: float | None = None
+    oos_recall: float | None = None
+    in_scope_rejected: float | None = None
+    validation_curve: list[tuple[float, float, float]] = []
+
+    def metric(self, key: str) -> float | None:
+        return getattr(self, key, None)
+
+
 class ModelResult(BaseModel):
     """One model's measurements in ``evaluate``'s report."""
 
@@ -88,18 +162,32 @@ class ModelResult(BaseModel):
     throughput_qps: float | None = None
     size_mb: float | None = None
     parameters: int | None = None
-    oos_rule: dict[str, Any] | None = None
+    oos_rule: RuleResult | None = None
     agreement: float | None = None
+    # the error analysis, in the order the report has always written them
+    per_intent: list[IntentRow] = []
+    confusion: Confusion | None = None
+    score_histogram: ScoreHistogram | None = None
+    separation: dict[str, Separation] | None = None
+    extra_metrics: dict[str, Any] | None = None
+    intent_losses: list[IntentLoss] | None = None  # every model after the first: against the first
 
     def metric(self, key: str) -> float | None:
         return getattr(self, key, None)
 
+    def rule_metric(self, key: str) -> float | None:
+        """A metric with the model's out-of-scope rule; None without one."""
+        return None if self.oos_rule is None else self.oos_rule.metric(key)
 
-class EvalResults(Record):
-    """``eval_results.json``: the whole comparison ``evaluate`` made, and this model's own result."""
+    def separation_metric(self, score: str, key: str) -> float | None:
+        found = (self.separation or {}).get(score)
+        return None if found is None else found.metric(key)
 
-    FILE: ClassVar[str] = "eval_results.json"
-    SPARSE: ClassVar[bool] = True
+
+class EvalReport(BaseModel):
+    """What ``evaluate`` measured: every model side by side, on one split of one dataset. The command's
+    ``--json`` output, the table, the gates and the HTML report read it."""
+
     model_config = ConfigDict(extra="allow")
 
     split: str
@@ -110,8 +198,19 @@ class EvalResults(Record):
     batch_size: int | None = None
     precision: str | None = None
     models: list[ModelResult]
-    result: ModelResult
+    result: ModelResult | None = None  # in a model folder's eval_results.json: that model's own
     data_checks: list[dict[str, Any]] = []  # prepare's findings, with example queries: kept on this machine
+
+    def json_dict(self) -> dict:
+        """As ``--json`` prints it and ``--output`` writes it."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class EvalResults(EvalReport, Record):
+    """``eval_results.json``: the whole comparison ``evaluate`` made, and this model's own result."""
+
+    FILE: ClassVar[str] = "eval_results.json"
+    SPARSE: ClassVar[bool] = True
 
     def public(self) -> bytes:
         """The copy ``push`` uploads: no local path, and no example of the user's data (the data checks)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from distill_cli.config import PLACEMENT, Config
 from distill_cli.data.sources import sha
@@ -62,6 +62,14 @@ class DatasetRecord(BaseModel):
                    oos_label=m.oos_label)  # fmt: skip
 
 
+class RecordedConfig(Config):
+    """The settings a run trained with (its plan's ``Config``), as ``run.json`` records them: typed, with the
+    keys a version before or after this one recorded and this one does not know kept as they are (a record is
+    read, not run)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=False)
+
+
 class RunRecord(Record):
     """``run.json``: the effective config, models, data, versions, timings and per-epoch validation metrics."""
 
@@ -70,7 +78,7 @@ class RunRecord(Record):
     command: str
     output: str
     name: str
-    config: dict[str, Any]
+    config: RecordedConfig
     student: StudentRecord
     teacher: TeacherRecord | None = None
     dataset: DatasetRecord
@@ -305,7 +313,7 @@ def config_with_run_dataset(cfg: Config, run_dir: Path | None, purpose: str) -> 
         usable = prepared.is_dir() and Manifest.read(prepared) is not None
     except DamagedManifest:
         usable = False  # prepared again from its source (in the cache: rebuilt, with a warning)
-    return cfg.model_copy(update={"dataset": str(prepared) if usable else record.config["dataset"]})
+    return cfg.model_copy(update={"dataset": str(prepared) if usable else record.config.dataset})
 
 
 def oos_rule_of(run_dir: Path | None) -> OOSRule | None:

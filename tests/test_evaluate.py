@@ -91,11 +91,15 @@ def test_evaluation_matches_an_independent_computation(runs):
 
 def test_latency_gate_reads_the_median_not_a_mean_one_slow_run_moved():
     from distill_cli.commands.evaluate import check_gates
+    from distill_cli.records import EvalReport
+
+    def report(**model):
+        return EvalReport(split="test", dataset="d", examples=1, threads=1, models=[{"path": "p", **model}])
 
     # Four runs of 2 ms and one of 40 (another job woke up): mean 9.6 ms, median 2 ms.
     model = {"model": "student", "accuracy": 0.9, "latency_ms_median": 2.0, "latency_ms_mean": 9.6}
-    assert check_gates({"models": [model]}, None, 5.0, None) == []
-    [line] = check_gates({"models": [{**model, "latency_ms_median": 6.0}]}, None, 5.0, None)
+    assert check_gates(report(**model), None, 5.0, None) == []
+    [line] = check_gates(report(**{**model, "latency_ms_median": 6.0}), None, 5.0, None)
     assert line == "student: median latency 6.00 ms > --max-latency-ms 5.0 (over by 1.00 ms)"
 
 

@@ -214,3 +214,27 @@ def test_the_cards_code_gives_the_feature_score_that_predict_applies(tiny_bert, 
     answer = json.loads(p.stdout)
     assert -namespace["oos_score"][0] == pytest.approx(answer["confidence"], rel=1e-4, abs=1e-4)
     assert bool(namespace["out_of_scope"][0]) == (answer["confidence"] < rule["threshold"])
+
+
+def test_the_checks_read_a_prepared_folder_as_it_is_in_the_models_label_order(runs):
+    """``export`` takes its validation texts straight from the run's prepared folder (no tokenizing, no
+    relabelling pass): the same texts and gold ids as the training path gives, in any label order the model
+    has; a label the model does not know is one line."""
+    from distill_cli import modeling
+    from distill_cli.config import load_config
+    from distill_cli.data.prepared import load_for_training, split_texts
+    from distill_cli.errors import UsageError
+    from distill_cli.runs import RunRecord
+
+    record = RunRecord.read(runs / "student")
+    cfg = load_config(None, "export", {"dataset": record.dataset.path})
+    ref = modeling.resolve_model(str(runs / "student"), cfg)
+    tokenizer = modeling.load_tokenizer(ref, cfg)
+    for labels in (record.labels, record.labels[::-1]):
+        direct = split_texts(cfg, tokenizer, ref.location, labels)
+        prepared = load_for_training(cfg, tokenizer, ref.location, labels).datasets
+        assert set(direct) == set(prepared)
+        for split, (texts, gold) in direct.items():
+            assert texts == list(prepared[split]["text"]) and gold == list(prepared[split]["label"])
+    with pytest.raises(UsageError, match="unknown to the model"):
+        split_texts(cfg, tokenizer, ref.location, record.labels[1:])

@@ -125,3 +125,21 @@ def test_a_run_interrupted_before_patience_was_recorded_still_resumes(tmp_path):
     run.settings = Config(student="minilm-l6", patience=3).training_settings()
     with pytest.raises(UsageError, match="patience 2 → 3"):
         check_same_settings(run)
+
+
+def test_an_evaluation_written_before_the_typed_report_reads_and_writes_back_byte_for_byte(tmp_path):
+    """``fixtures/before-typed-report``: an ``eval_results.json`` written by the version before the report was
+    typed end to end (a demo run's, its lists cut short). Every part reads as a typed field, and writing it
+    again gives the same bytes."""
+    from distill_cli.records import Confusion, EvalResults, IntentRow, RuleResult, ScoreHistogram, Separation
+
+    folder = Path(__file__).parent / "fixtures" / "before-typed-report"
+    record = EvalResults.read(folder)
+    for m in [*record.models, record.result]:
+        assert isinstance(m.oos_rule, RuleResult) and isinstance(m.confusion, Confusion)
+        assert all(isinstance(r, IntentRow) for r in m.per_intent) and m.per_intent
+        assert isinstance(m.score_histogram, ScoreHistogram)
+        assert all(isinstance(s, Separation) for s in m.separation.values()) and m.separation
+    assert record.models[1].intent_losses and record.models[1].intent_losses[0].lost_pt is not None
+    record.write(tmp_path)
+    assert (tmp_path / EvalResults.FILE).read_bytes() == (folder / EvalResults.FILE).read_bytes()

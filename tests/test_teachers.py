@@ -13,7 +13,7 @@ import torch
 from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
 from test_soft_labels import STUDENT, student_logits, write_jsonl
 
-from distill_cli.training.recipe import ensemble_logits
+from distill_cli.training.teachers import ensemble_logits
 
 
 def distill(runs: Path, name: str, *teacher: str):
@@ -105,3 +105,40 @@ def test_one_teacher_is_a_name_and_several_a_list(value, teachers, teacher):
 
     cfg = Config(teacher=value)
     assert (cfg.teachers, cfg.teacher, cfg.lead_teacher) == (teachers, teacher, teachers[0] if teachers else None)
+
+
+def test_every_kind_answers_through_one_interface(runs, tmp_path):
+    """``teacher_from`` makes the kind the config names; each gives logits over the run's labels for texts, and
+    an identity that follows what it answers (weights, file contents), not where it was named from."""
+    from distill_cli.config import load_config
+    from distill_cli.training.teachers import Ensemble, LabelFile, ModelTeacher, teacher_from
+
+    def teacher(**settings):
+        return teacher_from(load_config(None, "distill", {"cache_dir": str(tmp_path / "cache"), **settings}))
+
+    one, pair = teacher(teacher=str(runs / "teacher")), teacher(teacher=[str(runs / "teacher"), str(runs / "student")])
+    assert isinstance(one, ModelTeacher) and isinstance(pair, Ensemble)
+    texts, labels = ["what is my balance", "book a table for two", "what is my balance"], one.labels
+    alone = one.targets(load_config(None, "distill", {"cache_dir": str(tmp_path / "cache")}), texts, labels)
+    assert alone.logits.shape == (3, len(labels)) and not alone.cache_reused
+    cfg = load_config(None, "distill", {"cache_dir": str(tmp_path / "cache")})
+    both = pair.targets(cfg, texts, labels)
+    member = pair.members[1].targets(cfg, texts, labels).logits
+    assert both.cache_reused is False  # the second member was labelled now
+    assert torch.allclose(both.logits, (alone.logits + member) / 2, atol=1e-6)
+    assert one.targets(cfg, texts, labels).cache_reused  # read back, not computed again
+    copy = tmp_path / "copy"
+    shutil.copytree(runs / "teacher", copy)
+    assert teacher(teacher=str(copy)).identity() == one.identity() != pair.identity()
+    assert teacher(teacher=[str(runs / "teacher"), str(runs / "student")], teacher_ensemble="probs").identity() != (
+        pair.identity()
+    )
+
+    rows = [{"text": "what is my balance", "label": labels[0]}]
+    made = teacher(teacher_labels=str(write_jsonl(tmp_path / "labels.jsonl", rows)))
+    assert isinstance(made, LabelFile) and made.labels is None  # it answers over the run's labels
+    found = made.targets(cfg, texts, labels)
+    assert found.covered == 2 and int(found.logits[0].argmax()) == 0 and torch.isnan(found.logits[1]).all()
+    before = made.identity()
+    write_jsonl(tmp_path / "labels.jsonl", [{**rows[0], "label": labels[1]}])
+    assert made.identity() != before

@@ -43,7 +43,7 @@ def evaluate(
     write_outputs(results, output, plot, report)
     failures = command.check_gates(results, o.min_accuracy, o.max_latency_ms, o.max_accuracy_drop)
     if json_out:
-        emit_json(results)
+        emit_json(results.json_dict())
     if failures:
         for line in failures:
             console.print(f"[red]gate failed:[/] {escape(line)}", soft_wrap=True)
@@ -60,7 +60,7 @@ def check_writable(output: Path | None, plot: Path | None, report: Path | None) 
             raise UsageError(f"cannot write {path}: {problem}")
 
 
-def write_outputs(results: dict, output: Path | None, plot: Path | None, report: Path | None) -> None:
+def write_outputs(results, output: Path | None, plot: Path | None, report: Path | None) -> None:
     """The JSON copy (``--output``), the PNG (``--plot``) and the HTML page (``--report``) that were asked for."""
     from distill_cli.commands import evaluate as command
     from distill_cli.commands import evaluate_report

@@ -261,7 +261,7 @@ CARD_HYPERPARAMETERS = (
 
 
 def card_hyperparameters(run: RunRecord | None) -> dict:
-    cfg = run.config if run else {}
+    cfg = run.config.model_dump(mode="json") if run else {}
     hyper = {k: cfg.get(k) for k in CARD_HYPERPARAMETERS if cfg.get(k) is not None}
     if not (run and run.teacher):
         hyper.pop("temperature", None)
@@ -282,7 +282,7 @@ def model_card(run_dir: Path, repo_id: str, cfg: Config) -> str:
     from huggingface_hub import ModelCard, ModelCardData
 
     run, evals, export = RunRecord.read(run_dir), EvalResults.read(run_dir), ExportRecord.read(run_dir)
-    dataset = public_name((run and run.dataset.source) or (run and run.config.get("dataset")) or "an intent dataset")
+    dataset = public_name((run and run.dataset.source) or (run and run.config.dataset) or "an intent dataset")
     dataset_id = dataset.removeprefix("hub:").split(":")[0] if dataset.startswith("hub:") else Path(dataset).stem
     base = hub_origin(run.student.spec if run else None, cfg)
     teacher = public_name(run.teacher.spec) if run and run.teacher else None

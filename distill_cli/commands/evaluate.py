@@ -35,7 +35,7 @@ from distill_cli.metrics import (
 )
 from distill_cli.oos import OOSRule, confidence
 from distill_cli.oos_scores import FeatureStats
-from distill_cli.records import EvalResults
+from distill_cli.records import EvalReport, EvalResults
 from distill_cli.runs import config_with_run_dataset
 from distill_cli.served import load_served
 from distill_cli.ui import Bar
@@ -143,14 +143,15 @@ def measure(
     return results
 
 
-def compare_to_first(results: list[dict], gold: list[str]) -> None:
-    """Agreement of each model's predictions with the first model's, and the accuracy each intent lost
-    against it (every intent, most lost first). The predictions themselves are dropped from the report."""
+def with_comparison(results: list[dict], gold: list[str]) -> list[dict]:
+    """``results`` with the agreement of each model's predictions with the first model's, and the accuracy each
+    intent lost against it (every intent, most lost first). The predictions themselves are dropped."""
     reference = results[0].pop("predictions")
     for result in results[1:]:
         preds = result.pop("predictions")
         result["agreement"] = float(np.mean([a == b for a, b in zip(preds, reference)]))
         result["intent_losses"] = intent_losses(gold, reference, preds)
+    return results
 
 
 def intent_losses(gold: list[str], reference: list[str], preds: list[str]) -> list[dict]:
@@ -261,7 +262,7 @@ def evaluate_models(
     latency_runs: int = 100,
     batch_size: int = 32,
     extra_metrics: list[str] | None = None,
-) -> dict:
+) -> EvalReport:
     """Measure every model on ``split``; results also go into each run folder's ``eval_results.json``."""
     if extra_metrics and not cfg.trust_remote_code:
         raise UsageError(
@@ -280,7 +281,7 @@ def evaluate_models(
         torch.set_num_threads(threads)
     texts, gold, prepared = evaluation_data(cfg, refs, split)
     candidates = [Candidate.load(cfg, ref, gold) for ref in refs]
-    report = {
+    report = EvalReport.model_validate({
         "split": split,
         "dataset": prepared.manifest.source,
         "examples": len(texts),
@@ -288,43 +289,46 @@ def evaluate_models(
         "latency_runs": latency_runs,
         "batch_size": batch_size,
         "precision": half,
-        "models": measure(candidates, texts, latency_runs, batch_size, metrics, half),
+        "models": with_comparison(measure(candidates, texts, latency_runs, batch_size, metrics, half), gold),
         "data_checks": [c.model_dump() for c in prepared.manifest.checks],
-    }
-    compare_to_first(report["models"], gold)
-    for ref, result in zip(refs, report["models"]):
+    })  # fmt: skip
+    for ref, result in zip(refs, report.models):
         if ref.run_dir is not None:
-            EvalResults(**report, result=result).write(ref.run_dir)
+            EvalResults.model_validate({**report.json_dict(), "result": result.model_dump(exclude_unset=True)}).write(
+                ref.run_dir
+            )
     return report
 
 
-def write_json(obj: dict, path: Path) -> None:
+def write_json(report: EvalReport, path: Path) -> None:
     with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2))
+        tmp.write_text(json.dumps(report.json_dict(), indent=2))
 
 
 def check_gates(
-    report: dict, min_accuracy: float | None, max_latency_ms: float | None, max_accuracy_drop: float | None
+    report: EvalReport, min_accuracy: float | None, max_latency_ms: float | None, max_accuracy_drop: float | None
 ) -> list[str]:
     """One line per model that fails a quality gate, saying by how much."""
     failures = []
-    first = report["models"][0]
-    for m in report["models"]:
-        if min_accuracy is not None and m["accuracy"] < min_accuracy:
+    first = report.models[0]
+    for m in report.models:
+        if min_accuracy is not None and m.accuracy < min_accuracy:
             failures.append(
-                f"{m['model']}: accuracy {m['accuracy']:.4f} < --min-accuracy {min_accuracy} "
-                f"(short by {(min_accuracy - m['accuracy']) * 100:.1f} pt)"
+                f"{m.model}: accuracy {m.accuracy:.4f} < --min-accuracy {min_accuracy} "
+                f"(short by {(min_accuracy - m.accuracy) * 100:.1f} pt)"
             )
-        # The median: a burst of another job's work moves the mean of a few slow runs, not the median.
-        if max_latency_ms is not None and m["latency_ms_median"] > max_latency_ms:
+        # The median (the mean in results older than it): a burst of another job's work moves the mean of a
+        # few slow runs, not the median.
+        latency = m.latency_ms_median if m.latency_ms_median is not None else m.latency_ms_mean
+        if max_latency_ms is not None and latency > max_latency_ms:
             failures.append(
-                f"{m['model']}: median latency {m['latency_ms_median']:.2f} ms > --max-latency-ms {max_latency_ms} "
-                f"(over by {m['latency_ms_median'] - max_latency_ms:.2f} ms)"
+                f"{m.model}: median latency {latency:.2f} ms > --max-latency-ms {max_latency_ms} "
+                f"(over by {latency - max_latency_ms:.2f} ms)"
             )
-        drop = (first["accuracy"] - m["accuracy"]) * 100
+        drop = (first.accuracy - m.accuracy) * 100
         if max_accuracy_drop is not None and m is not first and drop > max_accuracy_drop:
             failures.append(
-                f"{m['model']}: accuracy {drop:.1f} pt below {first['model']} > --max-accuracy-drop "
+                f"{m.model}: accuracy {drop:.1f} pt below {first.model} > --max-accuracy-drop "
                 f"{max_accuracy_drop} (over by {drop - max_accuracy_drop:.1f} pt)"
             )
     return failures

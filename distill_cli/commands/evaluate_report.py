@@ -17,6 +17,7 @@ import numpy as np
 from distill_cli.figures import pyplot, save_figure
 from distill_cli.files import atomic_file
 from distill_cli.metrics import COST, QUALITY, separation_rows
+from distill_cli.records import EvalReport, ModelResult, RuleResult
 
 WORST_INTENTS = 30  # rows per model in the report's per-intent table (all are in the JSON)
 
@@ -24,42 +25,42 @@ WORST_INTENTS = 30  # rows per model in the report's per-intent table (all are i
 # ---------------------------------------------------------------------------------------------- figures
 
 
-def tradeoff(ax, report: dict) -> None:
+def tradeoff(ax, report: EvalReport) -> None:
     """Accuracy against latency, marker area proportional to size, one labelled point per model."""
-    for m in report["models"]:
-        x, y = m["latency_ms_median"], m["accuracy"] * 100
-        ax.scatter(x, y, s=max(m["size_mb"] or 1, 1) * 4, alpha=0.5, label=m["model"])
-        ax.annotate(m["model"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
+    for m in report.models:
+        x, y = m.latency_ms_median, m.accuracy * 100
+        ax.scatter(x, y, s=max(m.size_mb or 1, 1) * 4, alpha=0.5, label=m.model)
+        ax.annotate(m.model, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
     ax.set_xlabel("Median latency of one query (ms)")
     ax.set_ylabel("Accuracy (%)")
-    ax.set_title(f"{report['dataset']} · {report['split']}")
+    ax.set_title(f"{report.dataset} · {report.split}")
     ax.legend(loc="lower right", markerscale=0.3)
     ax.margins(0.25)
 
 
-def oos_curves(ax, curves: list[tuple[str, dict]]) -> None:
+def oos_curves(ax, curves: list[tuple[str, RuleResult]]) -> None:
     """In-scope accuracy and out-of-scope recall against the threshold, on validation, and the choice."""
     for i, (name, rule) in enumerate(curves):
         color = f"C{i}"
-        thresholds, in_scope, recall = zip(*rule["validation_curve"])
+        thresholds, in_scope, recall = zip(*rule.validation_curve)
         ax.plot(thresholds, [v * 100 for v in in_scope], color=color, label=f"{name}: in-scope accuracy")
         ax.plot(thresholds, [v * 100 for v in recall], color=color, linestyle="--", label=f"{name}: OOS recall")
-        ax.axvline(rule["threshold"], color=color, linestyle=":", linewidth=1)
+        ax.axvline(rule.threshold, color=color, linestyle=":", linewidth=1)
     ax.set_xlabel("Threshold on the rule's confidence (top probability, or −score)")
     ax.set_ylabel("%")
     ax.set_title("Out-of-scope rule on validation (dotted: the chosen threshold)")
     ax.legend(loc="lower left", fontsize=8)
 
 
-def rule_curves(report: dict) -> list[tuple[str, dict]]:
-    return [(m["model"], m["oos_rule"]) for m in report["models"] if (m.get("oos_rule") or {}).get("validation_curve")]
+def rule_curves(report: EvalReport) -> list[tuple[str, RuleResult]]:
+    return [(m.model, m.oos_rule) for m in report.models if m.oos_rule is not None and m.oos_rule.validation_curve]
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(report: EvalReport, path: Path) -> None:
     """``--plot``: accuracy against latency; where models have a rule, its curves on validation; with
     out-of-scope test queries, how the rule's confidence spreads over them and over in-scope ones."""
     curves = rule_curves(report)
-    spread = [m for m in report["models"] if m.get("score_histogram")]
+    spread = [m for m in report.models if m.score_histogram is not None]
     panels = 1 + bool(curves) + bool(spread)
     fig, axes = pyplot().subplots(1, panels, figsize=(6.5 * panels, 5), squeeze=False)
     tradeoff(axes[0][0], report)
@@ -73,46 +74,45 @@ def plot(report: dict, path: Path) -> None:
 CONFIDENCE = {"max_softmax": "Top probability", None: "Top probability"}
 
 
-def score_spread(ax, models: list[dict]) -> None:
+def score_spread(ax, models: list[ModelResult]) -> None:
     """Each model's share of in-scope (solid) and out-of-scope (dashed) test queries by the rule's confidence."""
     for i, m in enumerate(models):
-        h = m["score_histogram"]
+        h = m.score_histogram
         for key, style in (("in_scope", "-"), ("oos", "--")):
-            counts = np.asarray(h[key], dtype=float)
+            counts = np.asarray(getattr(h, key), dtype=float)
             share = counts / counts.sum() if counts.sum() else counts
-            ax.step(h["edges"][1:], share, where="pre", color=f"C{i}", linestyle=style,
-                    label=f"{m['model']}: {'in scope' if key == 'in_scope' else 'out of scope'}")  # fmt: skip
+            ax.step(h.edges[1:], share, where="pre", color=f"C{i}", linestyle=style,
+                    label=f"{m.model}: {'in scope' if key == 'in_scope' else 'out of scope'}")  # fmt: skip
     ax.set_xlabel("The rule's confidence (test): top probability, or −score")
     ax.set_ylabel("share of queries")
     ax.set_title("How the score spreads: in scope (solid), out of scope (dashed)")
     ax.legend(fontsize=8)
 
 
-def score_distributions(report: dict):
+def score_distributions(report: EvalReport):
     """Per model, how its rule's confidence spreads over in-scope and out-of-scope test queries."""
-    models = [m for m in report["models"] if m.get("score_histogram")]
+    models = [m for m in report.models if m.score_histogram is not None]
     if not models:
         return None
     fig, axes = pyplot().subplots(1, len(models), figsize=(5 * len(models), 3.6), squeeze=False)
     for ax, m in zip(axes[0], models):
-        h = m["score_histogram"]
-        centres = [(a + b) / 2 for a, b in zip(h["edges"], h["edges"][1:])]
-        width = h["edges"][1] - h["edges"][0]
-        ax.bar(centres, h["in_scope"], width=width, alpha=0.6, label="in scope")
-        ax.bar(centres, h["oos"], width=width, alpha=0.6, label="out of scope")
-        if m.get("oos_rule"):
-            ax.axvline(m["oos_rule"]["threshold"], color="k", linestyle=":", linewidth=1, label="threshold")
+        h = m.score_histogram
+        centres = [(a + b) / 2 for a, b in zip(h.edges, h.edges[1:])]
+        width = h.edges[1] - h.edges[0]
+        ax.bar(centres, h.in_scope, width=width, alpha=0.6, label="in scope")
+        ax.bar(centres, h.oos, width=width, alpha=0.6, label="out of scope")
+        if m.oos_rule is not None:
+            ax.axvline(m.oos_rule.threshold, color="k", linestyle=":", linewidth=1, label="threshold")
         ax.set_yscale("log")
-        ax.set_xlabel(CONFIDENCE.get(h.get("score"), f"−{h.get('score')} score"))
-        ax.set_title(m["model"], fontsize=10)
+        ax.set_xlabel(CONFIDENCE.get(h.score, f"−{h.score} score"))
+        ax.set_title(m.model, fontsize=10)
         ax.legend(fontsize=8)
     return fig
 
 
-def confusion_heat_map(m: dict):
+def confusion_heat_map(m: ModelResult):
     """The most-confused intents of one model: rows the true intent, columns its answer."""
-    confusion = m.get("confusion") or {}
-    names, matrix = confusion.get("intents") or [], confusion.get("matrix") or []
+    names, matrix = (m.confusion.intents, m.confusion.matrix) if m.confusion is not None else ([], [])
     if not names:
         return None
     size = max(4.0, 0.45 * len(names) + 2)
@@ -126,7 +126,7 @@ def confusion_heat_map(m: dict):
                 ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
     ax.set_xlabel("answered")
     ax.set_ylabel("true intent")
-    ax.set_title(f"{m['model']}: the most-confused intents", fontsize=10)
+    ax.set_title(f"{m.model}: the most-confused intents", fontsize=10)
     fig.colorbar(image, ax=ax, shrink=0.7)
     return fig
 
@@ -176,34 +176,34 @@ def cell(value, fmt: str = "{:.4f}") -> str:
     return f'<td data-v="{value}">{html.escape(shown)}</td>'
 
 
-def comparison_table(report: dict) -> str:
-    models = report["models"]
-    head = "".join(f"<th>{html.escape(m['model'])}</th>" for m in models)
+def comparison_table(report: EvalReport) -> str:
+    models = report.models
+    head = "".join(f"<th>{html.escape(m.model)}</th>" for m in models)
     rows = []
     for metric in QUALITY:
-        rows.append(f"<tr><td>{metric.long}</td>{''.join(cell(m.get(metric.key)) for m in models)}</tr>")
+        rows.append(f"<tr><td>{metric.long}</td>{''.join(cell(m.metric(metric.key)) for m in models)}</tr>")
     for metric in QUALITY:
-        values = [(m.get("oos_rule") or {}).get(metric.key) for m in models]
+        values = [m.rule_metric(metric.key) for m in models]
         if any(v is not None for v in values):
             rows.append(f"<tr><td>{metric.long} with OOS rule</td>{''.join(cell(v) for v in values)}</tr>")
     for score, metric in separation_rows(models):
-        values = [((m.get("separation") or {}).get(score) or {}).get(metric.key) for m in models]
+        values = [m.separation_metric(score, metric.key) for m in models]
         rows.append(f"<tr><td>{metric.long} ({score.replace('_', ' ')})</td>{''.join(cell(v) for v in values)}</tr>")
     for metric in COST:
-        rows.append(f"<tr><td>{metric.long}</td>{''.join(cell(m.get(metric.key), metric.fmt) for m in models)}</tr>")
+        rows.append(f"<tr><td>{metric.long}</td>{''.join(cell(m.metric(metric.key), metric.fmt) for m in models)}</tr>")
     if len(models) > 1:
-        rows.append(f"<tr><td>agreement with {html.escape(models[0]['model'])}</td><td>—</td>"
-                    + "".join(cell(m.get("agreement")) for m in models[1:]) + "</tr>")  # fmt: skip
+        rows.append(f"<tr><td>agreement with {html.escape(models[0].model)}</td><td>—</td>"
+                    + "".join(cell(m.agreement) for m in models[1:]) + "</tr>")  # fmt: skip
     return f"<table><thead><tr><th>metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def intent_table(m: dict) -> str:
+def intent_table(m: ModelResult) -> str:
     rows = []
-    for r in m.get("per_intent", [])[:WORST_INTENTS]:
-        confused = ", ".join(f"{c['intent']} ({c['count']})" for c in r["confused_with"])
+    for r in m.per_intent[:WORST_INTENTS]:
+        confused = ", ".join(f"{c.intent} ({c.count})" for c in r.confused_with)
         rows.append(
-            f'<tr><td class="text">{html.escape(r["intent"])}</td>{cell(r["precision"])}{cell(r["recall"])}'
-            f'{cell(r["f1"])}{cell(r["support"], "{:,}")}<td class="text">{html.escape(confused)}</td></tr>'
+            f'<tr><td class="text">{html.escape(r.intent)}</td>{cell(r.precision)}{cell(r.recall)}'
+            f'{cell(r.f1)}{cell(r.support, "{:,}")}<td class="text">{html.escape(confused)}</td></tr>'
         )
     head = "".join(f"<th>{c}</th>" for c in ("intent", "precision", "recall", "F1", "support"))
     head += '<th class="text">confused with</th>'
@@ -216,7 +216,7 @@ def checks_section(checks: list[dict]) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(c['message'])}</li>" for c in checks) + "</ul>"
 
 
-def write_report(report: dict, path: Path, environment: dict) -> None:
+def write_report(report: EvalReport, path: Path, environment: dict) -> None:
     """The HTML page, written atomically."""
     figures = [embedded(_tradeoff_figure(report), "accuracy against latency and size")]
     curves = rule_curves(report)
@@ -228,24 +228,24 @@ def write_report(report: dict, path: Path, environment: dict) -> None:
     if distribution is not None:
         figures.append(embedded(distribution, "distribution of the rule's confidence, in scope and out of scope"))
     per_model = []
-    for m in report["models"]:
+    for m in report.models:
         heat = confusion_heat_map(m)
         per_model.append(
-            f"<h3>{html.escape(m['model'])}</h3><p class='muted'>The {WORST_INTENTS} intents with the lowest F1, "
+            f"<h3>{html.escape(m.model)}</h3><p class='muted'>The {WORST_INTENTS} intents with the lowest F1, "
             "with the out-of-scope rule where the model has one; click a header to sort.</p>"
-            + intent_table(m) + (embedded(heat, f"confusion heat map of {m['model']}") if heat else "")
+            + intent_table(m) + (embedded(heat, f"confusion heat map of {m.model}") if heat else "")
         )  # fmt: skip
-    title = f"distill evaluate · {report['dataset']} · {report['split']} ({report['examples']:,} queries)"
+    title = f"distill evaluate · {report.dataset} · {report.split} ({report.examples:,} queries)"
     env = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in environment.items())
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p class="muted">Written {time.strftime("%Y-%m-%d %H:%M")}; latency of one query with {report["threads"]} threads,
-timed round-robin over {report["latency_runs"]} queries.</p>
+<p class="muted">Written {time.strftime("%Y-%m-%d %H:%M")}; latency of one query with {report.threads} threads,
+timed round-robin over {report.latency_runs} queries.</p>
 <h2>Models side by side</h2>{comparison_table(report)}
 <h2>Figures</h2>{"".join(figures)}
 <h2>Per intent</h2>{"".join(per_model)}
-<h2>Data checks</h2>{checks_section(report.get("data_checks", []))}
+<h2>Data checks</h2>{checks_section(report.data_checks)}
 <h2>Machine</h2><table><tbody>{env}</tbody></table>
 <script>{SORT}</script></body></html>
 """
@@ -253,7 +253,7 @@ timed round-robin over {report["latency_runs"]} queries.</p>
         tmp.write_text(page, encoding="utf-8")
 
 
-def _tradeoff_figure(report: dict):
+def _tradeoff_figure(report: EvalReport):
     fig, ax = pyplot().subplots(figsize=(7, 5))
     tradeoff(ax, report)
     return fig

@@ -23,7 +23,7 @@ import torch
 
 from distill_cli import inference, modeling
 from distill_cli.config import DEFAULT_MAX_ACCURACY_DROP, Config
-from distill_cli.data.prepared import load_for_training
+from distill_cli.data.prepared import split_texts
 from distill_cli.data.transfer import read_transfer_set
 from distill_cli.errors import DistillError, UsageError
 from distill_cli.extras import require
@@ -185,13 +185,9 @@ def check_output(output: Path, overwrite: bool) -> None:
 def task_texts(cfg: Config, ref: modeling.ModelRef, tokenizer, labels: list[str]) -> TaskTexts:
     """The model's dataset (its run's, or ``--dataset``), labels in the model's order."""
     cfg = config_with_run_dataset(cfg, ref.run_dir, "the export checks")
-    dsd = load_for_training(cfg, tokenizer, ref.location, labels).datasets
-    return TaskTexts(
-        train=list(dsd["train"]["text"]),
-        validation=list(dsd["validation"]["text"]),
-        gold=list(dsd["validation"]["label"]),
-        test=list(dsd["test"]["text"]) if "test" in dsd else [],
-    )
+    splits = split_texts(cfg, tokenizer, ref.location, labels)  # a prepared folder is read, not prepared again
+    validation, gold = splits["validation"]
+    return TaskTexts(train=splits["train"][0], validation=validation, gold=gold, test=splits.get("test", ([],))[0])
 
 
 def trace(model, tokenizer, input_names: list[str], path: Path) -> None:

@@ -23,7 +23,7 @@ from distill_cli.commands.run_plan import THE_TEACHER, RunPlan
 from distill_cli.config import Config
 from distill_cli.data.sources import sha
 from distill_cli.errors import DistillError, UsageError
-from distill_cli.records import RunSummary, StepRecord
+from distill_cli.records import EvalReport, ModelResult, RunSummary, StepRecord
 from distill_cli.ui import info
 
 HEADLINE = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "latency_ms_median", "throughput_qps",
@@ -248,20 +248,20 @@ def evaluate_step(plan: RunPlan, summary: RunSummary, overwrite: bool) -> str:
     evaluate_render.render(results)
     path = plan.folder / "eval_results.json"
     command.write_json(results, path)
-    summary.metrics = {role: headline(m) for role, m in zip(("teacher", "student", "export"), results["models"])}
+    summary.metrics = {role: headline(m) for role, m in zip(("teacher", "student", "export"), results.models)}
     summary.report = write_report(results, plan.folder / "report.html")
     return str(path)
 
 
-def headline(result: dict) -> dict[str, Any]:
+def headline(result: ModelResult) -> dict[str, Any]:
     """A model's figures in the summary: the headline metrics, and those with its out-of-scope rule."""
-    figures = {k: result.get(k) for k in HEADLINE if result.get(k) is not None}
-    if result.get("oos_rule"):
-        figures["with_rule"] = {k: result["oos_rule"].get(k) for k in WITH_RULE}
+    figures = {k: result.metric(k) for k in HEADLINE if result.metric(k) is not None}
+    if result.oos_rule is not None:
+        figures["with_rule"] = {k: result.rule_metric(k) for k in WITH_RULE}
     return figures
 
 
-def write_report(results: dict, path: Path) -> str | None:
+def write_report(results: EvalReport, path: Path) -> str | None:
     """The HTML report, or None (said) where matplotlib is not installed."""
     try:
         import matplotlib  # noqa: F401
@@ -304,4 +304,9 @@ def gate_failures(plan: RunPlan, summary: RunSummary) -> list[str]:
     if "evaluate" not in summary.steps or not path.is_file():
         return []
     o = plan.evaluate
-    return check_gates(json.loads(path.read_text()), o.min_accuracy, o.max_latency_ms, o.max_accuracy_drop)
+    try:
+        report = EvalReport.model_validate_json(path.read_text())
+    except ValueError as err:  # pydantic's ValidationError is a ValueError
+        raise DistillError(f"{path} is not an evaluation this tool wrote ({str(err).splitlines()[0]}); "
+                           "pass --overwrite to evaluate again") from None  # fmt: skip
+    return check_gates(report, o.min_accuracy, o.max_latency_ms, o.max_accuracy_drop)

@@ -103,7 +103,7 @@ def render(record: RunRecord) -> None:
     console.print(table)
     console.print(f"train {record.train_s:.1f}s, teacher logits {record.teacher_cache_s:.1f}s")
     if record.kept_epoch is not None and len(record.epochs) > 1:
-        best = record.config.get("keep_best_epoch") and record.kept_epoch != record.epochs[-1].get("epoch")
+        best = record.config.keep_best_epoch and record.kept_epoch != record.epochs[-1].get("epoch")
         stopped = ", stopped early (patience)" if record.stopped_early else ""
         console.print(f"kept epoch {record.kept_epoch:g}{' (the best expected accuracy)' if best else ''}{stopped}")
     if record.oos_rule is not None:

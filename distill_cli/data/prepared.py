@@ -313,6 +313,28 @@ def load_for_training(
     return prepare(cfg, tokenizer, tokenizer_name, label_names, teacher_name)
 
 
+def split_texts(
+    cfg: Config, tokenizer, tokenizer_name: str, label_names: list[str]
+) -> dict[str, tuple[list[str], list[int]]]:
+    """Each split's texts and label ids in the order ``label_names`` gives (a model's outputs; the out-of-scope
+    label of open-set data after them). From a prepared folder that verifies, its text and label columns are
+    read as they are (nothing tokenized or relabelled); any other dataset goes through ``load_for_training``."""
+    path = Path(cfg.dataset) if cfg.dataset else None
+    manifest = Manifest.read(path) if path is not None else None
+    dsd = manifest.verify(path)[0] if manifest is not None else None
+    if dsd is None:
+        prepared = load_for_training(cfg, tokenizer, tokenizer_name, label_names)
+        return {n: (list(d["text"]), list(d["label"])) for n, d in prepared.datasets.items()}
+    check_labels(set(manifest.model_labels), label_names, "the model")
+    order = [*label_names, manifest.oos_label] if manifest.open_set else list(label_names)
+    index = {name: i for i, name in enumerate(order)}
+    out = {}
+    for name, split in dsd.items():
+        names = split.features["label"].names
+        out[name] = (list(split["text"]), [index[names[y]] for y in split["label"]])
+    return out
+
+
 def relabel(dsd: DatasetDict, names: list[str]) -> DatasetDict:
     """Re-index the ``label`` ClassLabel of every split to ``names`` (matched by name)."""
     from datasets import ClassLabel

@@ -9,9 +9,7 @@ the model and move the run folder into place. Each step takes the run's ``Plan``
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,6 @@ import transformers
 
 from distill_cli import inference, modeling, precision
 from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fingerprint
-from distill_cli.data.soft_labels import read_soft_labels
 from distill_cli.data.transfer import ExtraRows, describe, extra_rows, with_extra_rows
 from distill_cli.errors import Interrupted, UsageError
 from distill_cli.metrics import metrics_fn
@@ -35,7 +32,8 @@ from distill_cli.training.hidden import layer_map
 from distill_cli.training.plan import Plan
 from distill_cli.training.record import run_record
 from distill_cli.training.setup import Models, OOSChoice, Setup, TeacherSetup, Trained
-from distill_cli.training.teacher_cache import compute_logits, teacher_logits
+from distill_cli.training.teacher_cache import compute_logits
+from distill_cli.training.teachers import teacher_from
 from distill_cli.training.trainer import (
     DistillationTrainer,
     DistillCollator,
@@ -52,26 +50,23 @@ def shared_setup(plan: Plan, student_ref: modeling.ModelRef) -> Setup:
     prepared = load_data(plan, models)
     oos = check_oos_rule(plan, prepared)
     rows = add_extra_rows(plan, prepared, models.tokenizer)
-    texts = prepared.datasets["train"]["text"]  # a column, read a piece at a time
-    teacher = soft_teacher(plan, texts, prepared.model_labels) if plan.cfg.teacher_labels else None
-    teacher = teacher or setup_teacher(plan, models, texts)
+    teacher = setup_teacher(plan, models, prepared)
     return Setup(models, prepared, teacher, oos, rows)
 
 
 def load_models(plan: Plan, student_ref: modeling.ModelRef) -> Models:
     """Configs and tokenizers; labels come from the teacher when there is one (the student takes them over)."""
     cfg, models = plan.cfg, Models(student_ref, None, None)
-    if plan.command == "distill" and cfg.teacher:  # a file of labels (teacher_labels) names no model
-        models.teacher, models.teacher_config, models.teacher_labels = modeling.teacher_with_labels(cfg)
-        models.members = ensemble_members(cfg, models.teacher_labels)
+    if plan.command == "distill":
+        models.teacher = teacher_from(cfg)
     models.student_config = modeling.load_model_config(student_ref, cfg)
     if not plan.static:  # model2vec makes static vectors of any encoder
         modeling.check_family(models.student_config, "student", cfg.student)
         check_max_length(plan, models.student_config, "student")
     models.tokenizer = modeling.load_tokenizer(student_ref, cfg)
-    if models.teacher is None:
+    if models.teacher_model is None:  # no teacher, or a file of labels
         return models
-    teacher_tokenizer = modeling.load_tokenizer(models.teacher, cfg)  # checked now, before any compute
+    teacher_tokenizer = modeling.load_tokenizer(models.teacher_model.ref, cfg)  # checked now, before any compute
     same = tokenizer_fingerprint(teacher_tokenizer) == tokenizer_fingerprint(models.tokenizer)
     if cfg.teacher_mode == "online" and not same:
         raise UsageError(
@@ -88,27 +83,14 @@ def check_hidden_matching(cfg, models: Models, same_tokenizer: bool) -> None:
     that names a teacher layer for each student layer (before compute)."""
     if cfg.layer_map:
         student_layers = cfg.student_layers or models.student_config.num_hidden_layers
-        layer_map(cfg.layer_map, student_layers, models.teacher_config.num_hidden_layers, None)
-    widths = [getattr(c, "hidden_size", None) for c in (models.teacher_config, models.student_config)]
+        layer_map(cfg.layer_map, student_layers, models.teacher_model.config.num_hidden_layers, None)
+    widths = [getattr(c, "hidden_size", None) for c in (models.teacher_model.config, models.student_config)]
     if not same_tokenizer:
         raise UsageError("--hidden-weight matches token vectors one for one: teacher and student must share a "
                          "tokenizer (the logits alone cross tokenizers: --hidden-weight 0)")  # fmt: skip
     if widths[0] != widths[1]:
         raise UsageError(f"--hidden-weight needs teacher and student of one width (hidden size {widths[0]} and "
                          f"{widths[1]})")  # fmt: skip
-
-
-def ensemble_members(cfg, labels: list[str]) -> list[tuple[modeling.ModelRef, object]]:
-    """The teachers after the first of an ensemble (``--teacher a --teacher b``), each with its config; their
-    labels must be the first's, in the same order (each is loaded as a teacher is: a trained classifier)."""
-    members = []
-    for spec in cfg.teachers[1:]:
-        ref, model_config, theirs = modeling.teacher_with_labels(cfg, spec)
-        if theirs != labels:
-            raise UsageError(f"teacher {spec}: its labels are not {cfg.lead_teacher}'s in the same order; an ensemble "
-                             "averages outputs label by label")  # fmt: skip
-        members.append((ref, model_config))
-    return members
 
 
 def check_max_length(plan: Plan, model_config, role: str) -> None:
@@ -171,53 +153,31 @@ def add_extra_rows(plan: Plan, prepared: Prepared, tokenizer) -> ExtraRows:
     return rows
 
 
-def soft_teacher(plan: Plan, texts: Sequence[str], labels: list[str]) -> TeacherSetup:
-    """A teacher that is a file (``data/soft_labels.py``): its targets as logits over the run's labels, a row
-    of NaN where it has none for a training row (that row keeps its label alone)."""
-    start = time.perf_counter()
-    soft = read_soft_labels(plan.cfg.teacher_labels, labels, plan.cfg.text_column)
-    logits, covered = soft.for_texts(list(texts))
-    if covered == 0:
-        raise UsageError(f"--teacher-labels {soft.path}: none of its texts is a training query")
-    if plan.is_main:
-        info(f"teacher labels: {covered:,} of {len(texts):,} training rows from {soft.path} ({soft.kind})")
-    uncovered = len(texts) - covered
-    return TeacherSetup(logits=torch.from_numpy(logits), seconds=time.perf_counter() - start,
-                        labelled_by_file=covered, labels_alone=uncovered)  # fmt: skip
-
-
-def setup_teacher(plan: Plan, models: Models, train_texts: Sequence[str]) -> TeacherSetup:
-    """Cached mode: the teacher's logits over the training texts, computed once (each process its share) or
-    read back, when the plan needs them. Online mode: the teacher model itself, run on every step."""
-    cfg, setup = plan.cfg, TeacherSetup()
-    if models.teacher is None:
+def setup_teacher(plan: Plan, models: Models, prepared: Prepared) -> TeacherSetup:
+    """Cached mode: the teacher's logits over the training texts (``training/teachers.py``), computed once (each
+    process its share) or read back, when the plan needs them. Online mode: the teacher model itself, run on
+    every step."""
+    cfg, setup, teacher, model = plan.cfg, TeacherSetup(), models.teacher, models.teacher_model
+    if teacher is None:
         return setup
     # Teacher and student may differ in architecture and vocabulary: the cache holds logits over the labels,
     # and MiniLM-L6 from MPNet is the suite's best student (BENCHMARKS.md), so nothing is said of it.
-    start = time.perf_counter()
+    start, texts = time.perf_counter(), prepared.datasets["train"]["text"]  # a column, read a piece at a time
     if cfg.teacher_mode == "cached" and plan.teacher_logits:  # every process labels its share of the rows
-        setup.logits, setup.cache_reused = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts)
-        if models.members:  # an ensemble: each member's logits cached on their own, then combined
-            others = [teacher_logits(cfg, ref, config, train_texts)[0] for ref, config in models.members]
-            setup.logits = ensemble_logits([setup.logits, *others], cfg.teacher_ensemble)
+        found = teacher.targets(cfg, texts, prepared.model_labels)
+        setup.logits, setup.cache_reused = found.logits, found.cache_reused
+        if found.covered is not None:  # a file: the rows it did not cover keep their label alone
+            setup.labelled_by_file, setup.labels_alone = found.covered, len(texts) - found.covered
+            if plan.is_main:
+                info(f"teacher labels: {found.covered:,} of {len(texts):,} training rows from {teacher.spec}")
     elif cfg.teacher_mode == "online":
-        setup.model = modeling.load_for_inference(models.teacher, cfg)
+        setup.model = model.model(cfg)
     if cfg.hidden_weight > 0:  # its layers' token vectors, every step
-        setup.hidden_model = setup.model or modeling.load_for_inference(models.teacher, cfg)
+        setup.hidden_model = setup.model or model.model(cfg)
     if cfg.teacher_mode == "cached" and cfg.feature_weight > 0:  # the geometry loss's targets, cached alike
-        setup.features, _ = teacher_logits(cfg, models.teacher, models.teacher_config, train_texts, "features")
+        setup.features = model.features(cfg, texts)
     setup.seconds = time.perf_counter() - start
     return setup
-
-
-def ensemble_logits(members: list[torch.Tensor], how: str) -> torch.Tensor:
-    """The teachers' mean: of their logits, or (``probs``) of their probabilities, as log-probabilities (the
-    log of the mean computed from log-probabilities, so an underflowing probability is not log 0 = -inf, which
-    the loss would take for a row with no teacher)."""
-    if how == "logits":
-        return torch.stack(members).mean(0)
-    log_probs = torch.stack([m.float().log_softmax(-1) for m in members])
-    return torch.logsumexp(log_probs, 0) - math.log(len(members))
 
 
 def build_student(plan: Plan, setup: Setup):

@@ -4,7 +4,6 @@ and setup."""
 from __future__ import annotations
 
 import platform
-from pathlib import Path
 
 import torch
 import transformers
@@ -15,6 +14,7 @@ from distill_cli.oos import OOSRule
 from distill_cli.pooling import MeanPoolingClassifier
 from distill_cli.runs import DatasetRecord, RunFolder, RunRecord, StudentRecord, TeacherRecord
 from distill_cli.training.setup import Setup, Trained
+from distill_cli.training.teachers import Ensemble, LabelFile
 
 
 def run_record(trained: Trained, run: RunFolder, setup: Setup, oos_rule: OOSRule | None) -> RunRecord:
@@ -27,7 +27,7 @@ def run_record(trained: Trained, run: RunFolder, setup: Setup, oos_rule: OOSRule
         recipe=plan.recipe,
         output=str(run.final),
         name=run.final.name,
-        config=plan.cfg.model_dump(mode="json"),
+        config=plan.cfg.model_dump(),
         student=student_record(trained, setup),
         teacher=teacher_record(plan, setup),
         dataset=DatasetRecord.of(setup.prepared),
@@ -66,16 +66,15 @@ def student_record(trained: Trained, setup: Setup) -> StudentRecord:
 
 
 def teacher_record(plan, setup: Setup) -> TeacherRecord | None:
-    teacher, cfg = setup.models.teacher, plan.cfg
-    if cfg.teacher_labels:  # a file of labels: what it covered, and the rows that kept their label alone
-        file, found = Path(cfg.teacher_labels), setup.teacher
-        return TeacherRecord(spec=cfg.teacher_labels, location=str(file.resolve()), mode="labels",
-                             labelled=found.labelled_by_file, labels_alone=found.labels_alone)  # fmt: skip
+    teacher, cfg, found = setup.models.teacher, plan.cfg, setup.teacher
     if teacher is None:
         return None
-    ensemble = dict(members=cfg.teachers, ensemble=cfg.teacher_ensemble) if len(cfg.teachers) > 1 else {}
-    return TeacherRecord(spec=cfg.lead_teacher, location=teacher.location, mode=cfg.teacher_mode,
-                         cache_reused=setup.teacher.cache_reused, **ensemble)  # fmt: skip
+    if isinstance(teacher, LabelFile):  # what it covered, and the rows that kept their label alone
+        return TeacherRecord(spec=teacher.spec, location=teacher.location, mode="labels",
+                             labelled=found.labelled_by_file, labels_alone=found.labels_alone)  # fmt: skip
+    ensemble = dict(members=cfg.teachers, ensemble=teacher.how) if isinstance(teacher, Ensemble) else {}
+    return TeacherRecord(spec=teacher.spec, location=teacher.location, mode=cfg.teacher_mode,
+                         cache_reused=found.cache_reused, **ensemble)  # fmt: skip
 
 
 def final_metrics(epochs: list[dict], best_kept: bool) -> dict:

@@ -12,6 +12,7 @@ from distill_cli import modeling
 from distill_cli.data.prepared import Prepared
 from distill_cli.data.transfer import ExtraRows
 from distill_cli.training.plan import Plan
+from distill_cli.training.teachers import ModelTeacher, Teacher, lead_model
 from distill_cli.training.trainer import DistillationTrainer
 
 
@@ -26,15 +27,22 @@ class OOSChoice:
 
 @dataclass
 class Models:
-    """The student to train and, for ``distill``, the teacher it learns from."""
+    """The student to train and, for ``distill``, the teacher it learns from (``training/teachers.py``)."""
 
     student: modeling.ModelRef
     student_config: object
     tokenizer: object
-    teacher: modeling.ModelRef | None = None
-    teacher_config: object | None = None
-    teacher_labels: list[str] | None = None
-    members: list = field(default_factory=list)  # an ensemble's other teachers: (ModelRef, config) each
+    teacher: Teacher | None = None
+
+    @property
+    def teacher_model(self) -> ModelTeacher | None:
+        """The model behind the teacher (an ensemble's first), or None (no teacher, or a file of labels)."""
+        return lead_model(self.teacher)
+
+    @property
+    def teacher_labels(self) -> list[str] | None:
+        """The labels the teacher's outputs stand for, which the student takes over (None: the data's)."""
+        return None if self.teacher is None else self.teacher.labels
 
 
 @dataclass
