@@ -147,6 +147,13 @@ class Config(BaseModel):
     batch_size: PositiveInt = Field(48, description="Training batch size per process.")
     eval_batch_size: PositiveInt = Field(64, description="Batch size of the validation passes.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    layer_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Layer-wise learning-rate decay: each encoder layer learns at this times the rate of the one "
+        "above it, the head at learning_rate (1: every layer alike).",
+    )
     warmup: float = Field(0.0, ge=0, lt=1, description="Fraction of steps for learning-rate warmup.")
     gradient_accumulation_steps: PositiveInt = Field(1, description="Accumulate gradients over N batches.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(

@@ -59,6 +59,7 @@ TRAIN = DATA + (
     "pooling",
     "head_init",
     "contrastive_weight",
+    "layer_decay",
     "oos_rule",
     "oos_score",
     "oos_share",

@@ -181,6 +181,7 @@ def training_arguments(
         transfer_weight=cfg.transfer_weight,
         contrastive_weight=cfg.contrastive_weight,
         kd_loss=cfg.kd_loss,
+        layer_decay=cfg.layer_decay,
         hidden_weight=cfg.hidden_weight if cfg.teacher else 0.0,
         feature_weight=cfg.feature_weight if cfg.teacher else 0.0,
         **(best_epoch_arguments() if keep_best else {}),
@@ -256,6 +257,8 @@ def preflight(plan: Plan, student: modeling.ModelRef | None = None) -> None:
     problems += soft_label_problems(plan) + ensemble_problems(cfg) + hidden_problems(plan)
     if plan.static and cfg.student_layers:
         problems.append("--student-layers cuts a transformer; a static student has no layers")
+    if plan.static and cfg.layer_decay < 1:
+        problems.append("--layer-decay sets a transformer's layers' rates; a static student has no layers")
     if plan.static and cfg.teacher_mode == "online":
         problems.append("a static student learns from cached teacher logits: drop --teacher-mode online")
     if plan.search is not None and cfg.teacher_mode != "cached":

@@ -24,6 +24,7 @@ from distill_cli.inference import final_linear
 from distill_cli.training import checkpoint
 from distill_cli.training.hidden import LayerTap, hidden_loss
 from distill_cli.training.loss import contrastive_loss, distillation_loss, geometry_loss
+from distill_cli.training.optim import layer_groups
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TEACHER_LOGITS = "teacher_logits"
@@ -50,6 +51,9 @@ class DistillationTrainingArguments(TrainingArguments):
     kd_loss: str = field(default="kl", metadata={"help": "The distillation term, by name (kd_losses.KD_LOSSES)."})
     hidden_weight: float = field(
         default=0.0, metadata={"help": "Weight of the MSE between mapped student and teacher layers' token vectors."}
+    )
+    layer_decay: float = field(
+        default=1.0, metadata={"help": "Each encoder layer learns at this times the rate of the one above (1: off)."}
     )
 
 
@@ -91,6 +95,18 @@ class DistillationTrainer(Trainer):
         self.pooled: torch.Tensor | None = None  # the student's pooled features of this step (geometry loss)
         if self.args.feature_weight > 0 or self.args.contrastive_weight > 0:
             pooled_input(self.model)[0].register_forward_pre_hook(self._catch_pooled)
+
+    def create_optimizer(self, model=None):
+        """The ``Trainer``'s optimizer; with ``layer_decay`` < 1, its parameter groups by depth
+        (``training/optim.py``)."""
+        if self.optimizer is not None or self.args.layer_decay >= 1.0:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        decayed = set(self.get_decay_parameter_names(model))
+        groups = layer_groups(model, self.args.learning_rate, self.args.layer_decay, self.args.weight_decay, decayed)
+        optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        self.optimizer = optimizer_cls(groups, **kwargs)
+        return self.optimizer
 
     def _catch_pooled(self, _module, args) -> None:
         self.pooled = args[0]
