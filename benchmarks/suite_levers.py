@@ -8,7 +8,10 @@ one-domain sets: their own validation split, in-domain and general out-of-scope 
   - hidden: the README's 3-layer student cut from the suite's MiniLM-L6 teacher, with hidden-state matching
     (``--hidden-weight``; 0 is the suite's run);
   - augment: the same student with N teacher-labelled variants of every training query (``--augment``);
-  - mpnet-augment: MiniLM-L6 from the MPNet teacher, the same.
+  - mpnet-augment: MiniLM-L6 from the MPNet teacher, the same;
+  - teacher-layer-decay: the MiniLM-L6 teacher (``finetune``) with layer-wise learning-rate decay (``--layer-decay``);
+  - teacher-lr: the same teacher at other learning rates; student-lr, mpnet-student-lr, mpnet-lr: the 3-layer
+    student, MiniLM-L6 from MPNet and the MPNet teacher at the one that won.
 
     python benchmarks/suite_levers.py --lever kd_loss [--datasets clinc-10shot,banking] [--values kl,mse]
 """
@@ -34,10 +37,23 @@ LEVERS = {
                 {n: ("--augment", n) for n in ("0", "2", "4")}),
     "mpnet-augment": ("minilm-from-mpnet", "mpnet", ("--student", "minilm-l6"),
                       {n: ("--augment", n) for n in ("0", "2", "4")}),
+    # the MiniLM-L6 teacher itself (finetune, no teacher): the body held nearer its pretrained weights
+    "teacher-layer-decay": ("teacher", None, ("--student", "minilm-l6"),
+                            {d: ("--layer-decay", d) for d in ("1", "0.8", "0.6")}),
+    "teacher-lr": ("teacher", None, ("--student", "minilm-l6"),
+                   {lr: ("--learning-rate", lr) for lr in ("5e-5", "1e-4", "2e-4")}),
+    # the few-shot students and the MPNet teacher at the learning rate that won for the MiniLM-L6 teacher (the
+    # students with the few-shot default augment 4: their runs with 5e-5 are the augment levers' "4")
+    "student-lr": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3", "--augment", "4"),
+                   {"2e-4": ("--learning-rate", "2e-4")}),
+    "mpnet-student-lr": ("minilm-from-mpnet", "mpnet", ("--student", "minilm-l6", "--augment", "4"),
+                         {"2e-4": ("--learning-rate", "2e-4")}),
+    "mpnet-lr": ("mpnet", None, ("--student", "mpnet-base"), {lr: ("--learning-rate", lr) for lr in ("5e-5", "2e-4")}),
 }  # fmt: skip
 # The value the suite's own run has, which that run stands for; None: every value is a run of its own (few-shot
 # data now gets --augment by default, so the suite's run is no longer the run without it).
-DEFAULTS = {"kd_loss": "kl", "hidden": "0", "augment": None, "mpnet-augment": None}
+DEFAULTS = {"kd_loss": "kl", "hidden": "0", "augment": None, "mpnet-augment": None, "teacher-layer-decay": "1",
+            "teacher-lr": "5e-5", "student-lr": None, "mpnet-student-lr": None, "mpnet-lr": "5e-5"}
 CHOOSING = {"clinc-10shot": "clinc-10shot-val", "clinc-5shot": "clinc-5shot-val"}
 
 
@@ -56,18 +72,23 @@ def validation_data(data: Data) -> Data:
     return replace(data, name=f"{data.name}-val", source=folder, kinds=folder / "test_kind.txt", runs=data.name)
 
 
-def variant(data: Data, lever: str, value: str) -> Path:
+def variant(data: Data, lever: str, value: str, seed: int = 42) -> Path:
     """The suite's run of the lever's student, trained again with ``value`` (the suite's own run for the
     default value)."""
     base, teacher_name, student, values = LEVERS[lever]
     runs = data.runs_dir
+    name = base if value == DEFAULTS[lever] else f"{base}-{lever}-{value}"
+    if seed != 42:
+        name = f"{name}-seed{seed}"
+    common = ("--dataset", data.source, "--cache-dir", CACHE, "--seed", str(seed))
+    if teacher_name is None:  # the teacher's own lever: a finetune run
+        train_once("finetune", runs, name, *student, *values[value], *common)
+        return runs / name
     teacher = runs / teacher_name
     if not (teacher / "run.json").is_file():
         sys.exit(f"{teacher}: run benchmarks/suite.py --datasets {data.name} first (its teacher)")
-    name = base if value == DEFAULTS[lever] else f"{base}-{lever}-{value}"
     flags = [f.format(teacher=teacher) for f in student]
-    train_once("distill", runs, name, "--teacher", teacher, *flags, *values[value], "--dataset", data.source,
-               "--cache-dir", CACHE, "--seed", "42")  # fmt: skip
+    train_once("distill", runs, name, "--teacher", teacher, *flags, *values[value], *common)
     return runs / name
 
 
@@ -76,19 +97,20 @@ def main() -> None:
     parser.add_argument("--lever", choices=sorted(LEVERS), required=True)
     parser.add_argument("--values", default=None, help="comma-separated (default: all the lever's)")
     parser.add_argument("--datasets", default="clinc-10shot,clinc-5shot,banking,credit_cards")
+    parser.add_argument("--seed", type=int, default=42, help="another seed trains runs of its own (-seedN)")
     args = parser.parse_args()
     if LEVERS[args.lever][1] == "mpnet" and not mpnet_installed():
         sys.exit("the MPNet teacher needs make install-teacher")
     values = args.values.split(",") if args.values else list(LEVERS[args.lever][3])
     found = datasets()
-    results = {"machine": machine(), "command": " ".join(sys.argv), "validation": {}}
+    results = {"machine": machine(), "command": " ".join(sys.argv), "seed": args.seed, "validation": {}}
     for name in args.datasets.split(","):
         data, scored = found[name], validation_data(found[name])
         for value in values:
-            record = json.loads((variant(data, args.lever, value) / "run.json").read_text())
+            record = json.loads((variant(data, args.lever, value, args.seed) / "run.json").read_text())
             figures = tool_figures(scored, data.runs_dir / record["name"])
             results["validation"].setdefault(name, {})[value] = {"train_s": record["train_s"], **figures}
-            save(f"suite_levers_{args.lever}", results)
+            save(f"suite_levers_{args.lever}" + (f"_seed{args.seed}" if args.seed != 42 else ""), results)
     lines = [f"| validation % | {' | '.join(values)} |", "|---" * (1 + len(values)) + "|"]
     for name, by_value in results["validation"].items():
         lines.append(f"| {name} | " + " | ".join(pct(headline(f)) for f in by_value.values()) + " |")

@@ -11,7 +11,7 @@ from conftest import run_cli
 
 from distill_cli.config import load_config
 from distill_cli.data.manifest import FEW_SHOT, Manifest
-from distill_cli.training.plan import DISTILL_EPOCHS, FEW_SHOT_DISTILL, FEW_SHOT_RECIPE, make_plan
+from distill_cli.training.plan import DISTILL_EPOCHS, FEW_SHOT_DISTILL, FEW_SHOT_RECIPE, OPEN_SET_DISTILL, make_plan
 
 
 def manifest(per_intent: float, validation: str, setting: str = "no-oos") -> Manifest:
@@ -48,6 +48,25 @@ def test_a_hundred_an_intent_keeps_the_defaults(validation):
     assert finetune.cfg.keep_best_epoch and finetune.cfg.contrastive_weight == 0 and distill.cfg.augment == 0
     assert planned("finetune", manifest(FEW_SHOT, "carved")).recipe is not None  # the bound is few-shot
     assert planned("finetune", manifest(FEW_SHOT + 1, "carved")).recipe is None
+
+
+@pytest.mark.parametrize("validation", ["given", "carved"])
+def test_open_set_data_gives_a_distilled_student_the_teachers_answers_on_variants(validation):
+    """Fifty an intent, out-of-scope queries in validation or test only: ``distill`` from a teacher model adds
+    ``augment`` for a student other than the teacher; the teacher (``finetune``), the teacher's own layers, data
+    with out-of-scope training queries or none at all, alpha 1 and a flag keep theirs."""
+    plan = planned("distill", manifest(50, validation, "open-set"))
+    assert plan.cfg.augment == OPEN_SET_DISTILL["augment"] and plan.cfg.epochs == DISTILL_EPOCHS
+    assert plan.recipe == ("open-set data (out-of-scope queries in validation or test only) and a student other "
+                           f"than the teacher: augment {plan.cfg.augment}")  # fmt: skip
+    assert planned("distill", manifest(50, validation, "open-set"), student="t", student_layers=3).recipe is None
+    assert planned("finetune", manifest(50, validation, "open-set")).recipe is None
+    for setting in ("no-oos", "oos-trained"):
+        assert planned("distill", manifest(50, validation, setting)).cfg.augment == 0
+    assert planned("distill", manifest(50, validation, "open-set"), alpha=1.0).cfg.augment == 0
+    assert planned("distill", manifest(50, validation, "open-set"), augment=1).recipe is None
+    both = planned("distill", manifest(5, validation, "open-set"))
+    assert both.recipe.startswith("few-shot data (5 training queries an intent, median) and open-set data")
 
 
 def test_what_the_config_or_a_flag_sets_wins_and_a_static_student_keeps_its_own():
