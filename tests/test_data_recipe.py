@@ -11,7 +11,15 @@ from conftest import run_cli
 
 from distill_cli.config import load_config
 from distill_cli.data.manifest import FEW_SHOT, Manifest
-from distill_cli.training.plan import DISTILL_EPOCHS, FEW_SHOT_DISTILL, FEW_SHOT_RECIPE, OPEN_SET_DISTILL, make_plan
+from distill_cli.training.plan import (
+    DISTILL_EPOCHS,
+    FEW_SHOT_DISTILL,
+    FEW_SHOT_RECIPE,
+    FEW_SHOT_SMALL,
+    OPEN_SET_DISTILL,
+    SMALL_WIDTH,
+    make_plan,
+)
 
 
 def manifest(per_intent: float, validation: str, setting: str = "no-oos") -> Manifest:
@@ -20,9 +28,9 @@ def manifest(per_intent: float, validation: str, setting: str = "no-oos") -> Man
                     content_hash="h", validation=validation, per_intent=per_intent)  # fmt: skip
 
 
-def planned(command: str, data: Manifest, student: str = "minilm-l6", **flags):
+def planned(command: str, data: Manifest, student: str = "minilm-l6", width: int | None = None, **flags):
     cfg = load_config(None, command, {"student": student, "teacher": "t" if command == "distill" else None, **flags})
-    return make_plan(cfg, command, data=data)
+    return make_plan(cfg, command, data=data, width=width)
 
 
 @pytest.mark.parametrize("validation", ["given", "carved"])
@@ -38,6 +46,20 @@ def test_five_an_intent_gets_the_few_shot_recipe_with_or_without_validation_and_
         assert plan.cfg.augment == (FEW_SHOT_DISTILL["augment"] if command == "distill" else 0)
     assert planned("distill", manifest(5, "carved"), alpha=1.0).cfg.augment == 0  # no teacher's answers
     assert planned("distill", manifest(5, "carved"), teacher_mode="online").cfg.augment == 0
+
+
+@pytest.mark.parametrize("command", ["finetune", "distill"])
+def test_a_small_student_learns_faster_on_few_shot_data(command):
+    """MiniLM-L6 (384 wide) and its cuts train at ``FEW_SHOT_SMALL``'s rate on few-shot data; a 768-wide model,
+    other data and a rate the config or a flag gives keep theirs."""
+    small = planned(command, manifest(5, "carved"), width=SMALL_WIDTH)
+    assert small.cfg.learning_rate == FEW_SHOT_SMALL["learning_rate"] == small.args.learning_rate
+    said = f"few-shot data (5 training queries an intent, median), a student {SMALL_WIDTH} wide: epochs 8"
+    assert small.recipe.startswith(said) and "learning_rate 0.0002" in small.recipe
+    default = load_config(None, command, {}).learning_rate
+    assert planned(command, manifest(5, "carved"), width=768).cfg.learning_rate == default
+    assert planned(command, manifest(100, "given"), width=SMALL_WIDTH).cfg.learning_rate == default
+    assert planned(command, manifest(5, "carved"), width=SMALL_WIDTH, learning_rate=3e-5).cfg.learning_rate == 3e-5
 
 
 @pytest.mark.parametrize("validation", ["given", "carved"])

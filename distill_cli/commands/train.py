@@ -37,7 +37,7 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
     run = open_run_folder(plan, resume, overwrite)
     try:
         setup = shared_setup(plan, student_ref)
-        plan = for_data(plan, cfg, setup.prepared.manifest)
+        plan = for_data(plan, cfg, setup.prepared.manifest, getattr(setup.models.student_config, "hidden_size", None))
         if plan.recipe and plan.is_main:
             info(f"recipe: {plan.recipe}")
         model, layers_kept = build_student(plan, setup)
