@@ -110,6 +110,18 @@ def test_until_then_other_settings_need_overwrite(config, tmp_path):
     assert len(json.loads((folder / "teacher" / "run.json").read_text())["epochs"]) == 1
 
 
+def test_a_version_whose_data_recipes_differ_does_not_reuse_the_steps(config, tmp_path, monkeypatch):
+    """The recipes the plan sets from the data (few-shot, open-set) are part of each step's digest: a run folder
+    made under other ones asks for --overwrite instead of being reused as if it were what this version trains."""
+    from distill_cli.training import plan
+
+    r = run_cli("run", "--config", config, "--name", "part", "--until", "finetune")
+    assert r.code == 0, r.stderr
+    monkeypatch.setattr(plan, "FEW_SHOT_RECIPE", {**plan.FEW_SHOT_RECIPE, "epochs": 12})  # as a later version's
+    changed = run_cli("run", "--config", config, "--name", "part", "--until", "finetune")
+    assert_one_line_error(changed, 2, "finetune:", "other settings", "--overwrite")
+
+
 def test_a_finished_teacher_run_is_distilled_from_as_it_is(runs, tmp_path, tiny_bert):
     config = write_config(tmp_path / "run.yaml", tiny_bert, runs_dir=str(runs))
     r = run_cli("run", "--config", config, "--teacher", "teacher", "--output", tmp_path / "given", "--until",

@@ -143,16 +143,20 @@ def refuse_stale(plan: RunPlan, summary: RunSummary, steps: tuple[str, ...], ove
 
 
 def fingerprints(plan: RunPlan, data: str, split: str | None) -> dict[str, str]:
-    """Each step's digest: its own settings and the digest of the step it reads from."""
+    """Each step's digest: its own settings (with what the plan sets from the data where they leave it unset)
+    and the digest of the step it reads from."""
+    from distill_cli.training.plan import recipe_defaults
+
+    defaults = recipe_defaults()
     finetune = (
         sha("given", (plan.teacher_dir / "run.json").read_bytes())
         if plan.teacher_trained
-        else sha("finetune", settings(plan.finetune), data)
+        else sha("finetune", settings(plan.finetune), data, defaults)
     )
     student = plan.distill.training_settings() | {"teacher": None}
     if plan.student == THE_TEACHER:
         student["student"] = THE_TEACHER
-    distill = sha("distill", json.dumps(student, sort_keys=True), finetune, data)
+    distill = sha("distill", json.dumps(student, sort_keys=True), finetune, data, defaults)
     export = sha("export", plan.export.model_dump_json(), settings(plan.export_cfg, "max_length", "seed"), distill)
     evaluate = sha("evaluate", plan.evaluate.model_dump_json(), str(split), export)
     push = sha("push", plan.push.model_dump_json(), evaluate)

@@ -127,6 +127,15 @@ FEW_SHOT_DISTILL = {"augment": 4}
 OPEN_SET_DISTILL = {"augment": 4}
 
 
+def recipe_defaults() -> str:
+    """What the plan sets where the config leaves it unset (the data's recipes, distill's epochs), as one JSON
+    string: part of ``distill run``'s step digests, so that a version that changes them redoes the steps."""
+    import json
+
+    table = [FEW_SHOT_RECIPE, FEW_SHOT_SMALL, SMALL_WIDTH, FEW_SHOT_DISTILL, OPEN_SET_DISTILL, DISTILL_EPOCHS]
+    return json.dumps(table, sort_keys=True)
+
+
 def data_defaults(cfg: Config, data: Manifest | None, static: bool, command: str = "finetune", width=None):
     """``cfg`` with the recipe the data (and a student of hidden size ``width``) calls for, where the config and
     flags leave it unset, and one line saying what it set and why (None when the data calls for nothing). A
