@@ -138,14 +138,16 @@ PIECE_ROWS = 8192  # rows at most per saved piece of an unfinished teacher pass
 
 
 def teacher_logits(
-    cfg: Config, ref: modeling.ModelRef, model_config, texts: Sequence[str], what: str = "logits"
-) -> tuple[torch.Tensor, bool]:
+    cfg: Config, ref: modeling.ModelRef, model_config, texts: Sequence[str], what: str = "logits",
+    fingerprint: str | None = None,
+) -> tuple[torch.Tensor, bool]:  # fmt: skip
     """The teacher's logits over ``texts`` (``what="features"``: its pooled features, what its head reads),
     from the cache when the same teacher saw the same texts. A cache entry is trusted only when its shape,
     checksum and values check out; a damaged one is computed again. The pass is saved piece by piece
-    (``pieces``): an interrupted one resumes where it stopped."""
+    (``pieces``): an interrupted one resumes where it stopped. ``fingerprint``: the teacher's
+    ``model_fingerprint`` where the caller has it already (its weights are not read again)."""
     half = resolve(cfg.precision)
-    parts = [model_fingerprint(ref, model_config), cfg.max_length, texts_digest(texts)]
+    parts = [fingerprint or model_fingerprint(ref, model_config), cfg.max_length, texts_digest(texts)]
     parts += [half] if half != "fp32" else []  # fp32 logits keys as they always were
     parts += [what] if what != "logits" else []
     key = sha(json.dumps(parts))[:24]

@@ -82,7 +82,8 @@ class ModelTeacher:
 
     @cached_property
     def fingerprint(self) -> str:
-        """The cache's key for its weights (their files' digests, or the Hub commit), computed once."""
+        """The cache's key for its weights (their files' digests, or the Hub commit), computed once for its
+        logits and its features."""
         from distill_cli.training.teacher_cache import model_fingerprint
 
         return model_fingerprint(self.ref, self.config)
@@ -90,14 +91,14 @@ class ModelTeacher:
     def targets(self, cfg: Config, texts: Sequence[str], labels: list[str]) -> Targets:
         from distill_cli.training.teacher_cache import teacher_logits
 
-        logits, reused = teacher_logits(cfg, self.ref, self.config, texts)
+        logits, reused = teacher_logits(cfg, self.ref, self.config, texts, fingerprint=self.fingerprint)
         return Targets(logits, cache_reused=reused)
 
     def features(self, cfg: Config, texts: Sequence[str]) -> torch.Tensor:
         """Its pooled features (what its head reads) for ``texts``, cached as its logits are."""
         from distill_cli.training.teacher_cache import teacher_logits
 
-        return teacher_logits(cfg, self.ref, self.config, texts, "features")[0]
+        return teacher_logits(cfg, self.ref, self.config, texts, "features", self.fingerprint)[0]
 
     def model(self, cfg: Config) -> torch.nn.Module:
         """The model itself, in eval mode, to run on every training step."""
