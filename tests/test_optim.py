@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import TRAIN_FLAGS, assert_one_line_error, run_cli
 
-from distill_cli.training.optim import depth, layer_groups
+from distill_cli.training.optim import depths, layer_groups
 
 
 def test_rates_fall_by_the_factor_from_the_head_down(tiny_bert):
@@ -14,13 +14,15 @@ def test_rates_fall_by_the_factor_from_the_head_down(tiny_bert):
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
     layers = model.config.num_hidden_layers
-    assert depth("bert.embeddings.word_embeddings.weight", layers) == 0
-    assert depth("bert.encoder.layer.0.attention.self.query.weight", layers) == 1
-    assert depth("classifier.weight", layers) == layers + 1
+    params = dict(model.named_parameters())
+    depth, found_layers = depths(model)
+    assert found_layers == layers
+    assert depth[id(params["bert.embeddings.word_embeddings.weight"])] == 0
+    assert depth[id(params["bert.encoder.layer.0.attention.self.query.weight"])] == 1
+    assert id(params["classifier.weight"]) not in depth  # above the layers: depth layers + 1
     decayed = {n for n, _ in model.named_parameters() if not n.endswith("bias")}
     groups = layer_groups(model, 1e-3, 0.5, 0.01, decayed)
     rate = {id(p): g["lr"] for g in groups for p in g["params"]}
-    params = dict(model.named_parameters())
     assert rate[id(params["classifier.weight"])] == pytest.approx(1e-3)
     assert rate[id(params[f"bert.encoder.layer.{layers - 1}.output.dense.weight"])] == pytest.approx(5e-4)
     assert rate[id(params["bert.embeddings.word_embeddings.weight"])] == pytest.approx(1e-3 * 0.5 ** (layers + 1))
