@@ -302,8 +302,7 @@ def load_for_training(
         else:
             manifest, dsd = load_prepared(path)
         if label_names is not None and label_names != manifest.model_labels:
-            check_labels(set(manifest.model_labels), label_names, f"the teacher {teacher_name}")
-            order = [*label_names, manifest.oos_label] if manifest.open_set else list(label_names)
+            order = output_order(manifest, label_names, f"the teacher {teacher_name}")
             dsd = relabel(dsd, order)
             manifest = manifest.model_copy(update={"labels": order})
         if manifest.tokenizer_fingerprint != tokenizer_fingerprint(tokenizer):
@@ -318,21 +317,23 @@ def split_texts(
 ) -> dict[str, tuple[list[str], list[int]]]:
     """Each split's texts and label ids in the order ``label_names`` gives (a model's outputs; the out-of-scope
     label of open-set data after them). From a prepared folder that verifies, its text and label columns are
-    read as they are (nothing tokenized or relabelled); any other dataset goes through ``load_for_training``."""
+    read as they are, relabelled in memory (nothing prepared or tokenized again); any other dataset goes through
+    ``load_for_training``."""
     path = Path(cfg.dataset) if cfg.dataset else None
     manifest = Manifest.read(path) if path is not None else None
     dsd = manifest.verify(path)[0] if manifest is not None else None
     if dsd is None:
-        prepared = load_for_training(cfg, tokenizer, tokenizer_name, label_names)
-        return {n: (list(d["text"]), list(d["label"])) for n, d in prepared.datasets.items()}
-    check_labels(set(manifest.model_labels), label_names, "the model")
-    order = [*label_names, manifest.oos_label] if manifest.open_set else list(label_names)
-    index = {name: i for i, name in enumerate(order)}
-    out = {}
-    for name, split in dsd.items():
-        names = split.features["label"].names
-        out[name] = (list(split["text"]), [index[names[y]] for y in split["label"]])
-    return out
+        dsd = load_for_training(cfg, tokenizer, tokenizer_name, label_names).datasets
+    else:
+        dsd = relabel(dsd, output_order(manifest, label_names, "the model"))
+    return {n: (list(d["text"]), list(d["label"])) for n, d in dsd.items()}
+
+
+def output_order(manifest: Manifest, label_names: list[str], whose: str) -> list[str]:
+    """The data's labels in the order of a model's outputs ``label_names`` (one line naming the labels
+    ``whose`` model does not know): the out-of-scope label of open-set data, which no model has, after them."""
+    check_labels(set(manifest.model_labels), label_names, whose)
+    return [*label_names, manifest.oos_label] if manifest.open_set else list(label_names)
 
 
 def relabel(dsd: DatasetDict, names: list[str]) -> DatasetDict:
