@@ -135,3 +135,24 @@ def test_a_few_shot_run_says_its_recipe_and_records_it(tiny_bert, tmp_path):
     assert "keep_best_epoch False" in record["recipe"] and "epochs" not in record["recipe"]  # --epochs given
     assert record["config"]["keep_best_epoch"] is False and record["kept_epoch"] == 2
     assert record["config"]["contrastive_weight"] == FEW_SHOT_RECIPE["contrastive_weight"]
+
+
+def test_a_few_shot_distill_trains_on_the_variants_its_recipe_adds(tiny_bert, tmp_path):
+    """The recipe's settings take effect, not only its record: the data's ``augment`` makes the teacher answer
+    variants of every training query, which the student trains on (``run.json``'s ``rows``)."""
+    data = few_shot_file(tmp_path, 5)
+    common = ("--dataset", data, "--epochs", "1", "--batch-size", "8", "--max-length", "24", "--json")
+    assert run_cli("finetune", "--student", tiny_bert, "--name", "t", *common).code == 0
+    teacher = tmp_path / "runs" / "t"
+    r = run_cli("distill", "--teacher", teacher, "--student", tiny_bert, "--name", "s", *common)
+    assert r.code == 0, r.stderr
+    record = json.loads((tmp_path / "runs" / "s" / "run.json").read_text())
+    assert record["config"]["augment"] == FEW_SHOT_DISTILL["augment"] and "augment 4" in record["recipe"]
+    labelled = record["rows"]["labelled"]
+    assert record["rows"]["augmented"] > labelled  # about four a query, less the duplicates dropped
+    assert "augmented queries" in r.stderr
+    # flags still win over the recipe: no variants when --augment 0 is given
+    r = run_cli("distill", "--teacher", teacher, "--student", tiny_bert, "--name", "s0", "--augment", "0", *common)
+    assert r.code == 0, r.stderr
+    record = json.loads((tmp_path / "runs" / "s0" / "run.json").read_text())
+    assert record["config"]["augment"] == 0 and not (record.get("rows") or {}).get("augmented")

@@ -79,7 +79,7 @@ def search(cfg: Config, settings: SearchSettings, name: str | None, plot: Path |
     ``plot`` also writes the history and importances there."""
     study = open_study(make_plan(cfg, "distill", settings), name)
     start = time.perf_counter()
-    study.setup = shared_setup(study.plan, study.student)
+    _, study.setup = shared_setup(study.plan, study.student)  # a study's space is its own: no data recipe
     added = run_trials(study, start)
     if completed(study):
         write_best_config(study)

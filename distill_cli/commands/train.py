@@ -16,7 +16,7 @@ from distill_cli.config import Config
 from distill_cli.metrics import QUALITY_KEYS
 from distill_cli.runs import RunFolder, RunRecord, open_run, run_path
 from distill_cli.training.callbacks import RichProgress, StopOnSignal
-from distill_cli.training.plan import Plan, for_data, make_plan, preflight
+from distill_cli.training.plan import Plan, make_plan, preflight
 from distill_cli.training.recipe import (
     build_student,
     build_trainer,
@@ -36,8 +36,7 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
     preflight(plan, student_ref)
     run = open_run_folder(plan, resume, overwrite)
     try:
-        setup = shared_setup(plan, student_ref)
-        plan = for_data(plan, cfg, setup.prepared.manifest, getattr(setup.models.student_config, "hidden_size", None))
+        plan, setup = shared_setup(plan, student_ref, cfg)
         if plan.recipe and plan.is_main:
             info(f"recipe: {plan.recipe}")
         model, layers_kept = build_student(plan, setup)

@@ -17,6 +17,7 @@ import torch
 import transformers
 
 from distill_cli import inference, modeling, precision
+from distill_cli.config import Config
 from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fingerprint
 from distill_cli.data.transfer import ExtraRows, describe, extra_rows, with_extra_rows
 from distill_cli.errors import Interrupted, UsageError
@@ -29,7 +30,7 @@ from distill_cli.training import static_student
 from distill_cli.training.callbacks import StopOnSignal
 from distill_cli.training.head import PROBE_ROWS, head_features, probe
 from distill_cli.training.hidden import layer_map
-from distill_cli.training.plan import Plan
+from distill_cli.training.plan import Plan, for_data
 from distill_cli.training.record import run_record
 from distill_cli.training.setup import Models, OOSChoice, Setup, TeacherSetup, Trained
 from distill_cli.training.teacher_cache import compute_logits
@@ -44,14 +45,19 @@ from distill_cli.training.trainer import (
 from distill_cli.ui import info, warn
 
 
-def shared_setup(plan: Plan, student_ref: modeling.ModelRef) -> Setup:
-    """Models, data (with the transfer-set and augmented rows), the out-of-scope check and the teacher."""
+def shared_setup(plan: Plan, student_ref: modeling.ModelRef, cfg: Config | None = None) -> tuple[Plan, Setup]:
+    """Models, data (with the transfer-set and augmented rows), the out-of-scope check and the teacher. With
+    ``cfg`` (the config ``plan`` was made from), the plan is made again with the recipe the data calls for
+    (``plan.for_data``) as soon as the data is read, before any step reads a setting it sets (the augmented
+    rows, the teacher's pass over them); returns the plan the run goes on with."""
     models = load_models(plan, student_ref)
     prepared = load_data(plan, models)
+    if cfg is not None:
+        plan = for_data(plan, cfg, prepared.manifest, getattr(models.student_config, "hidden_size", None))
     oos = check_oos_rule(plan, prepared)
     rows = add_extra_rows(plan, prepared, models.tokenizer)
     teacher = setup_teacher(plan, models, prepared)
-    return Setup(models, prepared, teacher, oos, rows)
+    return plan, Setup(models, prepared, teacher, oos, rows)
 
 
 def load_models(plan: Plan, student_ref: modeling.ModelRef) -> Models:
