@@ -11,7 +11,10 @@ one-domain sets: their own validation split, in-domain and general out-of-scope 
   - mpnet-augment: MiniLM-L6 from the MPNet teacher, the same;
   - teacher-layer-decay: the MiniLM-L6 teacher (``finetune``) with layer-wise learning-rate decay (``--layer-decay``);
   - teacher-lr: the same teacher at other learning rates; student-lr, mpnet-student-lr, mpnet-lr: the 3-layer
-    student, MiniLM-L6 from MPNet and the MPNet teacher at the one that won.
+    student, MiniLM-L6 from MPNet and the MPNet teacher at the one that won;
+  - splice, mpnet-splice: the 3-layer student and MiniLM-L6 from MPNet with N spliced queries of every
+    training query for the teacher to answer (``--splice``), beside what the data's recipe adds;
+  - feature: the 3-layer student with the sentence-geometry term (``--feature-weight``).
 
     python benchmarks/suite_levers.py --lever kd_loss [--datasets clinc-10shot,banking] [--values kl,mse]
 """
@@ -49,11 +52,20 @@ LEVERS = {
     "mpnet-student-lr": ("minilm-from-mpnet", "mpnet", ("--student", "minilm-l6", "--augment", "4"),
                          {"2e-4": ("--learning-rate", "2e-4")}),
     "mpnet-lr": ("mpnet", None, ("--student", "mpnet-base"), {lr: ("--learning-rate", lr) for lr in ("5e-5", "2e-4")}),
+    # spliced queries (a query's first words, another's last) for the teacher to answer, beside the variants
+    "splice": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3"),
+               {n: ("--splice", n) for n in ("0", "2", "4")}),
+    "mpnet-splice": ("minilm-from-mpnet", "mpnet", ("--student", "minilm-l6"),
+                     {n: ("--splice", n) for n in ("0", "2", "4")}),
+    # the sentence-geometry term: the student's pooled vector matched to the teacher's, on every row
+    "feature": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3"),
+                {w: ("--feature-weight", w) for w in ("0", "1")}),
 }  # fmt: skip
 # The value the suite's own run has, which that run stands for; None: every value is a run of its own (few-shot
 # data now gets --augment by default, so the suite's run is no longer the run without it).
 DEFAULTS = {"kd_loss": "kl", "hidden": "0", "augment": None, "mpnet-augment": None, "teacher-layer-decay": "1",
-            "teacher-lr": "5e-5", "student-lr": None, "mpnet-student-lr": None, "mpnet-lr": "5e-5"}
+            "teacher-lr": None, "student-lr": None, "mpnet-student-lr": None, "mpnet-lr": "5e-5", "splice": "0",
+            "mpnet-splice": "0", "feature": "0"}
 CHOOSING = {"clinc-10shot": "clinc-10shot-val", "clinc-5shot": "clinc-5shot-val"}
 
 
@@ -85,7 +97,9 @@ def variant(data: Data, lever: str, value: str, seed: int = 42) -> Path:
         train_once("finetune", runs, name, *student, *values[value], *common)
         return runs / name
     teacher = runs / teacher_name
-    if not (teacher / "run.json").is_file():
+    if teacher_name == "teacher" and seed == 42:  # the suite's MiniLM-L6 teacher, trained first if not there
+        train_once("finetune", runs, teacher_name, "--student", "minilm-l6", *common)
+    elif not (teacher / "run.json").is_file():
         sys.exit(f"{teacher}: run benchmarks/suite.py --datasets {data.name} first (its teacher)")
     flags = [f.format(teacher=teacher) for f in student]
     train_once("distill", runs, name, "--teacher", teacher, *flags, *values[value], *common)
