@@ -13,6 +13,7 @@ from distill_cli.config import load_config
 from distill_cli.data.manifest import FEW_SHOT, Manifest
 from distill_cli.training.plan import (
     DISTILL_EPOCHS,
+    FEW_SHOT_CUT,
     FEW_SHOT_DISTILL,
     FEW_SHOT_RECIPE,
     FEW_SHOT_SMALL,
@@ -44,8 +45,21 @@ def test_five_an_intent_gets_the_few_shot_recipe_with_or_without_validation_and_
         assert plan.recipe.startswith("few-shot data (5 training queries an intent, median)")
         # a student distilled from a teacher model also learns from its answers on variants of each query
         assert plan.cfg.augment == (FEW_SHOT_DISTILL["augment"] if command == "distill" else 0)
+        assert plan.cfg.splice == 0  # a student other than the teacher's own layers: no spliced queries
     assert planned("distill", manifest(5, "carved"), alpha=1.0).cfg.augment == 0  # no teacher's answers
     assert planned("distill", manifest(5, "carved"), teacher_mode="online").cfg.augment == 0
+
+
+def test_a_few_shot_student_cut_from_its_teacher_also_learns_from_spliced_queries():
+    """The teacher's own layers (student = teacher) get ``FEW_SHOT_CUT`` beside the variants; the run says so."""
+    cut = planned("distill", manifest(5, "carved"), student="t", student_layers=3, width=SMALL_WIDTH)
+    assert (cut.cfg.augment, cut.cfg.splice) == (FEW_SHOT_DISTILL["augment"], FEW_SHOT_CUT["splice"])
+    assert cut.recipe.startswith(f"few-shot data (5 training queries an intent, median), a student {SMALL_WIDTH} "
+                                 "wide, cut from its teacher: ")  # fmt: skip
+    assert cut.recipe.endswith(f"augment 4, splice {FEW_SHOT_CUT['splice']}")
+    assert planned("distill", manifest(5, "carved"), student="t", splice=0).cfg.splice == 0  # a flag wins
+    assert planned("distill", manifest(5, "carved"), student="t", alpha=1.0).cfg.splice == 0  # no teacher's answers
+    assert planned("distill", manifest(100, "given"), student="t", student_layers=3).recipe is None  # not few-shot
 
 
 @pytest.mark.parametrize("command", ["finetune", "distill"])
@@ -150,7 +164,14 @@ def test_a_few_shot_distill_trains_on_the_variants_its_recipe_adds(tiny_bert, tm
     assert record["config"]["augment"] == FEW_SHOT_DISTILL["augment"] and "augment 4" in record["recipe"]
     labelled = record["rows"]["labelled"]
     assert record["rows"]["augmented"] > labelled  # about four a query, less the duplicates dropped
-    assert "augmented queries" in r.stderr
+    assert "augmented queries" in r.stderr and not record["rows"].get("spliced")
+    # the teacher's own layers also train on spliced queries
+    r = run_cli("distill", "--teacher", teacher, "--student", teacher, "--student-layers", "1", "--name", "cut",
+                *common)  # fmt: skip
+    assert r.code == 0, r.stderr
+    record = json.loads((tmp_path / "runs" / "cut" / "run.json").read_text())
+    assert record["config"]["splice"] == FEW_SHOT_CUT["splice"] and "cut from its teacher" in record["recipe"]
+    assert record["rows"]["spliced"] > record["rows"]["labelled"] and record["rows"]["augmented"] > 0
     # flags still win over the recipe: no variants when --augment 0 is given
     r = run_cli("distill", "--teacher", teacher, "--student", tiny_bert, "--name", "s0", "--augment", "0", *common)
     assert r.code == 0, r.stderr
