@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -252,8 +253,8 @@ def test_an_rdb_url_holds_the_study(runs, tiny_distilbert, tmp_path):
 
 def test_two_workers_share_one_study_on_a_real_postgresql_server(tiny_runs, tiny_distilbert, postgres_url, tmp_path):
     """Two search workers, two processes with their own runs folders, on one study in PostgreSQL: both
-    finish, the study holds the sum of their trials, each best.yaml is the shared study's best, and the
-    password is never printed."""
+    finish, the study holds the sum of their trials, each best.yaml names a complete trial of it (the one
+    written last, the study's best), and the password is never printed."""
     import shutil
 
     import optuna
@@ -276,12 +277,19 @@ def test_two_workers_share_one_study_on_a_real_postgresql_server(tiny_runs, tiny
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 4  # the workers drew different trials
     best = max((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    by_number, written = {t.number: t for t in trials}, []
     for k, (out, _) in enumerate(outputs):
         report = json.loads(out)
         assert report["storage"] == postgres_url.replace("s3cret-pw", "***")
-        best_yaml = (tmp_path / f"runs-{k}" / "study" / "best.yaml").read_text()
-        assert f"trial {best.number}, validation expected accuracy with the rule {best.value:.4f}" in best_yaml
+        path = tmp_path / f"runs-{k}" / "study" / "best.yaml"
+        best_yaml = path.read_text()
+        named = re.search(r"trial (\d+), validation expected accuracy with the rule (\d\.\d{4})", best_yaml)
+        trial = by_number[int(named[1])]  # a complete trial of the shared study, with its value
+        assert trial.state.name == "COMPLETE" and f"{trial.value:.4f}" == named[2]
         assert "s3cret-pw" not in best_yaml
+        written.append((path.stat().st_mtime_ns, trial.number))
+    # Each worker writes the best it knows when it ends; the one that ends last has seen every trial complete.
+    assert max(written)[1] == best.number
     # A wrong password: one line, exit 1, the password not shown.
     wrong = postgres_url.replace("s3cret-pw", "wr0ng-pw")
     r = search(tmp_path / "runs-0", tiny_distilbert, config, "--storage", wrong, "--name", "other")
