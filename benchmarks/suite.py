@@ -337,13 +337,23 @@ def mpnet_installed() -> bool:
     return installed_parts(MPNET_PARTS) is not None
 
 
+def common_flags(data: Data, seed: int) -> tuple:
+    """The flags every run of the suite on ``data`` has: the data, the shared teacher cache, the seed."""
+    return ("--dataset", data.source, "--cache-dir", CACHE, "--seed", str(seed))
+
+
+def minilm_teacher(data: Data, seed: int = 42, name: str = "teacher") -> dict:
+    """The MiniLM-L6 teacher on ``data`` (``distill finetune --student minilm-l6``), trained unless it exists."""
+    return train_once("finetune", data.runs_dir, name, "--student", "minilm-l6", *common_flags(data, seed))
+
+
 def tool_runs(data: Data, seed: int) -> dict[str, dict]:
     """The README's commands on ``data``: the MiniLM-L6 teacher, then the student cut from it (3 layers) and
     distilled; where ``mpnet-base`` is installed, the MPNet teacher and MiniLM-L6 distilled from it."""
     runs = data.runs_dir
-    common = ("--dataset", data.source, "--cache-dir", CACHE, "--seed", str(seed))
+    common = common_flags(data, seed)
     suffix = "" if seed == 42 else f"-s{seed}"
-    out = {"teacher": train_once("finetune", runs, f"teacher{suffix}", "--student", "minilm-l6", *common)}
+    out = {"teacher": minilm_teacher(data, seed, f"teacher{suffix}")}
     folder = runs / out["teacher"]["name"]
     out["student"] = train_once("distill", runs, f"student{suffix}", "--teacher", folder, "--student", folder,
                                 "--student-layers", "3", *common)  # fmt: skip

@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from common import OUT, machine, pct, save, train_once
-from suite import CACHE, DATA, HERE, Data, datasets, headline, mpnet_installed, tool_figures
+from suite import DATA, HERE, Data, common_flags, datasets, headline, minilm_teacher, mpnet_installed, tool_figures
 
 # lever -> (the suite's run it varies, its teacher run, its student flags, {value: extra flags})
 LEVERS = {
@@ -92,13 +92,13 @@ def variant(data: Data, lever: str, value: str, seed: int = 42) -> Path:
     name = base if value == DEFAULTS[lever] else f"{base}-{lever}-{value}"
     if seed != 42:
         name = f"{name}-seed{seed}"
-    common = ("--dataset", data.source, "--cache-dir", CACHE, "--seed", str(seed))
+    common = common_flags(data, seed)
     if teacher_name is None:  # the teacher's own lever: a finetune run
         train_once("finetune", runs, name, *student, *values[value], *common)
         return runs / name
     teacher = runs / teacher_name
     if teacher_name == "teacher" and seed == 42:  # the suite's MiniLM-L6 teacher, trained first if not there
-        train_once("finetune", runs, teacher_name, "--student", "minilm-l6", *common)
+        minilm_teacher(data)
     elif not (teacher / "run.json").is_file():
         sys.exit(f"{teacher}: run benchmarks/suite.py --datasets {data.name} first (its teacher)")
     flags = [f.format(teacher=teacher) for f in student]

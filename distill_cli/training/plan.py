@@ -154,7 +154,8 @@ def data_defaults(cfg: Config, data: Manifest | None, static: bool, command: str
     if data.few_shot:
         small = width is not None and width <= SMALL_WIDTH
         recipe.update(FEW_SHOT_RECIPE, **(FEW_SHOT_SMALL if small else {}))
-        recipe.update(FEW_SHOT_DISTILL if teacher_answers else {}, **(FEW_SHOT_CUT if teacher_answers and cut else {}))
+        if teacher_answers:
+            recipe.update(FEW_SHOT_DISTILL, **(FEW_SHOT_CUT if cut else {}))
         why.append(f"few-shot data ({data.per_intent:g} training queries an intent, median)"
                    + (f", a student {width} wide" if small else "")
                    + (", cut from its teacher" if teacher_answers and cut else ""))  # fmt: skip
