@@ -187,8 +187,8 @@ class Config(BaseModel):
         0.05,
         ge=0,
         lt=1,
-        description="Data with no out-of-scope label: the fallback turns away this share of in-scope validation "
-        "queries, answering oos_label (0: no fallback).",
+        description="Data with no out-of-scope label: the fallback turns away at most this share of in-scope "
+        "queries like validation's, answering oos_label (0: no fallback).",
     )
 
     # Outputs

@@ -94,8 +94,8 @@ intent, score = result["label"], result["score"]
 Out of scope: answer `{{ oos.label }}` when `confidence < {{ oos.threshold }}`, where the confidence is
 {{ oos.confidence }}.
 {%- if oos.reject is not none %} The training data has no out-of-scope queries, so this threshold is a
-fallback: chosen to turn away {{ oos.reject }} of the in-scope validation queries, those the model is least
-sure of.
+fallback: chosen on the validation split to turn away at most {{ oos.reject }} of in-scope queries like it, those
+the model is least sure of.
 {%- else %} The score and threshold were chosen on the validation split (the score by AUROC, the threshold
 for an expected {{ oos.share }} share of out-of-scope queries).
 {%- endif %} `distill predict` applies it.
