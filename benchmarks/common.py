@@ -43,15 +43,28 @@ def train_once(
     command: str, runs: Path, name: str, *flags, reuse_only: bool = False, env: dict | None = None,
     entry: list[str] = DISTILL,
 ) -> dict | None:  # fmt: skip
-    """The run's run.json, running `distill COMMAND --name NAME FLAGS` first unless the run exists (so an
-    interrupted benchmark goes on where it stopped). ``reuse_only``: None for a run that does not exist."""
-    record = runs / name / "run.json"
+    """The run's run.json, running `distill COMMAND --name NAME FLAGS` first unless the run exists with the same
+    command, flags and data recipes (so an interrupted benchmark goes on where it stopped). A run asked with other
+    flags, or trained before the tool's recipe defaults changed, is moved aside (``NAME.stale-N``) and trained
+    again; one trained before this record was kept is reused, and said so. ``reuse_only``: None for a run that
+    does not exist."""
+    from distill_cli.training.plan import recipe_defaults
+
+    record, asked_file = runs / name / "run.json", runs / f"{name}.asked.json"
+    asked = {"command": command, "flags": [str(f) for f in flags], "recipe_defaults": recipe_defaults()}
+    earlier = json.loads(asked_file.read_text()) if asked_file.is_file() else None
+    if record.is_file() and earlier not in (None, asked):
+        stale = next(runs / f"{name}.stale-{i}" for i in range(1, 1000) if not (runs / f"{name}.stale-{i}").exists())
+        (runs / name).rename(stale)
+        asked_file.rename(stale.with_name(f"{stale.name}.asked.json"))
+        print(f"{runs / name}: asked with other flags or recipe defaults, moved to {stale.name}", file=sys.stderr)
     if record.is_file():
-        print(f"reusing {runs / name}", file=sys.stderr)
+        print(f"reusing {runs / name}" + ("" if earlier else " (no record of its flags)"), file=sys.stderr)
     elif reuse_only:
         return None
     else:
         wall_s = distill(command, "--runs-dir", runs, "--name", name, *flags, env=env, entry=entry)["wall_s"]
+        asked_file.write_text(json.dumps(asked, indent=1))
         print(f"{name}: {wall_s:.0f} s", file=sys.stderr)
     return json.loads(record.read_text())
 
