@@ -347,9 +347,10 @@ def minilm_teacher(data: Data, seed: int = 42, name: str = "teacher") -> dict:
     return train_once("finetune", data.runs_dir, name, "--student", "minilm-l6", *common_flags(data, seed))
 
 
-def tool_runs(data: Data, seed: int) -> dict[str, dict]:
+def tool_runs(data: Data, seed: int, mpnet: bool = True) -> dict[str, dict]:
     """The README's commands on ``data``: the MiniLM-L6 teacher, then the student cut from it (3 layers) and
-    distilled; where ``mpnet-base`` is installed, the MPNet teacher and MiniLM-L6 distilled from it."""
+    distilled; where ``mpnet-base`` is installed (and ``mpnet``), the MPNet teacher and MiniLM-L6 distilled
+    from it."""
     runs = data.runs_dir
     common = common_flags(data, seed)
     suffix = "" if seed == 42 else f"-s{seed}"
@@ -357,7 +358,7 @@ def tool_runs(data: Data, seed: int) -> dict[str, dict]:
     folder = runs / out["teacher"]["name"]
     out["student"] = train_once("distill", runs, f"student{suffix}", "--teacher", folder, "--student", folder,
                                 "--student-layers", "3", *common)  # fmt: skip
-    if mpnet_installed():
+    if mpnet and mpnet_installed():
         out["mpnet-teacher"] = train_once("finetune", runs, f"mpnet{suffix}", "--student", "mpnet-base", *common)
         folder = runs / out["mpnet-teacher"]["name"]
         out["mpnet-student"] = train_once("distill", runs, f"minilm-from-mpnet{suffix}", "--teacher", folder,
@@ -394,6 +395,7 @@ def main() -> None:
     parser.add_argument("--datasets", default=None, help="comma-separated names (default: all)")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--peers-only", action="store_true")
+    parser.add_argument("--without-mpnet", action="store_true", help="the MiniLM-L6 teacher and its student only")
     parser.add_argument("--setfit", action="store_true", help="SetFit too (in .venv-peers)")
     parser.add_argument("--setfit-iterations", type=int, default=20, help="its num_iterations (quickstart: 20)")
     args = parser.parse_args()
@@ -412,7 +414,7 @@ def main() -> None:
             entry[f"setfit-i{args.setfit_iterations}"] = setfit_peer(data, args.setfit_iterations)
         if not args.peers_only:
             for seed in range(42, 42 + args.seeds):
-                for role, record in tool_runs(data, seed).items():
+                for role, record in tool_runs(data, seed, not args.without_mpnet).items():
                     key = role if seed == 42 else f"{role}-s{seed}"
                     folder = data.runs_dir / record["name"]
                     entry[key] = {"train_s": record.get("train_s"), "recipe": record.get("recipe"),
