@@ -172,10 +172,10 @@ class Config(BaseModel):
         "auto",
         description="Out-of-scope rule chosen on validation: auto (when the data has the oos label), threshold, none.",
     )
-    oos_score: Literal["auto", "max_softmax", "energy", "mahalanobis", "energy+mahalanobis"] = Field(
+    oos_score: Literal["auto", "max_softmax", "energy", "mahalanobis", "energy+mahalanobis", "knn"] = Field(
         "auto",
-        description="Score the out-of-scope rule thresholds: auto (the best validation AUROC where validation "
-        "has out-of-scope queries, else energy+mahalanobis), or one of them.",
+        description="Score the out-of-scope rule thresholds: auto (of the first four, the best validation AUROC "
+        "where validation has out-of-scope queries, else energy+mahalanobis), or one of them.",
     )
     oos_share: float = Field(
         0.18,

@@ -197,10 +197,13 @@ def choose_rule(
 ) -> OOSRule:  # fmt: skip
     """The rule on validation's ``logits`` (and ``features``, with ``stats`` already calibrated): the fallback
     turns away ``share`` of the queries with the one candidate, else ``DEFAULT_SCORE``; otherwise the score is
-    the candidate of the best AUROC and the threshold the best expected accuracy at ``share``."""
+    the candidate of the best AUROC (``knn`` with its own best k) and the threshold the best expected accuracy
+    at ``share``."""
     if fallback:
         score = candidates[0] if len(candidates) == 1 else DEFAULT_SCORE
         return choose_reject_threshold(confidence(score, logits, features, stats, intents), oos_label, share, score)
+    if "knn" in candidates and stats is not None:  # its k first, on the same queries and by the same AUROC
+        stats.choose_k(features, np.asarray(y) == oos_id)
     score, aurocs = choose_score(candidates, logits, y, oos_id, features, stats, intents)
     conf = confidence(score, logits, features, stats, intents)
     rule = choose_threshold(conf, np.asarray(logits).argmax(-1), y, oos_id, oos_label, share, score)

@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO, run_cli
 
@@ -120,12 +121,19 @@ def export_folder(tiny_runs, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("score", ["max_softmax", "energy", "mahalanobis", "energy+mahalanobis"])
+@pytest.mark.parametrize("score", ["max_softmax", "energy", "mahalanobis", "energy+mahalanobis", "knn"])
 def test_the_readme_snippet_gives_predicts_answers(export_folder, tmp_path, score):
     """With each score the rule may have chosen (set in a copy's run.json, with a threshold that splits
     the texts), the snippet gives `distill predict`'s answers and confidences."""
     folder = tmp_path / "export"
     shutil.copytree(export_folder, folder)
+    if score == "knn":  # a rule that reads knn keeps the training queries' vectors: some, of the right width
+        from distill_cli.oos_scores import FeatureStats, normalised
+
+        stats = FeatureStats.load(folder)
+        vectors = np.random.default_rng(0).normal(size=(12, stats.whitening.shape[0]))
+        stats.bank, stats.k = normalised(vectors).astype(np.float16).astype(np.float32), 3
+        stats.save(folder)
     texts = ["what's the weather like in paris", "sing me a song", "wake me up at seven", "book a table",
              "what is my balance", "tell me a joke"]  # fmt: skip
     record = json.loads((folder / "run.json").read_text())

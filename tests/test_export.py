@@ -192,16 +192,29 @@ def test_trimming_is_gated_by_default_and_keeps_the_tokens_of_the_texts_given(ru
     assert_one_line_error(r, 2, "--trim-keep", "nope.txt: no such file")
 
 
-def test_the_cards_code_gives_the_feature_score_that_predict_applies(tiny_bert, tmp_path):
-    """A run told to use the combined score: its ONNX export's card holds code that, run as a Hub user would
+@pytest.mark.parametrize("score", ["energy+mahalanobis", "knn"])
+def test_the_cards_code_gives_the_feature_score_that_predict_applies(tiny_bert, tmp_path, score):
+    """A run told to use a feature score: its ONNX export's card holds code that, run as a Hub user would
     run it (on the exported folder), computes the confidence `distill predict` compares with the threshold."""
     import re
 
     r = run_cli("finetune", *TRAIN_FLAGS, "--student", tiny_bert, "--epochs", "1", "--name", "m",
-                "--oos-score", "energy+mahalanobis")  # fmt: skip
+                "--oos-score", score)  # fmt: skip
     assert r.code == 0, r.stderr
-    rule = json.loads((tmp_path / "runs" / "m" / "run.json").read_text())["oos_rule"]
-    assert rule["score"] == "energy+mahalanobis" and rule["score_auroc"] == {}  # told, not chosen
+    path = tmp_path / "runs" / "m" / "run.json"
+    record = json.loads(path.read_text())
+    rule = record["oos_rule"]
+    assert rule["score"] == score and rule["score_auroc"] == {}  # told, not chosen
+    if score == "knn":
+        # The tiny random encoder's vectors all point nearly one way (similarities within 1e-3 of each other), so
+        # a threshold chosen among them lies within float32 noise of a query: put it in their widest gap, where
+        # the export's parity check (PyTorch's decisions against the graph's) measures the graph, not the noise.
+        texts = [t for t, _ in json.loads(DEMO.read_text())["val"]]
+        p = run_cli("predict", "m", *texts, "--json")
+        conf = np.sort([json.loads(line)["confidence"] for line in p.stdout.splitlines()])
+        widest = int(np.argmax(np.diff(conf)))
+        rule["threshold"] = float(conf[widest : widest + 2].mean())
+        path.write_text(json.dumps(record))
     out = tmp_path / "m-onnx"
     assert run_cli("export", "m", "--output", out).code == 0
     d = run_cli("push", out, "--repo-id", "me/m", "--dry-run", "--json")

@@ -46,7 +46,8 @@ def test_a_model_of_open_set_data_answers_out_of_scope_by_its_rule(tiny_bert, ti
     record = json.loads((run / "run.json").read_text())
     rule = record["oos_rule"]
     assert record["labels"] == list(labels) and rule["oos_share"] == 0.18 and rule["reject_share"] is None
-    # The score was chosen on validation by AUROC among the four, and the feature statistics were saved.
+    # The score was chosen on validation by AUROC among the four (knn is asked for by name), and the feature
+    # statistics were saved.
     assert set(rule["score_auroc"]) == {"max_softmax", "energy", "mahalanobis", "energy+mahalanobis"}
     assert rule["score"] == max(rule["score_auroc"], key=rule["score_auroc"].get)
     assert (run / "oos_features.safetensors").is_file()
@@ -66,6 +67,29 @@ def test_a_model_of_open_set_data_answers_out_of_scope_by_its_rule(tiny_bert, ti
     assert d.code == 0, d.stderr
     student = json.loads((tmp_path / "runs" / "s" / "run.json").read_text())
     assert student["labels"] == record["labels"] and student["oos_rule"]["oos_share"] == 0.18
+
+
+def test_a_knn_rule_keeps_the_training_vectors_and_predict_applies_it(tiny_bert, open_set, tmp_path):
+    from distill_cli.oos_scores import FeatureStats
+
+    flags = (*TRAIN_FLAGS[2:], "--dataset", open_set, "--student", tiny_bert, "--epochs", "2")
+    r = run_cli("finetune", *flags, "--oos-score", "knn", "--name", "k")
+    assert r.code == 0, r.stderr
+    run = tmp_path / "runs" / "k"
+    rule = json.loads((run / "run.json").read_text())["oos_rule"]
+    assert rule["score"] == "knn" and rule["score_auroc"] == {}  # asked for: nothing chosen
+    stats = FeatureStats.load(run)
+    train_rows = sum(1 for _ in json.loads(DEMO.read_text())["train"])
+    assert stats.bank.shape[0] == train_rows and 1 <= stats.k <= 10
+    texts = [t for t, _ in json.loads(DEMO.read_text())["oos_test"]] + ["play some jazz", "set an alarm"]
+    answers = [json.loads(line) for line in run_cli("predict", "k", *texts, "--json").stdout.splitlines()]
+    assert all(-1.0 <= a["confidence"] <= 1.0 for a in answers)  # a cosine similarity
+    for a in answers:
+        assert a["out_of_scope"] == (a["confidence"] < rule["threshold"]) == (a["intent"] == "oos")
+    # Another score: the vectors are not kept.
+    r = run_cli("finetune", *flags, "--oos-score", "energy+mahalanobis", "--name", "m")
+    assert r.code == 0, r.stderr
+    assert FeatureStats.load(tmp_path / "runs" / "m").bank is None
 
 
 def test_out_of_scope_queries_in_test_alone(tiny_bert, tmp_path):

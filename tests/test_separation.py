@@ -161,3 +161,59 @@ def test_epochs_are_chosen_by_the_expected_accuracy_with_the_rule_not_by_argmax(
     # Without out-of-scope validation queries there is no rule to choose: the expected accuracy is accuracy.
     plain = metrics_fn(["a", "b"], None)((first[:16, :2], y[:16]))
     assert plain[EXPECTED.key] == plain["accuracy"] == 1.0
+
+
+def two_ways_of_asking(rng, n: int, d: int = 8):
+    """Three intents' features, the first asked two ways (two clouds of its own), the others one way each."""
+    corners = np.eye(d)[[0, 1, 2, 3]] * 6.0
+    labels = np.repeat([0, 0, 1, 2], n)
+    return np.repeat(corners, n, axis=0) + rng.normal(size=(4 * n, d)) * 0.3, labels
+
+
+def test_knn_sets_apart_an_unseen_intent_between_two_ways_of_asking_a_known_one(tmp_path):
+    """Queries of an unseen intent that lie between the two clouds of a known intent, where that intent's mean
+    is: the head is fairly sure of them and the Mahalanobis distance to the mean is small, but no training query
+    is near them. The k-th nearest neighbour's similarity sets them apart; max softmax and Mahalanobis do not."""
+    from distill_cli.oos_scores import STATS_FILE, FeatureStats, auroc, max_softmax_score, out_of_scope_score
+
+    rng = np.random.default_rng(0)
+    train, labels = two_ways_of_asking(rng, 20)
+    val_in, _ = two_ways_of_asking(rng, 10)
+    unseen = np.eye(8)[0] * 3.0 + np.eye(8)[1] * 3.0 + rng.normal(size=(30, 8)) * 0.3
+    x, positive = np.vstack([val_in, unseen]), np.r_[np.zeros(40, bool), np.ones(30, bool)]
+    means = np.stack([train[labels == c].mean(0) for c in range(3)])
+    logits = x @ means.T / 6.0  # a head that reads the intents' mean directions
+    stats = FeatureStats.fit(train, labels)
+    aurocs = stats.choose_k(x, positive)
+    assert set(aurocs) == {1, 5, 10, 20} and stats.k == 1  # every k up to the smallest intent (20); ties: the least
+    knn = auroc(out_of_scope_score("knn", logits, x, stats), positive)
+    assert knn > 0.99
+    assert knn > auroc(max_softmax_score(logits), positive) + 0.15
+    assert knn > auroc(stats.distance(x), positive) + 0.4
+    # The score is minus the cosine similarity to the k-th nearest training query.
+    stats.k = 5
+    z, bank = x / np.linalg.norm(x, axis=1, keepdims=True), train / np.linalg.norm(train, axis=1, keepdims=True)
+    expected = -np.sort(z @ bank.T, axis=1)[:, -5]
+    assert np.allclose(out_of_scope_score("knn", logits, x, stats), expected, atol=2e-3)  # the bank is float16
+    # Saved and loaded: the same vectors and k, so the same scores; a file with no vectors cannot give knn.
+    stats.save(tmp_path)
+    loaded = FeatureStats.load(tmp_path, feature_dim=8)
+    assert loaded.k == 5 and np.array_equal(out_of_scope_score("knn", logits, x, loaded), stats.knn(x))
+    stats.bank = None
+    stats.save(tmp_path)
+    with pytest.raises(ValueError, match="did not keep"):
+        out_of_scope_score("knn", logits, x, FeatureStats.load(tmp_path))
+    # Fewer training queries an intent than a k: only the ks it has are tried.
+    few = FeatureStats.fit(*two_ways_of_asking(rng, 3))
+    assert set(few.choose_k(x, positive)) == {1} and few.k == 1
+    # A bank of another width is refused, in one line.
+    from safetensors.numpy import load_file, save_file
+
+    from distill_cli.errors import DistillError
+
+    stats.bank = np.ones((4, 8), np.float32) / np.sqrt(8)
+    stats.save(tmp_path)
+    tensors = load_file(str(tmp_path / STATS_FILE))
+    save_file({**tensors, "bank": np.ones((4, 7), np.float16)}, str(tmp_path / STATS_FILE))
+    with pytest.raises(DistillError, match="does not fit"):
+        FeatureStats.load(tmp_path)

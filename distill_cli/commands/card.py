@@ -130,6 +130,9 @@ SCORE_EXPRESSIONS = {
     "energy": "energy",
     "mahalanobis": "distance",
     "energy+mahalanobis": "(energy - e_mean) / e_std + (distance - d_mean) / d_std",
+    # minus the cosine similarity to the k-th nearest training query
+    "knn": '-np.sort(features / np.linalg.norm(features, axis=-1, keepdims=True) @ s["bank"].T.astype(np.float32), '
+    'axis=-1)[:, -int(s["knn_k"][0])]',
 }
 
 

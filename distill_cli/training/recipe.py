@@ -23,7 +23,7 @@ from distill_cli.data.transfer import ExtraRows, describe, extra_rows, with_extr
 from distill_cli.errors import Interrupted, UsageError
 from distill_cli.metrics import metrics_fn
 from distill_cli.oos import OOSRule, choose_rule
-from distill_cli.oos_scores import FEATURE_SCORES, SCORES, FeatureStats
+from distill_cli.oos_scores import AUTO_SCORES, FEATURE_SCORES, FeatureStats
 from distill_cli.pooling import MeanPoolingClassifier
 from distill_cli.runs import RunFolder, finish_run, mark_started
 from distill_cli.training import static_student
@@ -299,7 +299,7 @@ def choose_oos_rule(plan: Plan, folder: Path, setup: Setup) -> OOSRule | None:
         tokenizer = StaticTokenizer()
     else:
         model = model.to(precision.device())  # the GPU the run trained on, if any
-    candidates = list(SCORES) if cfg.oos_score == "auto" else [cfg.oos_score]
+    candidates = list(AUTO_SCORES) if cfg.oos_score == "auto" else [cfg.oos_score]
     need_features = any(s in FEATURE_SCORES for s in candidates)
     val = prepared.datasets["validation"]
     logits, features = inference.batched_outputs(
@@ -317,6 +317,8 @@ def choose_oos_rule(plan: Plan, folder: Path, setup: Setup) -> OOSRule | None:
     share = cfg.oos_reject if fallback else cfg.oos_share
     rule = choose_rule(candidates, fallback, logits, y, oos_id, oos.oos_label, share, features, stats, intents)
     if stats is not None:  # kept even when another score won: `evaluate` reports how every score separates
+        if rule.score != "knn":  # the training queries' vectors travel only with a rule that reads them
+            stats.bank = None
         stats.save(folder)
     return rule
 
