@@ -74,6 +74,12 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.2f}"
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table for BENCHMARKS.md: the header, its rule, a line a row."""
+    line = lambda cells: "| " + " | ".join(map(str, cells)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
+
+
 def save(name: str, payload: dict) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"

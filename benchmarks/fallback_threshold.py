@@ -18,7 +18,7 @@ import json
 import sys
 
 import numpy as np
-from common import machine, save
+from common import machine, markdown_table, save
 from suite import CACHE, SHARED, datasets
 
 SETS = {"clinc-5shot": "5shot", "clinc-10shot": "10shot"}
@@ -63,11 +63,9 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     save("fallback_threshold", {"machine": machine(), "command": " ".join(sys.argv), "rows": rows})
-    print("| dataset | model | n | validation-full: before | after | test: before | after |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        cells = [f"{r[s][w] * 100:.2f}" for s in ("validation-full", "test") for w in ("before", "after")]
-        print(f"| {r['dataset']} | {r['model']} | {r['validation_n']} | " + " | ".join(cells) + " |")
+    header = ["dataset", "model", "n", "validation-full: before", "after", "test: before", "after"]
+    cells = lambda r: [f"{r[s][w] * 100:.2f}" for s in ("validation-full", "test") for w in ("before", "after")]  # noqa: E731
+    print(markdown_table(header, [[r["dataset"], r["model"], r["validation_n"], *cells(r)] for r in rows]))
 
 
 if __name__ == "__main__":

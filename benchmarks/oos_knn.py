@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import machine, save
+from common import machine, markdown_table, save
 from suite import CACHE, HERE, auroc_by_kind
 
 SETS = ("banking", "credit_cards", "banking-5shot", "credit_cards-5shot")
@@ -90,17 +90,15 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     save("oos_knn", {"machine": machine(), "command": " ".join(sys.argv), "rows": rows})
-    print("| run | auto: score | validation % (AUROC in-domain) | test % | with knn: score | validation % | test % |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        cells = []
-        for label in ("auto", "auto+knn"):
-            x = r[label]
-            score = x["score"] + (f" (k {x['k']})" if x["k"] else "")
-            v, t = x["validation"], x["test"]
-            cells += [score, f"{v['with_rule'] * 100:.2f} ({v['auroc']['id-oos']:.3f})",
-                      f"{t['with_rule'] * 100:.2f} ({t['auroc']['id-oos']:.3f})"]  # fmt: skip
-        print(f"| {r['run']} | " + " | ".join(cells) + " |")
+    header = ["run", "auto: score", "validation % (AUROC in-domain)", "test %", "with knn: score", "validation %",
+              "test %"]  # fmt: skip
+    print(markdown_table(header, [[r["run"], *cells(r["auto"]), *cells(r["auto+knn"])] for r in rows]))
+
+
+def cells(x: dict) -> list[str]:
+    """A rule's score, and its accuracy with the rule (in-domain AUROC) on validation and test."""
+    figures = [f"{x[s]['with_rule'] * 100:.2f} ({x[s]['auroc']['id-oos']:.3f})" for s in ("validation", "test")]
+    return [x["score"] + (f" (k {x['k']})" if x["k"] else ""), *figures]
 
 
 if __name__ == "__main__":
