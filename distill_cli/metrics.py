@@ -162,7 +162,7 @@ def separation(
     oos, right = y == oos_id, np.asarray(intents)[logits[:, intents].argmax(-1)] == y
     out = {}
     for name in SCORES:
-        if name in FEATURE_SCORES and (stats is None or (name == "knn" and stats.bank is None)):
+        if name in FEATURE_SCORES and (stats is None or not stats.gives(name)):
             continue
         if not oos.any() or oos.all():
             out[name] = dict.fromkeys(

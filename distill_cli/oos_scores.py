@@ -99,6 +99,10 @@ class FeatureStats:
         return cls(whitening, means @ whitening, np.array([[0.0, 1.0], [0.0, 1.0]]), bank,
                    min(KNN_DEFAULT_K, smallest), smallest)  # fmt: skip
 
+    def gives(self, name: str) -> bool:
+        """Whether these statistics give the feature score ``name`` (``knn`` only where the vectors were kept)."""
+        return name in FEATURE_SCORES and (name != "knn" or self.bank is not None)
+
     def distance(self, features: np.ndarray) -> np.ndarray:
         """The squared Mahalanobis distance of each row to the nearest intent mean."""
         z = np.asarray(features, dtype=np.float64) @ self.whitening
