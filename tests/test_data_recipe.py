@@ -177,3 +177,19 @@ def test_a_few_shot_distill_trains_on_the_variants_its_recipe_adds(tiny_bert, tm
     assert r.code == 0, r.stderr
     record = json.loads((tmp_path / "runs" / "s0" / "run.json").read_text())
     assert record["config"]["augment"] == 0 and not (record.get("rows") or {}).get("augmented")
+
+
+def test_every_default_of_the_plan_is_in_what_distill_run_compares(monkeypatch):
+    """``recipe_defaults()`` goes into ``distill run``'s step digests, so that a version whose data recipes differ
+    trains the steps again: a change to any of the plan's constants (each listed there by hand) changes it."""
+    from distill_cli.training import plan
+
+    before = plan.recipe_defaults()
+    constants = [name for name in vars(plan) if name.isupper() and isinstance(getattr(plan, name), (dict, int))]
+    constants.remove("STATIC_SEARCH_DEFAULTS")  # a search's ranges: `distill run` does not search
+    assert len(constants) == 9, constants  # the static student's DISTILL_AUGMENT and DISTILL_SPLICE were missing
+    for name in constants:
+        value = getattr(plan, name)
+        with monkeypatch.context() as m:
+            m.setattr(plan, name, {**value, "changed": 1} if isinstance(value, dict) else value + 1)
+            assert plan.recipe_defaults() != before, name

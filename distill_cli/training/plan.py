@@ -133,12 +133,13 @@ OPEN_SET_DISTILL = {"augment": 4}
 
 
 def recipe_defaults() -> str:
-    """What the plan sets where the config leaves it unset (the data's recipes, distill's epochs), as one JSON
-    string: part of ``distill run``'s step digests, so that a version that changes them redoes the steps."""
+    """What the plan sets where the config leaves it unset (the data's recipes, distill's epochs, a static
+    student's variants), as one JSON string: part of ``distill run``'s step digests, so that a version that
+    changes them redoes the steps."""
     import json
 
     table = [FEW_SHOT_RECIPE, FEW_SHOT_SMALL, SMALL_WIDTH, FEW_SHOT_DISTILL, FEW_SHOT_CUT, OPEN_SET_DISTILL,
-             DISTILL_EPOCHS]  # fmt: skip
+             DISTILL_EPOCHS, DISTILL_AUGMENT, DISTILL_SPLICE]  # fmt: skip
     return json.dumps(table, sort_keys=True)
 
 
