@@ -24,17 +24,15 @@ from suite import CACHE, SHARED, datasets
 SETS = {"clinc-5shot": "5shot", "clinc-10shot": "10shot"}
 
 
-def confidences(folder, texts: list[str]) -> np.ndarray:
-    from distill_cli.commands.predict import Predictor
-    from distill_cli.config import Config
-
-    predictor = Predictor.load(Config(cache_dir=CACHE), str(folder))
+def confidences(predictor, texts: list[str]) -> np.ndarray:
     return np.array([a["confidence"] for a in predictor(texts)], dtype=np.float64)
 
 
 def main() -> None:
     from datasets import load_from_disk
 
+    from distill_cli.commands.predict import Predictor
+    from distill_cli.config import Config
     from distill_cli.oos import choose_reject_threshold
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,8 +49,10 @@ def main() -> None:
                 continue
             run = json.loads((folder / "run.json").read_text())
             share, data = run["config"]["oos_reject"], load_from_disk(run["dataset"]["path"])
-            validation = confidences(folder, data["validation"]["text"])
-            on = {"validation-full": confidences(folder, held_out), "test": confidences(folder, data["test"]["text"])}
+            predictor = Predictor.load(Config(cache_dir=CACHE), str(folder))  # once: three splits read it
+            validation = confidences(predictor, data["validation"]["text"])
+            on = {"validation-full": confidences(predictor, held_out),
+                  "test": confidences(predictor, data["test"]["text"])}  # fmt: skip
             before = float(np.quantile(validation, share, method="higher"))
             after = choose_reject_threshold(validation, "oos", share, run["oos_rule"]["score"]).threshold
             # the confidences are the ones training set its rule on: its threshold is one of the two

@@ -80,10 +80,11 @@ def main() -> None:
         splits = {s: split_of(predictor, data, source, s) for s in ("validation", "test")}
         v = splits["validation"]
         row = {"run": name, "train_s": run.get("train_s")}
+        stats = FeatureStats.fit(train_features, train_y)  # as training fits them: the labelled queries
+        in_scope = v["y"] != oos_id
+        stats.calibrate(v["logits"][in_scope], v["features"][in_scope])
         for label, candidates in (("auto", AUTO_SCORES), ("auto+knn", (*AUTO_SCORES, "knn"))):
-            stats = FeatureStats.fit(train_features, train_y)  # as training fits them: the labelled queries
-            in_scope = v["y"] != oos_id
-            stats.calibrate(v["logits"][in_scope], v["features"][in_scope])
+            # one fit for both: only knn's choice of k (the second) changes the statistics
             rule = choose_rule(list(candidates), False, v["logits"], v["y"], oos_id, "oos", 0.18, v["features"], stats)
             row[label] = {"score": rule.score, "k": stats.k if rule.score == "knn" else None,
                           **{s: scored(rule, splits[s], stats, oos_id) for s in splits}}  # fmt: skip
