@@ -79,7 +79,7 @@ def test_a_knn_rule_keeps_the_training_vectors_and_predict_applies_it(tiny_bert,
     rule = json.loads((run / "run.json").read_text())["oos_rule"]
     assert rule["score"] == "knn" and rule["score_auroc"] == {}  # asked for: nothing chosen
     stats = FeatureStats.load(run)
-    train_rows = sum(1 for _ in json.loads(DEMO.read_text())["train"])
+    train_rows = len(json.loads(DEMO.read_text())["train"])
     assert stats.bank.shape[0] == train_rows and 1 <= stats.k <= 10
     texts = [t for t, _ in json.loads(DEMO.read_text())["oos_test"]] + ["play some jazz", "set an alarm"]
     answers = [json.loads(line) for line in run_cli("predict", "k", *texts, "--json").stdout.splitlines()]
