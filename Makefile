@@ -132,8 +132,9 @@ bench-cost: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/distill_cost.py
 
 # The suite of data none of the defaults were chosen on (few-shot CLINC150, one-domain open-set sets, small and
-# partial CLINC150): the tool's README commands beside the frozen-encoder probe and SetFit (in .venv-peers, its
-# pins apart from ours), in one run; the MPNet teacher's rows where `make install-teacher` ran (about 2 hours).
+# partial CLINC150): the tool's README commands beside the frozen-encoder probe, model2vec's classifier and
+# SetFit (in .venv-peers, its pins apart from ours), in one run; the MPNet teacher's rows where
+# `make install-teacher` ran (about 2 hours).
 bench-suite: install
 	test -x .venv-peers/bin/python || ($(PYTHON) -m venv .venv-peers && .venv-peers/bin/pip install -q torch==2.13.0 \
 		&& .venv-peers/bin/pip install -q setfit==1.2.0)

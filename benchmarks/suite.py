@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from common import OUT, REPO, machine, pct, save, train_once
 
+os.environ["TQDM_DISABLE"] = "1"  # model2vec's own progress bars (tqdm reads it when first imported)
 SHARED = REPO.parent / "shared" / "datasets"
 HERE = OUT / "suite"
 CACHE = OUT / "cache"
@@ -284,6 +286,62 @@ def peer_figures(data, splits, x, y, logits, oos_id, train, trained_oos) -> dict
     return {"rule": {"score": rule.score, "threshold": rule.threshold}, **out}
 
 
+M2V_VECTORS = DATA / "model2vec-minilm"  # model2vec's distill of all-MiniLM-L6-v2, made once for every set
+
+
+def model2vec_vectors():
+    """model2vec's own ``distill`` of all-MiniLM-L6-v2 (its defaults but PCA 256, as the real-scale table's
+    peer), made once and kept for every dataset, and the seconds it took."""
+    from model2vec import StaticModel
+
+    seconds = M2V_VECTORS / "distill_s.txt"
+    if not seconds.is_file():
+        from model2vec.distill import distill
+
+        from distill_cli.config import Config
+        from distill_cli.modeling import resolve_model
+
+        start = time.perf_counter()
+        static = distill(resolve_model("minilm-l6", Config()).location, pca_dims=256)
+        static.save_pretrained(str(M2V_VECTORS))
+        seconds.write_text(f"{time.perf_counter() - start:.1f}")  # written last: the folder is complete
+    return StaticModel.from_pretrained(str(M2V_VECTORS)), float(seconds.read_text())
+
+
+def model2vec_peer(data: Data) -> dict | None:
+    """model2vec's classifier on all-MiniLM-L6-v2's vectors (``StaticModelForClassification().fit`` with its
+    defaults; the in-scope validation queries for its early stopping where the data gives a validation split,
+    else its own carve of train), given the tool's rule where the data has a validation split (without one, as
+    SetFit: argmax alone). Its features for the rule: its mean static vector."""
+    try:
+        from model2vec.train import StaticModelForClassification
+    except ImportError:
+        print("model2vec[train] is not installed: its peer skipped (make install has it)", file=sys.stderr)
+        return None
+    splits, intents, oos = splits_of(data)
+    labels, oos_id, y, trained_oos, train = label_ids(splits, intents, oos)
+    static, distill_s = model2vec_vectors()
+    texts = {s: list(splits[s]["text"]) for s in splits}
+    fit_on = {"X": [t for t, keep in zip(texts["train"], train) if keep], "y": [labels[i] for i in y["train"][train]]}
+    if "validation" in splits:
+        known = np.isin(y["validation"], np.unique(y["train"][train]))
+        fit_on["X_val"] = [t for t, keep in zip(texts["validation"], known) if keep]
+        fit_on["y_val"] = [labels[i] for i in y["validation"][known]]
+    start = time.perf_counter()
+    classifier = StaticModelForClassification.from_static_model(model=static).fit(**fit_on).eval()
+    train_s = round(time.perf_counter() - start, 1)
+    order = [list(classifier.classes_).index(label) for label in labels if label in classifier.classes_]
+    tuned = classifier.to_static_model()
+    x = {s: tuned.encode(texts[s]) for s in splits}
+    logits = {s: classifier.encode(texts[s])[:, order] for s in splits if s != "train"}
+    timing = {"train_s": train_s, "distill_s": distill_s}
+    if "validation" not in splits:
+        argmax = np.asarray(range(len(order)))[logits["test"].argmax(-1)]
+        out = figures(y["test"], argmax, argmax, oos_id, None, kinds_of(data, splits["test"]))
+        return {**timing, "rule": None, **out}
+    return {**timing, **peer_figures(data, splits, x, y, logits, oos_id, train, trained_oos)}
+
+
 PEERS_VENV = REPO / ".venv-peers"  # setfit, in an environment of its own (``make bench-suite`` makes it)
 
 
@@ -396,6 +454,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--peers-only", action="store_true")
     parser.add_argument("--without-mpnet", action="store_true", help="the MiniLM-L6 teacher and its student only")
+    parser.add_argument("--without-model2vec", action="store_true", help="not model2vec's classifier")
     parser.add_argument("--setfit", action="store_true", help="SetFit too (in .venv-peers)")
     parser.add_argument("--setfit-iterations", type=int, default=20, help="its num_iterations (quickstart: 20)")
     args = parser.parse_args()
@@ -410,6 +469,9 @@ def main() -> None:
         entry = table.setdefault(name, {})
         print(f"$ {name}: the frozen MiniLM-L6 probe", file=sys.stderr)
         entry["probe-minilm"] = probe_peer(data)
+        if not args.without_model2vec:
+            print(f"$ {name}: model2vec's classifier", file=sys.stderr)
+            entry["model2vec"] = model2vec_peer(data)
         if args.setfit and data.runs is None:  # not on a choosing set: its runs are the test set's
             entry[f"setfit-i{args.setfit_iterations}"] = setfit_peer(data, args.setfit_iterations)
         if not args.peers_only:
