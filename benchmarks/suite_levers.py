@@ -14,7 +14,8 @@ one-domain sets: their own validation split, in-domain and general out-of-scope 
     student, MiniLM-L6 from MPNet and the MPNet teacher at the one that won;
   - splice, mpnet-splice: the 3-layer student and MiniLM-L6 from MPNet with N spliced queries of every
     training query for the teacher to answer (``--splice``), beside what the data's recipe adds;
-  - feature: the 3-layer student with the sentence-geometry term (``--feature-weight``).
+  - feature: the 3-layer student with the sentence-geometry term (``--feature-weight``);
+  - alpha, temperature: the 3-layer student with another weight of the labels (``--alpha``) or temperature.
 
     python benchmarks/suite_levers.py --lever kd_loss [--datasets clinc-10shot,banking] [--values kl,mse]
 """
@@ -54,18 +55,23 @@ LEVERS = {
     "mpnet-lr": ("mpnet", None, ("--student", "mpnet-base"), {lr: ("--learning-rate", lr) for lr in ("5e-5", "2e-4")}),
     # spliced queries (a query's first words, another's last) for the teacher to answer, beside the variants
     "splice": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3"),
-               {n: ("--splice", n) for n in ("0", "2", "4")}),
+               {n: ("--splice", n) for n in ("0", "2", "4", "8")}),
     "mpnet-splice": ("minilm-from-mpnet", "mpnet", ("--student", "minilm-l6"),
                      {n: ("--splice", n) for n in ("0", "2", "4")}),
     # the sentence-geometry term: the student's pooled vector matched to the teacher's, on every row
     "feature": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3"),
                 {w: ("--feature-weight", w) for w in ("0", "1")}),
+    # the distillation's weights: the labels' share (alpha) and the softening of both answers (temperature)
+    "alpha": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3"),
+              {a: ("--alpha", a) for a in ("0.5", "0.2", "0")}),
+    "temperature": ("student", "teacher", ("--student", "{teacher}", "--student-layers", "3"),
+                    {t: ("--temperature", t) for t in ("2", "4", "1")}),
 }  # fmt: skip
 # The value the suite's own run has, which that run stands for; None: every value is a run of its own (few-shot
 # data now gets --augment by default, so the suite's run is no longer the run without it).
 DEFAULTS = {"kd_loss": "kl", "hidden": "0", "augment": None, "mpnet-augment": None, "teacher-layer-decay": "1",
             "teacher-lr": None, "student-lr": None, "mpnet-student-lr": None, "mpnet-lr": "5e-5", "splice": "0",
-            "mpnet-splice": "0", "feature": "0"}
+            "mpnet-splice": "0", "feature": "0", "alpha": "0.5", "temperature": "2"}  # fmt: skip
 CHOOSING = {"clinc-10shot": "clinc-10shot-val", "clinc-5shot": "clinc-5shot-val"}
 
 
@@ -128,9 +134,12 @@ def main() -> None:
             figures = tool_figures(scored, data.runs_dir / record["name"])
             results["validation"].setdefault(name, {})[value] = {"train_s": record["train_s"], **figures}
             save(file, results)
-    lines = [f"| validation % | {' | '.join(values)} |", "|---" * (1 + len(values)) + "|"]
+    # every value this lever's file holds (earlier runs' too), a column each; "—" where a set lacks one
+    shown = list(dict.fromkeys(v for by_value in results["validation"].values() for v in by_value))
+    lines = [f"| validation % | {' | '.join(shown)} |", "|---" * (1 + len(shown)) + "|"]
     for name, by_value in results["validation"].items():
-        lines.append(f"| {name} | " + " | ".join(pct(headline(f)) for f in by_value.values()) + " |")
+        cells = (pct(headline(by_value[v])) if v in by_value else "—" for v in shown)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
 
 
