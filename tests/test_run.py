@@ -177,3 +177,29 @@ def test_export_reads_its_section(runs, tmp_path):
     r = run_cli("export", "student", "--config", config, "--output", tmp_path / "int8", "--json")
     assert r.code == 0, r.stderr
     assert json.loads((tmp_path / "int8" / "export.json").read_text())["quantize"] == "int8"
+
+
+def test_the_default_pair_without_mpnet_says_what_the_suite_measured_on_few_shot_data(tiny_bert, tmp_path, monkeypatch):
+    from conftest import DEMO
+
+    from distill_cli.commands import run_plan
+
+    data = json.loads(DEMO.read_text())
+    kept, seen = [], {}
+    for text, label in data["train"]:  # the first five queries of each intent
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] <= 5:
+            kept.append([text, label])
+    few = tmp_path / "few.json"
+    few.write_text(json.dumps({"train": kept, "test": data["test"]}))
+    # mpnet-base not installed: the default teacher is another model (here the tiny one), its student its own layers
+    monkeypatch.setattr(run_plan, "default_teacher", lambda: str(tiny_bert))
+    advice = "as mpnet-base is not installed"
+    r = run_cli("run", "--dataset", few, "--until", "prepare", "--name", "few")
+    assert r.code == 0, r.stderr
+    assert advice in r.stderr and "pip install 'distill-cli[teacher]'" in r.stderr
+    assert "few-shot" in r.stderr  # said after the data's shape
+    named = run_cli("run", "--dataset", few, "--teacher", tiny_bert, "--until", "prepare", "--name", "named")
+    assert named.code == 0 and advice not in named.stderr  # a teacher the user chose is not second-guessed
+    demo = run_cli("run", "--dataset", "demo-intents", "--until", "prepare", "--name", "demo")
+    assert demo.code == 0 and advice not in demo.stderr  # 20 an intent, out-of-scope queries in train

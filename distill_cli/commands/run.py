@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill_cli.commands.run_plan import THE_TEACHER, RunPlan
+from distill_cli.commands.run_plan import THE_TEACHER, RunPlan, fallback_advice
 from distill_cli.config import Config
 from distill_cli.data.sources import sha
 from distill_cli.errors import DistillError, UsageError
@@ -189,7 +189,8 @@ def prepare_step(plan: RunPlan, summary: RunSummary) -> list[str]:
     seconds = round(time.perf_counter() - began, 2)
     summary.steps["prepare"] = StepRecord(status="done", fingerprint=m.content_hash, seconds=seconds)
     found = [f"data: {', '.join(f'{k} {v:,}' for k, v in m.splits.items())}; {len(m.labels)} labels"]
-    return found + [shape] if (shape := m.describe_shape()) else found
+    advice = fallback_advice(m.few_shot, m.open_set) if plan.fallback_pair else None
+    return found + [line for line in (m.describe_shape(), advice) if line]
 
 
 def finetune_step(plan: RunPlan, summary: RunSummary, overwrite: bool) -> str:

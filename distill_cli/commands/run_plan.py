@@ -37,6 +37,8 @@ class RunPlan:
     evaluate: EvaluateOptions
     push: PushOptions
     fingerprints: dict[str, str] = field(default_factory=dict)
+    # neither teacher nor student was named and mpnet-base is not installed: MiniLM-L6 and its 3-layer cut
+    fallback_pair: bool = False
 
     @property
     def teacher_trained(self) -> bool:
@@ -87,10 +89,13 @@ def make_plan(config: Path | None, flags: dict[str, Any], output: Path | None, p
     _, push_options = load_step(config, "push", {}, {})
     if push:
         push_options = push_options.model_copy(update={"repo_id": push})
-    teacher = flags.get("teacher") or given(distill, "teacher") or given(finetune, "student") or default_teacher()
+    named_teacher = flags.get("teacher") or given(distill, "teacher") or given(finetune, "student")
+    teacher = named_teacher or default_teacher()
     if isinstance(teacher, list):
         raise UsageError("distill run fine-tunes one teacher: for an ensemble, distill distill --teacher A --teacher B")
-    student = flags.get("student") or given(distill, "student") or default_student(teacher)
+    named_student = flags.get("student") or given(distill, "student")
+    student = named_student or default_student(teacher)
+    fallback = not named_teacher and not named_student and teacher != "mpnet-base"
     teacher_ref = resolve_model(teacher, finetune)
     teacher_dir = Path(teacher_ref.location) if teacher_ref.run_dir is not None else folder / "teacher"
     finetune.student, finetune.teacher, finetune.output, finetune.name = teacher, None, teacher_dir, None
@@ -99,7 +104,7 @@ def make_plan(config: Path | None, flags: dict[str, Any], output: Path | None, p
     distill.student = str(teacher_dir) if student == THE_TEACHER else student
     distill.student_layers = layers
     return RunPlan(folder, teacher, teacher_ref, student, finetune, distill, export_cfg, export, evaluate_cfg,
-                   evaluate, push_options)  # fmt: skip
+                   evaluate, push_options, fallback_pair=fallback)  # fmt: skip
 
 
 def given(cfg: Config, key: str) -> str | None:
@@ -120,6 +125,20 @@ def default_teacher() -> str:
     from distill_cli.modeling import MPNET_PARTS
 
     return "mpnet-base" if installed_parts(MPNET_PARTS) else "minilm-l6"
+
+
+def fallback_advice(few_shot: bool, open_set: bool) -> str | None:
+    """One line for a run on few-shot or open-set data whose teacher is MiniLM-L6 only because ``mpnet-base``
+    is not installed: what the suite measured for that pair there, and how to get the pair that won."""
+    if not (few_shot or open_set):
+        return None
+    from distill_cli.modeling import MPNET_PARTS
+
+    return (
+        "teacher MiniLM-L6 and its 3-layer cut, as mpnet-base is not installed: on the suite's few-shot and "
+        "open-set sets that cut was behind a frozen MiniLM-L6 + LogisticRegression on 2 of 4, MPNet and "
+        f'MiniLM-L6 distilled from it ahead on all 4 (BENCHMARKS.md, "The suite"); {MPNET_PARTS.install}'
+    )
 
 
 def default_student(teacher: str) -> str:
