@@ -201,5 +201,7 @@ def test_the_default_pair_without_mpnet_says_what_the_suite_measured_on_few_shot
     assert "few-shot" in r.stderr  # said after the data's shape
     named = run_cli("run", "--dataset", few, "--teacher", tiny_bert, "--until", "prepare", "--name", "named")
     assert named.code == 0 and advice not in named.stderr  # a teacher the user chose is not second-guessed
+    cut = run_cli("run", "--dataset", few, "--student-layers", "2", "--until", "prepare", "--name", "cut")
+    assert cut.code == 0 and advice not in cut.stderr  # nor a cut of another size
     demo = run_cli("run", "--dataset", "demo-intents", "--until", "prepare", "--name", "demo")
     assert demo.code == 0 and advice not in demo.stderr  # 20 an intent, out-of-scope queries in train

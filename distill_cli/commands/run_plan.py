@@ -95,7 +95,8 @@ def make_plan(config: Path | None, flags: dict[str, Any], output: Path | None, p
         raise UsageError("distill run fine-tunes one teacher: for an ensemble, distill distill --teacher A --teacher B")
     named_student = flags.get("student") or given(distill, "student")
     student = named_student or default_student(teacher)
-    fallback = not named_teacher and not named_student and teacher != "mpnet-base"
+    named = named_teacher or named_student or distill.student_layers
+    fallback = not named and teacher != "mpnet-base"
     teacher_ref = resolve_model(teacher, finetune)
     teacher_dir = Path(teacher_ref.location) if teacher_ref.run_dir is not None else folder / "teacher"
     finetune.student, finetune.teacher, finetune.output, finetune.name = teacher, None, teacher_dir, None
