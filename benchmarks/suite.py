@@ -331,15 +331,19 @@ def model2vec_peer(data: Data) -> dict | None:
     classifier = StaticModelForClassification.from_static_model(model=static).fit(**fit_on).eval()
     train_s = round(time.perf_counter() - start, 1)
     order = [list(classifier.classes_).index(label) for label in labels if label in classifier.classes_]
-    tuned = classifier.to_static_model()
-    x = {s: tuned.encode(texts[s]) for s in splits}
     logits = {s: classifier.encode(texts[s])[:, order] for s in splits if s != "train"}
     timing = {"train_s": train_s, "distill_s": distill_s}
     if "validation" not in splits:
-        argmax = np.asarray(range(len(order)))[logits["test"].argmax(-1)]
-        out = figures(y["test"], argmax, argmax, oos_id, None, kinds_of(data, splits["test"]))
-        return {**timing, "rule": None, **out}
+        return {**timing, **argmax_figures(data, splits, y, logits, oos_id)}
+    tuned = classifier.to_static_model()  # its features, for the rule's feature scores
+    x = {s: tuned.encode(texts[s]) for s in splits}
     return {**timing, **peer_figures(data, splits, x, y, logits, oos_id, train, trained_oos)}
+
+
+def argmax_figures(data: Data, splits: dict, y: dict, logits: dict, oos_id: int) -> dict:
+    """A peer's test figures without a rule (no validation split to choose one on): the top intent."""
+    argmax = np.asarray(range(oos_id))[logits["test"][:, :oos_id].argmax(-1)]
+    return {"rule": None, **figures(y["test"], argmax, argmax, oos_id, None, kinds_of(data, splits["test"]))}
 
 
 PEERS_VENV = REPO / ".venv-peers"  # setfit, in an environment of its own (``make bench-suite`` makes it)
@@ -377,9 +381,7 @@ def setfit_peer(data: Data, iterations: int, seed: int = 42) -> dict | None:
     logits = {s: saved[f"logits_{s}"] for s in splits if s != "train"}
     y["train"] = y["train"][train]
     if "validation" not in splits:
-        argmax = np.asarray(range(oos_id))[logits["test"][:, :oos_id].argmax(-1)]
-        out_figures = figures(y["test"], argmax, argmax, oos_id, None, kinds_of(data, splits["test"]))
-        return {"train_s": round(float(saved["train_s"]), 1), "rule": None, **out_figures}
+        return {"train_s": round(float(saved["train_s"]), 1), **argmax_figures(data, splits, y, logits, oos_id)}
     every = np.ones(len(y["train"]), bool)
     return {"train_s": round(float(saved["train_s"]), 1),
             **peer_figures(data, splits, x, y, logits, oos_id, every, trained_oos)}  # fmt: skip

@@ -90,6 +90,20 @@ def demo_words() -> list[str]:
     return sorted(words)
 
 
+def few_shot_file(tmp_path: Path, per_intent: int) -> Path:
+    """The demo data with its first ``per_intent`` training queries an intent and its test split: few-shot data
+    without a validation split."""
+    data = json.loads(DEMO.read_text())
+    kept, seen = [], {}
+    for text, label in data["train"]:
+        if seen.get(label, 0) < per_intent:
+            kept.append([text, label])
+            seen[label] = seen.get(label, 0) + 1
+    path = tmp_path / "few.json"
+    path.write_text(json.dumps({"train": kept, "test": data["test"]}))
+    return path
+
+
 def build_tiny(path: Path, words: list[str], model_type: str = "bert", layers: int = 2, seed: int = 0) -> Path:
     """A random 32-wide encoder and a WordPiece tokenizer over ``words``, saved as a model directory."""
     import torch

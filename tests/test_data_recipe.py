@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import few_shot_file, run_cli
 
 from distill_cli.config import load_config
 from distill_cli.data.manifest import FEW_SHOT, Manifest
@@ -114,20 +114,6 @@ def test_what_the_config_or_a_flag_sets_wins_and_a_static_student_keeps_its_own(
     assert planned("finetune", manifest(5, "carved"), **everything).recipe is None  # nothing left to choose
     static = planned("distill", manifest(5, "carved"), student="static:minilm-l6")
     assert static.recipe is None and static.cfg.contrastive_weight == 0
-
-
-def few_shot_file(tmp_path, per_intent: int):
-    from conftest import DEMO
-
-    data = json.loads(DEMO.read_text())
-    kept, seen = [], {}
-    for text, label in data["train"]:
-        if seen.get(label, 0) < per_intent:
-            kept.append([text, label])
-            seen[label] = seen.get(label, 0) + 1
-    path = tmp_path / "few.json"
-    path.write_text(json.dumps({"train": kept, "test": data["test"]}))
-    return path
 
 
 def test_prepare_says_what_it_found(tiny_bert, tmp_path):

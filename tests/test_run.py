@@ -180,18 +180,11 @@ def test_export_reads_its_section(runs, tmp_path):
 
 
 def test_the_default_pair_without_mpnet_says_what_the_suite_measured_on_few_shot_data(tiny_bert, tmp_path, monkeypatch):
-    from conftest import DEMO
+    from conftest import few_shot_file
 
     from distill_cli.commands import run_plan
 
-    data = json.loads(DEMO.read_text())
-    kept, seen = [], {}
-    for text, label in data["train"]:  # the first five queries of each intent
-        seen[label] = seen.get(label, 0) + 1
-        if seen[label] <= 5:
-            kept.append([text, label])
-    few = tmp_path / "few.json"
-    few.write_text(json.dumps({"train": kept, "test": data["test"]}))
+    few = few_shot_file(tmp_path, 5)
     # mpnet-base not installed: the default teacher is another model (here the tiny one), its student its own layers
     monkeypatch.setattr(run_plan, "default_teacher", lambda: str(tiny_bert))
     advice = "as mpnet-base is not installed"
