@@ -45,9 +45,22 @@ def train(cfg: Config, command: str, resume: bool = False, overwrite: bool = Fal
         callbacks = [RichProgress(f"{command} {run.final.name}"), StopOnSignal()]
         trainer = build_trainer(plan, model, setup, callbacks, layers_kept)
         train_s = fit(trainer, run)
-        return finish_training(Trained(plan, trainer, layers_kept, train_s), run, setup)
+        record = finish_training(Trained(plan, trainer, layers_kept, train_s), run, setup)
+        leave_process_group()
+        return record
     finally:
         run.release()
+
+
+def leave_process_group() -> None:
+    """Under ``torchrun``, every process waits until the first has chosen the rule and moved the run into place,
+    then leaves the process group before exiting: a process that exits with the group's threads still running
+    can abort (``terminate called without an active exception``), which fails the whole launch (CI, 12-07)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def open_run_folder(plan: Plan, resume: bool, overwrite: bool) -> RunFolder:
