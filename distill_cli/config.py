@@ -95,6 +95,11 @@ class Config(BaseModel):
         description="N spliced queries per labelled query (the first words of one joined to the last words of "
         "another), KD only.",
     )
+    intent_names: bool = Field(
+        False,
+        description="Each intent's name read as words (card_declined: 'card declined') as one more labelled training "
+        "query; names that read as no words (LABEL_3) are skipped.",
+    )
     feature_weight: float = Field(
         0.0,
         ge=0,

@@ -59,6 +59,7 @@ TRAIN = DATA + (
     "pooling",
     "head_init",
     "contrastive_weight",
+    "intent_names",
     "layer_decay",
     "oos_rule",
     "oos_score",

@@ -10,11 +10,13 @@ import pytest
 from conftest import few_shot_file, run_cli
 
 from distill_cli.config import load_config
+from distill_cli.data.columns import NO_OOS, OOS_TRAINED, OPEN_SET
 from distill_cli.data.manifest import FEW_SHOT, Manifest
 from distill_cli.training.plan import (
     DISTILL_EPOCHS,
     FEW_SHOT_CUT,
     FEW_SHOT_DISTILL,
+    FEW_SHOT_NAMES,
     FEW_SHOT_RECIPE,
     FEW_SHOT_SMALL,
     OPEN_SET_DISTILL,
@@ -23,7 +25,7 @@ from distill_cli.training.plan import (
 )
 
 
-def manifest(per_intent: float, validation: str, setting: str = "no-oos") -> Manifest:
+def manifest(per_intent: float, validation: str, setting: str = NO_OOS) -> Manifest:
     return Manifest(key="k", source="s", text_column="text", label_column="label", setting=setting, splits={},
                     labels=["a", "b"], tokenizer="t", tokenizer_fingerprint="f", max_length=32, seed=42,
                     content_hash="h", validation=validation, per_intent=per_intent)  # fmt: skip
@@ -35,7 +37,7 @@ def planned(command: str, data: Manifest, student: str = "minilm-l6", width: int
 
 
 @pytest.mark.parametrize("validation", ["given", "carved"])
-@pytest.mark.parametrize("setting", ["no-oos", "open-set", "oos-trained"])
+@pytest.mark.parametrize("setting", [NO_OOS, OPEN_SET, OOS_TRAINED])
 def test_five_an_intent_gets_the_few_shot_recipe_with_or_without_validation_and_out_of_scope(validation, setting):
     for command in ("finetune", "distill"):
         plan = planned(command, manifest(5, validation, setting))
@@ -46,7 +48,12 @@ def test_five_an_intent_gets_the_few_shot_recipe_with_or_without_validation_and_
         # a student distilled from a teacher model also learns from its answers on variants of each query
         assert plan.cfg.augment == (FEW_SHOT_DISTILL["augment"] if command == "distill" else 0)
         assert plan.cfg.splice == 0  # a student other than the teacher's own layers: no spliced queries
+        # the intents' names as queries, where no query of the data is out of scope
+        assert plan.cfg.intent_names is (setting == NO_OOS)
+        assert (", in scope only" in plan.recipe and "intent_names True" in plan.recipe) is (setting == NO_OOS)
     assert planned("distill", manifest(5, "carved"), alpha=1.0).cfg.augment == 0  # no teacher's answers
+    assert planned("finetune", manifest(5, "carved"), intent_names=False).cfg.intent_names is False  # a flag wins
+    assert planned("finetune", manifest(50, "carved")).cfg.intent_names is False  # not few-shot
     assert planned("distill", manifest(5, "carved"), teacher_mode="online").cfg.augment == 0
 
 
@@ -54,8 +61,8 @@ def test_a_few_shot_student_cut_from_its_teacher_also_learns_from_spliced_querie
     """The teacher's own layers (student = teacher) get ``FEW_SHOT_CUT`` beside the variants; the run says so."""
     cut = planned("distill", manifest(5, "carved"), student="t", student_layers=3, width=SMALL_WIDTH)
     assert (cut.cfg.augment, cut.cfg.splice) == (FEW_SHOT_DISTILL["augment"], FEW_SHOT_CUT["splice"])
-    assert cut.recipe.startswith(f"few-shot data (5 training queries an intent, median), a student {SMALL_WIDTH} "
-                                 "wide, cut from its teacher: ")  # fmt: skip
+    assert cut.recipe.startswith(f"few-shot data (5 training queries an intent, median), in scope only, a student "
+                                 f"{SMALL_WIDTH} wide, cut from its teacher: ")  # fmt: skip
     assert cut.recipe.endswith(f"augment 4, splice {FEW_SHOT_CUT['splice']}")
     assert planned("distill", manifest(5, "carved"), student="t", splice=0).cfg.splice == 0  # a flag wins
     assert planned("distill", manifest(5, "carved"), student="t", alpha=1.0).cfg.splice == 0  # no teacher's answers
@@ -68,7 +75,9 @@ def test_a_small_student_learns_faster_on_few_shot_data(command):
     other data and a rate the config or a flag gives keep theirs."""
     small = planned(command, manifest(5, "carved"), width=SMALL_WIDTH)
     assert small.cfg.learning_rate == FEW_SHOT_SMALL["learning_rate"] == small.args.learning_rate
-    said = f"few-shot data (5 training queries an intent, median), a student {SMALL_WIDTH} wide: epochs 8"
+    said = (
+        f"few-shot data (5 training queries an intent, median), in scope only, a student {SMALL_WIDTH} wide: epochs 8"
+    )
     assert small.recipe.startswith(said) and "learning_rate 0.0002" in small.recipe
     default = load_config(None, command, {}).learning_rate
     assert planned(command, manifest(5, "carved"), width=768).cfg.learning_rate == default
@@ -91,17 +100,17 @@ def test_open_set_data_gives_a_distilled_student_the_teachers_answers_on_variant
     """Fifty an intent, out-of-scope queries in validation or test only: ``distill`` from a teacher model adds
     ``augment`` for a student other than the teacher; the teacher (``finetune``), the teacher's own layers, data
     with out-of-scope training queries or none at all, alpha 1 and a flag keep theirs."""
-    plan = planned("distill", manifest(50, validation, "open-set"))
+    plan = planned("distill", manifest(50, validation, OPEN_SET))
     assert plan.cfg.augment == OPEN_SET_DISTILL["augment"] and plan.cfg.epochs == DISTILL_EPOCHS
     assert plan.recipe == ("open-set data (out-of-scope queries in validation or test only) and a student other "
                            f"than the teacher: augment {plan.cfg.augment}")  # fmt: skip
-    assert planned("distill", manifest(50, validation, "open-set"), student="t", student_layers=3).recipe is None
-    assert planned("finetune", manifest(50, validation, "open-set")).recipe is None
-    for setting in ("no-oos", "oos-trained"):
+    assert planned("distill", manifest(50, validation, OPEN_SET), student="t", student_layers=3).recipe is None
+    assert planned("finetune", manifest(50, validation, OPEN_SET)).recipe is None
+    for setting in (NO_OOS, OOS_TRAINED):
         assert planned("distill", manifest(50, validation, setting)).cfg.augment == 0
-    assert planned("distill", manifest(50, validation, "open-set"), alpha=1.0).cfg.augment == 0
-    assert planned("distill", manifest(50, validation, "open-set"), augment=1).recipe is None
-    both = planned("distill", manifest(5, validation, "open-set"))
+    assert planned("distill", manifest(50, validation, OPEN_SET), alpha=1.0).cfg.augment == 0
+    assert planned("distill", manifest(50, validation, OPEN_SET), augment=1).recipe is None
+    both = planned("distill", manifest(5, validation, OPEN_SET))
     assert both.recipe.startswith("few-shot data (5 training queries an intent, median) and open-set data")
 
 
@@ -109,8 +118,8 @@ def test_what_the_config_or_a_flag_sets_wins_and_a_static_student_keeps_its_own(
     plan = planned("finetune", manifest(5, "carved"), epochs=3, keep_best_epoch=True)
     assert (plan.cfg.epochs, plan.cfg.keep_best_epoch) == (3, True)
     assert plan.cfg.contrastive_weight == FEW_SHOT_RECIPE["contrastive_weight"]  # the rest still applies
-    assert plan.recipe.endswith(f"contrastive_weight {FEW_SHOT_RECIPE['contrastive_weight']}")
-    everything = {k: v for k, v in FEW_SHOT_RECIPE.items()}
+    assert plan.recipe.endswith(f"contrastive_weight {FEW_SHOT_RECIPE['contrastive_weight']}, intent_names True")
+    everything = {**FEW_SHOT_RECIPE, **FEW_SHOT_NAMES}
     assert planned("finetune", manifest(5, "carved"), **everything).recipe is None  # nothing left to choose
     static = planned("distill", manifest(5, "carved"), student="static:minilm-l6")
     assert static.recipe is None and static.cfg.contrastive_weight == 0
@@ -173,7 +182,7 @@ def test_every_default_of_the_plan_is_in_what_distill_run_compares(monkeypatch):
     before = plan.recipe_defaults()
     constants = [name for name in vars(plan) if name.isupper() and isinstance(getattr(plan, name), (dict, int))]
     constants.remove("STATIC_SEARCH_DEFAULTS")  # a search's ranges: `distill run` does not search
-    assert len(constants) == 9, constants  # the static student's DISTILL_AUGMENT and DISTILL_SPLICE were missing
+    assert len(constants) == 10, constants  # the static student's DISTILL_AUGMENT and DISTILL_SPLICE were missing
     for name in constants:
         value = getattr(plan, name)
         with monkeypatch.context() as m:

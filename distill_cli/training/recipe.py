@@ -18,6 +18,7 @@ import transformers
 
 from distill_cli import inference, modeling, precision
 from distill_cli.config import Config
+from distill_cli.data.intent_names import name_rows, with_name_rows
 from distill_cli.data.prepared import Prepared, load_for_training, tokenizer_fingerprint
 from distill_cli.data.transfer import ExtraRows, describe, extra_rows, with_extra_rows
 from distill_cli.errors import Interrupted, UsageError
@@ -55,7 +56,9 @@ def shared_setup(plan: Plan, student_ref: modeling.ModelRef, cfg: Config | None 
     if cfg is not None:
         plan = for_data(plan, cfg, prepared.manifest, getattr(models.student_config, "hidden_size", None))
     oos = check_oos_rule(plan, prepared)
+    names = add_name_rows(plan, prepared, models.tokenizer)
     rows = add_extra_rows(plan, prepared, models.tokenizer)
+    rows.counts.update(names)
     teacher = setup_teacher(plan, models, prepared)
     return plan, Setup(models, prepared, teacher, oos, rows)
 
@@ -146,12 +149,32 @@ def check_oos_rule(plan: Plan, prepared: Prepared) -> OOSChoice | None:
     return None
 
 
+def held_out_texts(prepared: Prepared) -> list[str]:
+    """The validation and test queries, which no added row may equal."""
+    dsd = prepared.datasets
+    return [t for split in ("validation", "test") if split in dsd for t in dsd[split]["text"]]
+
+
+def add_name_rows(plan: Plan, prepared: Prepared, tokenizer) -> dict[str, int]:
+    """With ``intent_names``, each intent's name as one more labelled training query (``data/intent_names.py``);
+    returns the counts ``run.json`` records (none without it)."""
+    if not plan.cfg.intent_names:
+        return {}
+    train = prepared.datasets["train"]
+    names = train.features["label"].names
+    rows, counts = name_rows(names, prepared.manifest.oos_label, list(train["text"]), held_out_texts(prepared))
+    prepared.datasets["train"] = with_name_rows(train, rows, tokenizer, plan.cfg.max_length)
+    if plan.is_main:
+        skipped = len(names) - len(rows) - (prepared.manifest.oos_label in names)
+        info(f"intent names: {len(rows):,} added as training queries" + (f", {skipped:,} skipped" if skipped else ""))
+    return counts
+
+
 def add_extra_rows(plan: Plan, prepared: Prepared, tokenizer) -> ExtraRows:
     """Append the transfer-set and augmented rows to the training split (``data/transfer.py``)."""
     cfg, dsd = plan.cfg, prepared.datasets
-    held_out = [t for split in ("validation", "test") if split in dsd for t in dsd[split]["text"]]
     mask = getattr(tokenizer, "mask_token", None) or getattr(tokenizer, "unk_token", None) or "[UNK]"
-    rows = extra_rows(cfg, list(dsd["train"]["text"]), held_out, mask)
+    rows = extra_rows(cfg, list(dsd["train"]["text"]), held_out_texts(prepared), mask)
     if rows.counts:
         dsd["train"] = with_extra_rows(dsd["train"], rows, tokenizer, cfg.max_length)
         if plan.is_main:
