@@ -98,7 +98,7 @@ class RunRecord(Record):
     export: ExportRecord | None = None  # in an exported folder: its export.json
     search: dict[str, Any] | None = None  # the best model of a study: the study, the trial and its value
     recipe: str | None = None  # what the data made the recipe (few-shot data: its epochs, ...), as said
-    rows: dict[str, int] | None = None  # training rows by source (labelled, transfer, augmented, spliced), drops
+    rows: dict[str, int] | None = None  # training rows by source (labelled, names, transfer, variants, ...), drops
 
     def public(self) -> bytes:
         """What ``push`` uploads: no local path, no cache key (the dataset's cache folder is named by its

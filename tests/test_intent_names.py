@@ -51,7 +51,7 @@ def test_a_run_with_intent_names_trains_on_them_with_their_labels(tiny_bert, tmp
     assert r.code == 0, r.stderr
     record = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
     assert record["config"]["intent_names"] is True and record["rows"]["intent_names"] == intents
-    assert f"intent names: {intents} added as training queries" in r.stderr
+    assert f"intent names: {intents} added as training queries\n" in r.stderr  # every demo name reads as words
     teacher = tmp_path / "runs" / "t"
     runs = {}
     for name, flag in (("s", "--intent-names"), ("s0", "--no-intent-names")):
@@ -79,3 +79,18 @@ def test_the_name_rows_join_the_training_split_with_their_labels_and_tokens(tiny
     assert grown["text"] == [*texts, "set alarm", "play music", "weather"]
     assert grown["label"] == [0, 1, 0, 1, 2] and grown.features == train.features
     assert grown["input_ids"][2] == tokenizer("set alarm", truncation=True, max_length=24)["input_ids"]
+
+
+def test_a_run_says_which_names_it_skipped(tiny_bert, tmp_path):
+    """An intent named ``LABEL_9`` is not a query: the run adds the other names and says why it left one out."""
+    data = few_shot_file(tmp_path, 5)
+    rows = json.loads(data.read_text())
+    renamed = {split: [[t, "LABEL_9" if y == "tell_joke" else y] for t, y in rows[split]] for split in rows}
+    data.write_text(json.dumps(renamed))
+    r = run_cli("finetune", "--dataset", data, "--student", tiny_bert, "--name", "t", "--epochs", "1",
+                "--batch-size", "8", "--max-length", "24", "--json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    intents = len({y for _, y in renamed["train"]})
+    assert f"intent names: {intents - 1} added as training queries; 1 read as no words\n" in r.stderr
+    counts = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())["rows"]
+    assert (counts["intent_names"], counts["names_not_words"]) == (intents - 1, 1)

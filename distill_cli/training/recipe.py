@@ -165,8 +165,10 @@ def add_name_rows(plan: Plan, prepared: Prepared, tokenizer) -> dict[str, int]:
     rows, counts = name_rows(names, prepared.manifest.oos_label, list(train["text"]), held_out_texts(prepared))
     prepared.datasets["train"] = with_name_rows(train, rows, tokenizer, plan.cfg.max_length)
     if plan.is_main:
-        skipped = len(names) - len(rows) - (prepared.manifest.oos_label in names)
-        info(f"intent names: {len(rows):,} added as training queries" + (f", {skipped:,} skipped" if skipped else ""))
+        equal = counts["names_as_evaluation_queries"] + counts["names_as_training_queries"]
+        skipped = [f"{counts['names_not_words']:,} read as no words"] if counts["names_not_words"] else []
+        skipped += [f"{equal:,} equal to a query of the data"] if equal else []
+        info(f"intent names: {len(rows):,} added as training queries" + "".join(f"; {s}" for s in skipped))
     return counts
 
 

@@ -68,7 +68,7 @@ class Setup:
     prepared: Prepared
     teacher: TeacherSetup
     oos: OOSChoice | None  # the out-of-scope rule to choose after training, if any
-    rows: ExtraRows = field(default_factory=ExtraRows)  # the transfer-set and augmented rows of the train split
+    rows: ExtraRows = field(default_factory=ExtraRows)  # added rows of the train split (names counted)
     probe_features: dict[int | None, torch.Tensor] = field(default_factory=dict)  # by student_layers
 
 
