@@ -16,7 +16,6 @@ from distill_cli.training.plan import (
     DISTILL_EPOCHS,
     FEW_SHOT_CUT,
     FEW_SHOT_DISTILL,
-    FEW_SHOT_NAMES,
     FEW_SHOT_RECIPE,
     FEW_SHOT_SMALL,
     OPEN_SET_DISTILL,
@@ -48,12 +47,8 @@ def test_five_an_intent_gets_the_few_shot_recipe_with_or_without_validation_and_
         # a student distilled from a teacher model also learns from its answers on variants of each query
         assert plan.cfg.augment == (FEW_SHOT_DISTILL["augment"] if command == "distill" else 0)
         assert plan.cfg.splice == 0  # a student other than the teacher's own layers: no spliced queries
-        # the intents' names as queries, where no query of the data is out of scope
-        assert plan.cfg.intent_names is (setting == NO_OOS)
-        assert (", in scope only" in plan.recipe and "intent_names True" in plan.recipe) is (setting == NO_OOS)
+        assert plan.cfg.intent_names is False  # an option: a tie on validation (BENCHMARKS.md, "Student levers")
     assert planned("distill", manifest(5, "carved"), alpha=1.0).cfg.augment == 0  # no teacher's answers
-    assert planned("finetune", manifest(5, "carved"), intent_names=False).cfg.intent_names is False  # a flag wins
-    assert planned("finetune", manifest(50, "carved")).cfg.intent_names is False  # not few-shot
     assert planned("distill", manifest(5, "carved"), teacher_mode="online").cfg.augment == 0
 
 
@@ -61,8 +56,8 @@ def test_a_few_shot_student_cut_from_its_teacher_also_learns_from_spliced_querie
     """The teacher's own layers (student = teacher) get ``FEW_SHOT_CUT`` beside the variants; the run says so."""
     cut = planned("distill", manifest(5, "carved"), student="t", student_layers=3, width=SMALL_WIDTH)
     assert (cut.cfg.augment, cut.cfg.splice) == (FEW_SHOT_DISTILL["augment"], FEW_SHOT_CUT["splice"])
-    assert cut.recipe.startswith(f"few-shot data (5 training queries an intent, median), in scope only, a student "
-                                 f"{SMALL_WIDTH} wide, cut from its teacher: ")  # fmt: skip
+    assert cut.recipe.startswith(f"few-shot data (5 training queries an intent, median), a student {SMALL_WIDTH} "
+                                 "wide, cut from its teacher: ")  # fmt: skip
     assert cut.recipe.endswith(f"augment 4, splice {FEW_SHOT_CUT['splice']}")
     assert planned("distill", manifest(5, "carved"), student="t", splice=0).cfg.splice == 0  # a flag wins
     assert planned("distill", manifest(5, "carved"), student="t", alpha=1.0).cfg.splice == 0  # no teacher's answers
@@ -75,9 +70,7 @@ def test_a_small_student_learns_faster_on_few_shot_data(command):
     other data and a rate the config or a flag gives keep theirs."""
     small = planned(command, manifest(5, "carved"), width=SMALL_WIDTH)
     assert small.cfg.learning_rate == FEW_SHOT_SMALL["learning_rate"] == small.args.learning_rate
-    said = (
-        f"few-shot data (5 training queries an intent, median), in scope only, a student {SMALL_WIDTH} wide: epochs 8"
-    )
+    said = f"few-shot data (5 training queries an intent, median), a student {SMALL_WIDTH} wide: epochs 8"
     assert small.recipe.startswith(said) and "learning_rate 0.0002" in small.recipe
     default = load_config(None, command, {}).learning_rate
     assert planned(command, manifest(5, "carved"), width=768).cfg.learning_rate == default
@@ -118,8 +111,8 @@ def test_what_the_config_or_a_flag_sets_wins_and_a_static_student_keeps_its_own(
     plan = planned("finetune", manifest(5, "carved"), epochs=3, keep_best_epoch=True)
     assert (plan.cfg.epochs, plan.cfg.keep_best_epoch) == (3, True)
     assert plan.cfg.contrastive_weight == FEW_SHOT_RECIPE["contrastive_weight"]  # the rest still applies
-    assert plan.recipe.endswith(f"contrastive_weight {FEW_SHOT_RECIPE['contrastive_weight']}, intent_names True")
-    everything = {**FEW_SHOT_RECIPE, **FEW_SHOT_NAMES}
+    assert plan.recipe.endswith(f"contrastive_weight {FEW_SHOT_RECIPE['contrastive_weight']}")
+    everything = {k: v for k, v in FEW_SHOT_RECIPE.items()}
     assert planned("finetune", manifest(5, "carved"), **everything).recipe is None  # nothing left to choose
     static = planned("distill", manifest(5, "carved"), student="static:minilm-l6")
     assert static.recipe is None and static.cfg.contrastive_weight == 0
@@ -182,7 +175,7 @@ def test_every_default_of_the_plan_is_in_what_distill_run_compares(monkeypatch):
     before = plan.recipe_defaults()
     constants = [name for name in vars(plan) if name.isupper() and isinstance(getattr(plan, name), (dict, int))]
     constants.remove("STATIC_SEARCH_DEFAULTS")  # a search's ranges: `distill run` does not search
-    assert len(constants) == 10, constants  # the static student's DISTILL_AUGMENT and DISTILL_SPLICE were missing
+    assert len(constants) == 9, constants  # the static student's DISTILL_AUGMENT and DISTILL_SPLICE were missing
     for name in constants:
         value = getattr(plan, name)
         with monkeypatch.context() as m:

@@ -60,6 +60,10 @@ def test_a_run_with_intent_names_trains_on_them_with_their_labels(tiny_bert, tmp
         runs[name] = json.loads((tmp_path / "runs" / name / "run.json").read_text())["rows"]
     assert runs["s"]["labelled"] == runs["s0"]["labelled"] + intents and runs["s"]["intent_names"] == intents
     assert "intent_names" not in runs["s0"] and "intent names" not in r.stderr
+    # an option, not a default: a few-shot run given no flag adds no names
+    r = run_cli("finetune", "--student", tiny_bert, "--name", "plain", *common)
+    assert r.code == 0 and "intent names" not in r.stderr, r.stderr
+    assert "intent_names" not in (json.loads((tmp_path / "runs" / "plain" / "run.json").read_text())["rows"] or {})
 
 
 def test_the_name_rows_join_the_training_split_with_their_labels_and_tokens(tiny_bert):
@@ -88,7 +92,7 @@ def test_a_run_says_which_names_it_skipped(tiny_bert, tmp_path):
     renamed = {split: [[t, "LABEL_9" if y == "tell_joke" else y] for t, y in rows[split]] for split in rows}
     data.write_text(json.dumps(renamed))
     r = run_cli("finetune", "--dataset", data, "--student", tiny_bert, "--name", "t", "--epochs", "1",
-                "--batch-size", "8", "--max-length", "24", "--json")  # fmt: skip
+                "--batch-size", "8", "--max-length", "24", "--intent-names", "--json")  # fmt: skip
     assert r.code == 0, r.stderr
     intents = len({y for _, y in renamed["train"]})
     assert f"intent names: {intents - 1} added as training queries; 1 read as no words\n" in r.stderr

@@ -18,7 +18,6 @@ import torch
 
 from distill_cli import modeling, precision
 from distill_cli.config import Config
-from distill_cli.data.columns import NO_OOS
 from distill_cli.data.manifest import Manifest
 from distill_cli.data.transfer import check_transfer_file
 from distill_cli.errors import UsageError
@@ -123,13 +122,6 @@ FEW_SHOT_DISTILL = {"augment": 4}
 # MiniLM-L6 teacher gained on CLINC150 5-shot 85.10 -> 85.87 and 10-shot 91.13 -> 91.80, and with the rule on 5
 # queries an intent of banking 75.55 -> 82.27 and of credit cards 84.64 -> 86.45 (BENCHMARKS.md, "Student levers").
 FEW_SHOT_CUT = {"splice": 4}
-# ... and few-shot data with no out-of-scope queries anywhere trains on each intent's name as one more labelled query
-# (``--intent-names``, ``data/intent_names.py``): on CLINC150's few-shot validation the MiniLM-L6 teacher gained
-# 88.80 -> 90.40 (5 an intent) and its 3-layer cut 85.87 -> 87.67. On open-set data (5 an intent of banking and
-# of credit cards, two seeds each) the cut's in-scope accuracy rose on all four but its accuracy with the rule fell
-# on three (-9.5, +2.4, -1.4, -3.3), its score separating unseen intents no better: not there (BENCHMARKS.md,
-# "Student levers").
-FEW_SHOT_NAMES = {"intent_names": True}
 # Open-set data (``Manifest.open_set``: out-of-scope queries in validation or test, none in train) gives a student
 # other than its teacher's own layers the teacher's answers on variants of every query, whatever the number an
 # intent: such a student sees only in-scope queries and learns the teacher's confidence on them alone; the
@@ -146,8 +138,8 @@ def recipe_defaults() -> str:
     changes them redoes the steps."""
     import json
 
-    table = [FEW_SHOT_RECIPE, FEW_SHOT_SMALL, SMALL_WIDTH, FEW_SHOT_DISTILL, FEW_SHOT_CUT, FEW_SHOT_NAMES,
-             OPEN_SET_DISTILL, DISTILL_EPOCHS, DISTILL_AUGMENT, DISTILL_SPLICE]  # fmt: skip
+    table = [FEW_SHOT_RECIPE, FEW_SHOT_SMALL, SMALL_WIDTH, FEW_SHOT_DISTILL, FEW_SHOT_CUT, OPEN_SET_DISTILL,
+             DISTILL_EPOCHS, DISTILL_AUGMENT, DISTILL_SPLICE]  # fmt: skip
     return json.dumps(table, sort_keys=True)
 
 
@@ -161,12 +153,11 @@ def data_defaults(cfg: Config, data: Manifest | None, static: bool, command: str
     teacher_answers = command == "distill" and cfg.teachers and cfg.alpha < 1 and cfg.teacher_mode == "cached"
     cut = cfg.student == cfg.lead_teacher  # the student is the teacher's own layers (or all of them)
     if data.few_shot:
-        small, in_scope_only = width is not None and width <= SMALL_WIDTH, data.setting == NO_OOS
-        recipe.update(FEW_SHOT_RECIPE, **(FEW_SHOT_SMALL if small else {}), **(FEW_SHOT_NAMES if in_scope_only else {}))
+        small = width is not None and width <= SMALL_WIDTH
+        recipe.update(FEW_SHOT_RECIPE, **(FEW_SHOT_SMALL if small else {}))
         if teacher_answers:
             recipe.update(FEW_SHOT_DISTILL, **(FEW_SHOT_CUT if cut else {}))
         why.append(f"few-shot data ({data.per_intent:g} training queries an intent, median)"
-                   + (", in scope only" if in_scope_only else "")
                    + (f", a student {width} wide" if small else "")
                    + (", cut from its teacher" if teacher_answers and cut else ""))  # fmt: skip
     if data.open_set and teacher_answers and not cut:
