@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from distill_cli.data.transfer import normalised
+from distill_cli.data.transfer import Novelty
 
 # A name that is a numbered placeholder, not a description: "label 3", "class 12", "intent 7", "3".
 PLACEHOLDER = re.compile(r"(label|class|intent|category|cat|id)?\s*\d+")
@@ -35,23 +35,17 @@ def name_rows(
     """The (query, label id) rows the intents' names make, ids in ``label_names`` order, and their counts for
     ``run.json``: names added, names that read as no words, names dropped as equal to an evaluation query or
     to a training query."""
-    evaluation, seen = {normalised(t) for t in held_out}, {normalised(t) for t in labelled}
-    rows, counts = [], dict.fromkeys(("intent_names", "names_not_words", "names_as_evaluation_queries",
-                                      "names_as_training_queries"), 0)  # fmt: skip
+    novel, rows = Novelty(held_out, labelled), []
+    why = {None: "intent_names", "leak": "names_as_evaluation_queries", "duplicate": "names_as_training_queries"}
+    counts = dict.fromkeys(("names_not_words", *why.values()), 0)
     for label, name in enumerate(label_names):
         if name == oos_label:
             continue
         query = as_query(name)
-        if query is None:
-            counts["names_not_words"] += 1
-        elif query in evaluation:
-            counts["names_as_evaluation_queries"] += 1
-        elif query in seen:
-            counts["names_as_training_queries"] += 1
-        else:
-            seen.add(query)
+        problem = "not words" if query is None else novel.check(query)
+        counts[why.get(problem, "names_not_words")] += 1
+        if problem is None:
             rows.append((query, label))
-            counts["intent_names"] += 1
     return rows, counts
 
 

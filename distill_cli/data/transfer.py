@@ -75,6 +75,25 @@ def digest(text: str) -> bytes:
     return hashlib.blake2b(normalised(text).encode(), digest_size=16).digest()
 
 
+class Novelty:
+    """Which added rows are new: none equal to a ``held_out`` (validation or test) query, a ``labelled`` one, or
+    one kept before. Memory holds one 16-byte digest a query (tens of MB for a million), never the texts."""
+
+    def __init__(self, held_out: list[str], labelled: list[str]):
+        self.evaluation = {digest(t) for t in held_out}
+        self.seen = {digest(t) for t in labelled}
+
+    def check(self, text: str) -> str | None:
+        """None for a new query (kept from now on); else why not: "leak" or "duplicate"."""
+        key = digest(text)
+        if key in self.evaluation:
+            return "leak"
+        if key in self.seen:
+            return "duplicate"
+        self.seen.add(key)
+        return None
+
+
 def check_transfer_file(spec: str | None, flag: str = "--transfer-set", text_lines: bool = True) -> None:
     """Before any compute: the file exists and has a supported extension (a table's, or ``.txt`` where
     ``text_lines``)."""
@@ -189,21 +208,13 @@ def extra_rows(cfg: Config, labelled: list[str], held_out: list[str], mask_token
     rows = ExtraRows()
     if not cfg.transfer_set and not cfg.augment and not cfg.splice:
         return rows
-    evaluation = {digest(t) for t in held_out}
-    seen = {digest(t) for t in labelled}
+    novel = Novelty(held_out, labelled)
     counts = dict.fromkeys(("transfer_read", "transfer", "augmented", "spliced", "leak", "duplicate"), 0)
 
     def keep(text: str, kind: str) -> bool:
-        key = digest(text)
-        if key in evaluation:
-            counts["leak"] += 1
-        elif key in seen:
-            counts["duplicate"] += 1
-        else:
-            seen.add(key)
-            counts[kind] += 1
-            return True
-        return False
+        problem = novel.check(text)
+        counts[problem or kind] += 1
+        return problem is None
 
     rows.path = scratch_folder(cfg) / "rows.arrow"
     with row_writer(rows.path) as write:
