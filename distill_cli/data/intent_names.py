@@ -36,14 +36,15 @@ def name_rows(
     ``run.json``: names added, names that read as no words, names dropped as equal to an evaluation query or
     to a training query."""
     novel, rows = Novelty(held_out, labelled), []
-    why = {None: "intent_names", "leak": "names_as_evaluation_queries", "duplicate": "names_as_training_queries"}
-    counts = dict.fromkeys(("names_not_words", *why.values()), 0)
+    why = {None: "intent_names", "not words": "names_not_words", "leak": "names_as_evaluation_queries",
+           "duplicate": "names_as_training_queries"}  # fmt: skip
+    counts = dict.fromkeys(why.values(), 0)
     for label, name in enumerate(label_names):
         if name == oos_label:
             continue
         query = as_query(name)
         problem = "not words" if query is None else novel.check(query)
-        counts[why.get(problem, "names_not_words")] += 1
+        counts[why[problem]] += 1
         if problem is None:
             rows.append((query, label))
     return rows, counts

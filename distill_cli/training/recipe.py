@@ -56,8 +56,9 @@ def shared_setup(plan: Plan, student_ref: modeling.ModelRef, cfg: Config | None 
     if cfg is not None:
         plan = for_data(plan, cfg, prepared.manifest, getattr(models.student_config, "hidden_size", None))
     oos = check_oos_rule(plan, prepared)
-    names = add_name_rows(plan, prepared, models.tokenizer)
-    rows = add_extra_rows(plan, prepared, models.tokenizer)
+    held_out = held_out_texts(prepared)
+    names = add_name_rows(plan, prepared, models.tokenizer, held_out)
+    rows = add_extra_rows(plan, prepared, models.tokenizer, held_out)
     rows.counts.update(names)
     teacher = setup_teacher(plan, models, prepared)
     return plan, Setup(models, prepared, teacher, oos, rows)
@@ -155,14 +156,14 @@ def held_out_texts(prepared: Prepared) -> list[str]:
     return [t for split in ("validation", "test") if split in dsd for t in dsd[split]["text"]]
 
 
-def add_name_rows(plan: Plan, prepared: Prepared, tokenizer) -> dict[str, int]:
-    """With ``intent_names``, each intent's name as one more labelled training query (``data/intent_names.py``);
-    returns the counts ``run.json`` records (none without it)."""
+def add_name_rows(plan: Plan, prepared: Prepared, tokenizer, held_out: list[str]) -> dict[str, int]:
+    """With ``intent_names``, each intent's name as one more labelled training query (``data/intent_names.py``),
+    none equal to a ``held_out`` query; returns the counts ``run.json`` records (none without it)."""
     if not plan.cfg.intent_names:
         return {}
     train = prepared.datasets["train"]
     names = train.features["label"].names
-    rows, counts = name_rows(names, prepared.manifest.oos_label, list(train["text"]), held_out_texts(prepared))
+    rows, counts = name_rows(names, prepared.manifest.oos_label, list(train["text"]), held_out)
     prepared.datasets["train"] = with_name_rows(train, rows, tokenizer, plan.cfg.max_length)
     if plan.is_main:
         equal = counts["names_as_evaluation_queries"] + counts["names_as_training_queries"]
@@ -172,11 +173,12 @@ def add_name_rows(plan: Plan, prepared: Prepared, tokenizer) -> dict[str, int]:
     return counts
 
 
-def add_extra_rows(plan: Plan, prepared: Prepared, tokenizer) -> ExtraRows:
-    """Append the transfer-set and augmented rows to the training split (``data/transfer.py``)."""
+def add_extra_rows(plan: Plan, prepared: Prepared, tokenizer, held_out: list[str]) -> ExtraRows:
+    """Append the transfer-set and augmented rows to the training split (``data/transfer.py``), none equal to a
+    ``held_out`` query."""
     cfg, dsd = plan.cfg, prepared.datasets
     mask = getattr(tokenizer, "mask_token", None) or getattr(tokenizer, "unk_token", None) or "[UNK]"
-    rows = extra_rows(cfg, list(dsd["train"]["text"]), held_out_texts(prepared), mask)
+    rows = extra_rows(cfg, list(dsd["train"]["text"]), held_out, mask)
     if rows.counts:
         dsd["train"] = with_extra_rows(dsd["train"], rows, tokenizer, cfg.max_length)
         if plan.is_main:
